@@ -1,0 +1,250 @@
+"""memserve command line: thin wrappers that parse arguments and call the library or the SDK.
+
+    memserve serve  [--data-dir DIR] [--port PORT] [--host HOST] [--config FILE] [--set NAME=VALUE ...]
+    memserve ingest --server HOST:PORT --namespace NS FILE.jsonl [--openie FILE.json] [--batch-size N]
+    memserve query  --server HOST:PORT --namespace NS [--top-k K] [--mode dense|graph|hybrid] [--json] TEXT
+    memserve stats | summary | prune | export | settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+
+def _server_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default=os.environ.get("MEMSERVE_SERVER", DEFAULT_SERVER),
+                   help="HOST:PORT of a running memserve (env MEMSERVE_SERVER)")
+    p.add_argument("--api-key", default=os.environ.get("MEMSERVE_API_KEY", ""), help=argparse.SUPPRESS)
+    p.add_argument("--timeout", type=float, default=None, help="deadline per call in seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memserve", description="memory server for LLM agents")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gRPC server")
+    p.add_argument("--data-dir", type=Path, help="where the database and indexes live (default ./memserve-data)")
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="bind port (default 50051; 0 picks a free port)")
+    p.add_argument("--config", type=Path, default=os.environ.get("MEMSERVE_CONFIG"), help="TOML settings file")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override any setting (see `memserve settings`)")
+    p.add_argument("--port-file", type=Path, help="write the bound port here once serving (for scripts)")
+
+    sub.add_parser("settings", help="print every setting with its env variable and default (markdown)")
+
+    p = sub.add_parser("ingest", help="write episodes from a JSONL file")
+    _server_arg(p)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("file", type=Path, help="JSONL: {id?, text, session_id?, speaker?, time?, metadata?, ...}")
+    p.add_argument("--openie", type=Path, help="HippoRAG OpenIE JSON: attach its entities and triples by passage text")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--wait-for-graph", action="store_true", help="return once the graph has caught up")
+
+    p = sub.add_parser("query", help="ask a question")
+    _server_arg(p)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--mode", choices=["dense", "graph", "hybrid"])
+    p.add_argument("--session", action="append", default=[], help="only these sessions (repeatable)")
+    p.add_argument("--token-budget", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("text")
+
+    p = sub.add_parser("stats", help="namespace and server statistics")
+    _server_arg(p)
+    p.add_argument("--namespace", default="")
+
+    p = sub.add_parser("summary", help="the compact memory of a namespace or session")
+    _server_arg(p)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--session", default="")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("prune", help="age-weighted forgetting")
+    _server_arg(p)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--max-episodes", type=int, default=0)
+    p.add_argument("--max-bytes", type=int, default=0)
+    p.add_argument("--min-score", type=float)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", help="write the knowledge graph as GraphML or node-link JSON")
+    _server_arg(p)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--format", choices=["graphml", "node-link"], default="graphml")
+    p.add_argument("--output", "-o", type=Path, required=True)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .config import load_settings
+    from .errors import ConfigError
+    from .server.app import MemoryServer
+
+    overrides: dict = {"data_dir": args.data_dir, "host": args.host, "port": args.port}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"memserve: --set expects NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        overrides[name.strip()] = value
+    try:
+        settings = load_settings(config_file=args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"memserve: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run() -> None:
+        import signal
+
+        server = MemoryServer(settings)
+        port = await server.start()
+        if args.port_file:
+            tmp = args.port_file.with_suffix(".tmp")
+            tmp.write_text(str(port))
+            tmp.replace(args.port_file)
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+        logging.getLogger("memserve").info("shutting down: draining in-flight calls")
+        await server.stop()
+
+    try:
+        asyncio.run(run())
+    except ConfigError as exc:
+        print(f"memserve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _client(args: argparse.Namespace):
+    from memserve_client import MemoryClient
+
+    return MemoryClient(args.server, timeout=args.timeout, api_key=args.api_key or None)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .cli_ingest import ingest_file
+
+    with _client(args) as client:
+        return ingest_file(client, args.namespace, args.file, openie=args.openie, batch_size=args.batch_size,
+                           wait_for_graph=args.wait_for_graph)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from memserve_client import QueryFilter
+
+    flt = QueryFilter(session_ids=tuple(args.session)) if args.session else None
+    with _client(args) as client:
+        result = client.query(args.namespace, args.text, top_k=args.top_k, mode=args.mode, filter=flt,
+                              token_budget=args.token_budget)
+    if args.json:
+        out = {"hits": [{"id": h.episode.id, "text": h.episode.text, "score": h.score, "rank": h.rank,
+                         "session_id": h.episode.session_id,
+                         "facts": [[f.subject, f.predicate, f.object] for f in h.facts]} for h in result.hits],
+               "mode": result.mode, "timings_ms": result.timings_ms}
+        if args.token_budget:
+            out["context"] = result.context
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        for h in result.hits:
+            print(f"{h.rank:>3}  {h.score:.4f}  {h.episode.id}  {h.episode.text[:100]!r}")
+        print(f"mode {result.mode}; " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
+    return 0
+
+
+def _print_json(obj) -> None:
+    import dataclasses
+    import datetime as dt
+
+    def default(o):
+        if dataclasses.is_dataclass(o):
+            return dataclasses.asdict(o)
+        if isinstance(o, dt.datetime):
+            return o.isoformat()
+        if isinstance(o, bytes):
+            return o.decode("utf-8", "replace")
+        raise TypeError(type(o))
+
+    print(json.dumps(obj, default=default, ensure_ascii=False, indent=2))
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_json(client.stats(args.namespace))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        summary = client.summary(args.namespace, session_id=args.session)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(summary.summary)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.prune(args.namespace, dry_run=args.dry_run, max_episodes=args.max_episodes,
+                              max_bytes=args.max_bytes, min_score=args.min_score)
+    if args.json:
+        _print_json(result)
+    else:
+        verb = "would prune" if result.dry_run else "pruned"
+        print(f"{verb} {len(result.pruned)} episodes; {result.remaining_count} remain")
+        for p in result.pruned:
+            print(f"  {p.id}  score {p.score:.4f}  {p.reason}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        export = client.export_graph(args.namespace, format=args.format)
+    args.output.write_bytes(export.data)
+    print(f"wrote {args.output}: {export.node_count} nodes, {export.edge_count} edges")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from .config import describe_settings
+
+    print(describe_settings())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"serve": cmd_serve, "ingest": cmd_ingest, "query": cmd_query, "stats": cmd_stats,
+                "summary": cmd_summary, "prune": cmd_prune, "export": cmd_export, "settings": cmd_settings}
+    if args.command == "serve":
+        return handlers["serve"](args)
+    try:
+        from memserve_client import MemserveError
+    except ImportError:  # pragma: no cover - install problem
+        print("memserve: the memserve-client package is not installed", file=sys.stderr)
+        return 2
+    try:
+        return handlers[args.command](args)
+    except MemserveError as exc:
+        print(f"memserve: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

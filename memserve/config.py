@@ -1,0 +1,195 @@
+"""Typed settings, read once at start-up and passed down.
+
+Sources, later wins: defaults < TOML file (``--config``; flat keys named as below, or under a ``[memserve]``
+table) < environment (``MEMSERVE_<NAME>``, e.g. ``MEMSERVE_PORT=6000``) < command-line flags. Every value is
+validated here, so a bad setting stops the server at start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "MEMSERVE_"
+
+
+def _doc(text: str, **kw: Any) -> Any:
+    return field(metadata={"doc": text, **kw.pop("meta", {})}, **kw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- server -------------------------------------------------------------------------------------------
+    data_dir: Path = _doc("Directory holding the DuckDB database and index snapshots.",
+                          default=Path("memserve-data"))
+    host: str = _doc("Bind address.", default="127.0.0.1")
+    port: int = _doc("Bind port (0 picks a free one and logs it).", default=50051)
+    api_key: str = _doc("When set, every call must send `authorization: Bearer <key>`.", default="")
+    max_message_bytes: int = _doc("Largest gRPC message accepted or sent.", default=64 * 1024 * 1024)
+    shutdown_grace_s: float = _doc("Seconds in-flight calls get to finish on shutdown.", default=10.0)
+    snapshot_interval_s: float = _doc("Seconds between index snapshots to disk (0: only at shutdown).",
+                                      default=60.0)
+    log_level: str = _doc("Logging level.", default="INFO")
+    # --- limits -------------------------------------------------------------------------------------------
+    max_text_bytes: int = _doc("Largest episode text (UTF-8 bytes).", default=64 * 1024)
+    max_batch_episodes: int = _doc("Most episodes in one WriteEpisodes call.", default=1000)
+    max_top_k: int = _doc("Largest top_k a query may ask for.", default=1000)
+    max_metadata_entries: int = _doc("Most metadata entries per episode.", default=64)
+    # --- embeddings and vectors ---------------------------------------------------------------------------
+    embedding_model: str = _doc("sentence-transformers model: local path, name, `bundled:all-MiniLM-L6-v2` "
+                                "(offline default) or `hash:<dim>` (deterministic test embedder).",
+                                default="bundled:all-MiniLM-L6-v2")
+    embedding_device: str = _doc("auto, cpu or cuda.", default="auto")
+    embedding_batch_size: int = _doc("Encoder batch size.", default=32)
+    index_kind: str = _doc("auto (exact flat, HNSW past hnsw_threshold), flat, hnsw or exact (NumPy).",
+                           default="auto")
+    hnsw_threshold: int = _doc("Vectors per namespace past which `auto` switches to HNSW.", default=200_000)
+    use_gpu: str = _doc("auto, true or false: FAISS on the GPU when faiss has GPU support and one is visible.",
+                        default="auto")
+    # --- LLM ----------------------------------------------------------------------------------------------
+    llm_model: str = _doc("Any litellm model string (openai/gpt-4o-mini, ollama/llama3, ...). Empty: no LLM.",
+                          default="")
+    llm_api_base: str = _doc("Base URL of an OpenAI-compatible or provider endpoint.", default="")
+    llm_api_key: str = _doc("API key for the LLM (else the provider's usual environment variable).", default="")
+    llm_timeout_s: float = _doc("Per-call LLM timeout.", default=60.0)
+    llm_max_concurrency: int = _doc("Concurrent LLM calls.", default=8)
+    llm_max_retries: int = _doc("Retries for rate limits, timeouts and 5xx.", default=4)
+    # --- extraction and graph -----------------------------------------------------------------------------
+    extractor: str = _doc("auto (llm when llm_model is set, else offline), offline, llm or none.", default="auto")
+    extraction_batch: int = _doc("Episodes per background extraction batch.", default=64)
+    default_query_mode: str = _doc("dense, graph or hybrid: the mode of a query that names none.",
+                                   default="hybrid")
+    ppr_damping: float = _doc("Personalized PageRank damping.", default=0.5)
+    fact_top_k: int = _doc("Facts kept as PPR seeds.", default=5)
+    passage_weight: float = _doc("Reset weight of every passage node, times its normalised dense score.",
+                                 default=0.05)
+    synonym_threshold: float = _doc("Cosine at or above which two phrases get a synonymy edge.", default=0.8)
+    synonym_max_neighbors: int = _doc("Most synonymy edges per phrase.", default=100)
+    # --- HEMA ---------------------------------------------------------------------------------------------
+    summarizer: str = _doc("auto (llm when llm_model is set, else extractive), extractive, llm or none.",
+                           default="auto")
+    summary_segment_size: int = _doc("Episodes per segment summary.", default=100)
+    token_budget: int = _doc("Default token budget of a query's context.", default=3500)
+    prune_half_life_days: float = _doc("Half-life of an episode's age weight.", default=30.0)
+    prune_max_episodes: int = _doc("Per-namespace episode limit for pruning (0: none).", default=0)
+    prune_max_bytes: int = _doc("Per-namespace text-bytes limit for pruning (0: none).", default=0)
+    prune_min_score: float = _doc("Prune episodes scoring below this (negative: off).", default=-1.0)
+    prune_interval_s: float = _doc("Seconds between background pruning passes (0: off).", default=0.0)
+
+    def replace(self, **changes: Any) -> Settings:
+        return load_settings(base=self, overrides=changes)
+
+
+_CHOICES = {
+    "index_kind": {"auto", "flat", "hnsw", "exact"},
+    "use_gpu": {"auto", "true", "false"},
+    "embedding_device": {"auto", "cpu", "cuda"},
+    "extractor": {"auto", "offline", "llm", "none"},
+    "summarizer": {"auto", "extractive", "llm", "none"},
+    "default_query_mode": {"dense", "graph", "hybrid"},
+    "log_level": {"DEBUG", "INFO", "WARNING", "ERROR"},
+}
+_POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_top_k", "embedding_batch_size",
+             "hnsw_threshold", "llm_timeout_s", "llm_max_concurrency", "extraction_batch", "summary_segment_size",
+             "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
+             "max_metadata_entries"}
+_NON_NEGATIVE = {"port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
+                 "prune_max_bytes", "prune_interval_s"}
+_UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold"}
+
+
+def _coerce(name: str, kind: type, value: Any) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes")
+            return bool(value)
+        if kind is Path:
+            return Path(value).expanduser()
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        if kind is int and isinstance(value, bool):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}: expected {kind.__name__}, got {value!r}", field=name) from None
+
+
+def _field_types() -> dict[str, type]:
+    hints = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}
+    return {f.name: hints[f.type if isinstance(f.type, str) else f.type.__name__] for f in fields(Settings)}
+
+
+def load_settings(*, config_file: Path | None = None, env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None, base: Settings | None = None) -> Settings:
+    types = _field_types()
+    values: dict[str, Any] = dataclasses.asdict(base) if base else {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        data = data.get("memserve", data)
+        for key, value in data.items():
+            if key not in types:
+                raise ConfigError(f"config file {config_file}: unknown setting {key!r}", field=key)
+            values[key] = value
+    env = os.environ if env is None else env
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX):].lower()
+            if name in types:
+                values[name] = value
+            elif name not in ("config", "server"):  # read by the CLI, not the server
+                raise ConfigError(f"environment variable {key}: unknown setting {name!r}", field=name)
+    for key, value in (overrides or {}).items():
+        if key not in types:
+            raise ConfigError(f"unknown setting {key!r}", field=key)
+        if value is not None:
+            values[key] = value
+    coerced = {k: _coerce(k, types[k], v) for k, v in values.items()}
+    settings = Settings(**coerced)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    for name, allowed in _CHOICES.items():
+        value = getattr(s, name)
+        if name == "log_level":
+            value = value.upper()
+        if value not in allowed:
+            raise ConfigError(f"setting {name}: {getattr(s, name)!r} is not one of {sorted(allowed)}", field=name)
+    for name in _POSITIVE:
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"setting {name}: must be > 0, got {getattr(s, name)}", field=name)
+    for name in _NON_NEGATIVE:
+        if getattr(s, name) < 0:
+            raise ConfigError(f"setting {name}: must be >= 0, got {getattr(s, name)}", field=name)
+    for name in _UNIT_INTERVAL:
+        if not 0.0 <= getattr(s, name) <= 1.0:
+            raise ConfigError(f"setting {name}: must be within [0, 1], got {getattr(s, name)}", field=name)
+    if s.port > 65535:
+        raise ConfigError(f"setting port: must be <= 65535, got {s.port}", field="port")
+    if s.extractor == "llm" and not s.llm_model:
+        raise ConfigError("setting extractor: 'llm' needs llm_model to be set", field="extractor")
+    if s.summarizer == "llm" and not s.llm_model:
+        raise ConfigError("setting summarizer: 'llm' needs llm_model to be set", field="summarizer")
+
+
+def describe_settings() -> str:
+    """Markdown table of every setting (README and `memserve serve --help-settings`)."""
+    rows = ["| setting | env | default | meaning |", "| --- | --- | --- | --- |"]
+    for f in fields(Settings):
+        default = f.default if f.default is not dataclasses.MISSING else ""
+        rows.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | `{default}` | {f.metadata['doc']} |")
+    return "\n".join(rows)

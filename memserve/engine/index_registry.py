@@ -1,0 +1,155 @@
+"""Per-namespace vector indexes: derived from DuckDB, snapshotted to disk, repaired at start-up.
+
+The index of a namespace is never trusted on its own: at start-up its id set is compared with the live
+episode seqs in DuckDB, and whatever is missing is added (from the stored embeddings) and whatever is extra
+is removed. A crash between a DuckDB commit and the index update, a lost snapshot or a corrupt file all
+end in the same place: an index that agrees with the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..store import episodes_repo
+from ..store.db import Database
+from ..vector import VectorIndex, load_index, make_index
+
+log = logging.getLogger(__name__)
+
+
+class IndexRegistry:
+    def __init__(self, db: Database, folder: Path, *, dim: int, kind: str, hnsw_threshold: int,
+                 use_gpu: str) -> None:
+        self._db = db
+        self._folder = folder
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self._dim = dim
+        self._settings = {"hnsw_threshold": hnsw_threshold, "use_gpu": use_gpu}
+        self._kind = kind
+        self._indexes: dict[str, VectorIndex] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._dirty: set[str] = set()
+        self._registry_lock = threading.Lock()
+
+    def _path(self, namespace: str) -> Path:
+        return self._folder / f"{namespace}.faiss"
+
+    def _new(self) -> VectorIndex:
+        if self._kind == "exact":
+            return make_index("exact", self._dim)
+        return make_index(self._kind, self._dim, **self._settings)
+
+    # -- access ------------------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self, namespace: str, create: bool = True) -> Iterator[VectorIndex | None]:
+        """The namespace's index under its lock (FAISS indexes are not safe for a search during an add)."""
+        with self._registry_lock:
+            index = self._indexes.get(namespace)
+            if index is None and create:
+                index = self._indexes[namespace] = self._new()
+            lock = self._locks.setdefault(namespace, threading.Lock())
+        with lock:
+            yield index
+
+    def add(self, namespace: str, seqs: np.ndarray, vectors: np.ndarray) -> None:
+        if len(seqs) == 0:
+            return
+        with self.locked(namespace) as index:
+            index.add(np.asarray(seqs, dtype=np.int64), vectors)  # type: ignore[union-attr]
+        self._dirty.add(namespace)
+
+    def remove(self, namespace: str, seqs: np.ndarray) -> None:
+        if len(seqs) == 0:
+            return
+        with self.locked(namespace, create=False) as index:
+            if index is not None:
+                index.remove(np.asarray(seqs, dtype=np.int64))
+        self._dirty.add(namespace)
+
+    def drop(self, namespace: str) -> None:
+        with self._registry_lock:
+            self._indexes.pop(namespace, None)
+            self._dirty.discard(namespace)
+        for path in self._folder.glob(f"{namespace}.faiss*"):
+            path.unlink()
+
+    def describe(self, namespace: str) -> tuple[int, str, int]:
+        """(vector count, index kind, bytes)."""
+        with self.locked(namespace, create=False) as index:
+            if index is None:
+                return 0, "none", 0
+            return len(index), index.kind, int(index.nbytes())
+
+    @property
+    def gpu(self) -> bool:
+        return any(getattr(i, "gpu", False) for i in self._indexes.values())
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def load_all(self, namespaces: list[str]) -> dict[str, tuple[int, int]]:
+        """Load every namespace's snapshot and reconcile it with DuckDB; returns {ns: (added, removed)}."""
+        repairs = {}
+        for ns in namespaces:
+            repairs[ns] = self._load_one(ns)
+        # Snapshots of namespaces that no longer exist (deleted while a snapshot was being written).
+        for path in self._folder.glob("*.faiss"):
+            if path.stem not in set(namespaces):
+                path.unlink()
+        return repairs
+
+    def _load_one(self, namespace: str) -> tuple[int, int]:
+        path = self._path(namespace)
+        index: VectorIndex | None = None
+        if path.exists():
+            try:
+                index = load_index(path)
+                if index.dim != self._dim:
+                    log.warning("index %s has dim %d, expected %d: rebuilding", path, index.dim, self._dim)
+                    index = None
+            except (RuntimeError, OSError, ValueError) as exc:
+                log.warning("cannot read index snapshot %s (%s): rebuilding from the database", path, exc)
+                index = None
+        if index is None:
+            index = self._new()
+        cur = self._db.reader()
+        live = episodes_repo.live_seqs(cur, namespace)
+        present = index.ids()
+        missing = np.setdiff1d(live, present, assume_unique=True)
+        extra = np.setdiff1d(present, live, assume_unique=True)
+        if len(extra):
+            index.remove(extra)
+        if len(missing):
+            # Bounded chunks: a full rebuild of a large namespace must not hold every vector twice.
+            for start in range(0, len(missing), 50_000):
+                chunk = missing[start:start + 50_000]
+                seqs, vectors = episodes_repo.load_embeddings(cur, namespace, chunk.tolist())
+                index.add(seqs, vectors)
+        with self._registry_lock:
+            self._indexes[namespace] = index
+            self._locks.setdefault(namespace, threading.Lock())
+        if len(missing) or len(extra):
+            log.info("namespace %s: index repaired (+%d missing, -%d stale)", namespace, len(missing), len(extra))
+            self._dirty.add(namespace)
+        return int(len(missing)), int(len(extra))
+
+    def snapshot(self, *, all_namespaces: bool = False) -> int:
+        """Write dirty indexes to disk (atomic per file); returns how many were written."""
+        with self._registry_lock:
+            names = list(self._indexes) if all_namespaces else list(self._dirty)
+        written = 0
+        for ns in names:
+            self._dirty.discard(ns)
+            with self.locked(ns, create=False) as index:
+                if index is None:
+                    continue
+                index.save(self._path(ns))
+            written += 1
+        return written
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self._folder.glob("*") if p.is_file())

@@ -1,0 +1,256 @@
+"""MemoryEngine: the orchestration behind every RPC. Thin on purpose: validation, storage, indexes,
+retrieval, the graph and HEMA each live in their own module; this class wires them and owns ordering
+(what is committed before what is acknowledged)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from ..config import Settings
+from ..embed import Embedder, make_embedder
+from ..errors import ConfigError, EpisodeNotFound, NamespaceNotFound
+from ..store import episodes_repo
+from ..store.db import DB_FILE, Database
+from ..types import Episode, EpisodeIn, Hit, QueryIn, QueryMode, QueryResult, WriteResult
+from . import paging
+from .ids import episode_id
+from .index_registry import IndexRegistry
+from .validation import check_episode_id, check_episodes, check_namespace, check_query
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class NamespaceStats:
+    namespace: str
+    episode_count: int
+    session_count: int
+    text_bytes: int
+    vector_count: int
+    index_type: str
+    index_bytes: int
+    create_time: datetime | None
+    graph: dict[str, int] = field(default_factory=dict)
+
+
+class MemoryEngine:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, clock=None) -> None:
+        self.settings = settings
+        self.clock = clock or utcnow
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.data_dir / DB_FILE)
+        self.embedder = embedder or make_embedder(settings.embedding_model, device=settings.embedding_device,
+                                                  batch_size=settings.embedding_batch_size)
+        self._check_embedder_matches()
+        self.indexes = IndexRegistry(self.db, settings.data_dir / "indexes", dim=self.embedder.dim,
+                                     kind=settings.index_kind, hnsw_threshold=settings.hnsw_threshold,
+                                     use_gpu=settings.use_gpu)
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Load and reconcile every derived structure with DuckDB."""
+        t0 = time.perf_counter()
+        namespaces = episodes_repo.all_namespaces(self.db.reader())
+        repairs = self.indexes.load_all(namespaces)
+        repaired = {ns: r for ns, r in repairs.items() if any(r)}
+        log.info("loaded %d namespaces in %.2fs%s", len(namespaces), time.perf_counter() - t0,
+                 f"; repaired indexes {repaired}" if repaired else "")
+
+    def flush(self) -> None:
+        self.indexes.snapshot()
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.indexes.snapshot(all_namespaces=True)
+            self.db.checkpoint()
+            self.db.close()
+
+    def _check_embedder_matches(self) -> None:
+        key = f"{self.embedder.name}|{self.embedder.dim}"
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT value FROM server_meta WHERE key = 'embedder'").fetchone()
+            if row is None:
+                tx.execute("INSERT INTO server_meta VALUES ('embedder', ?)", [key])
+            elif row[0] != key:
+                raise ConfigError(
+                    f"data directory {self.settings.data_dir} was written with embedder {row[0]!r}, not {key!r}: "
+                    "use the same embedding_model, or a new data directory")
+
+    # -- writes ------------------------------------------------------------------------------------------
+    def write(self, namespace: str, episodes: Sequence[EpisodeIn], *, wait_for_graph: bool = False,
+              timeout: float | None = None) -> WriteResult:
+        check_namespace(namespace)
+        check_episodes(episodes, self.settings)
+        ids = [episode_id(ep) for ep in episodes]
+        existing = episodes_repo.existing_ids(self.db.reader(), namespace, sorted(set(ids)))
+        fresh: dict[str, EpisodeIn] = {}
+        for id_, ep in zip(ids, episodes):
+            if id_ not in existing and id_ not in fresh:
+                fresh[id_] = ep
+        # Embedding is the slow part: do it before taking the write lock.
+        vectors = self.embedder.embed([ep.text for ep in fresh.values()]) if fresh else None
+        now = self.clock()
+        stored: list[Episode] = []
+        with self.db.transaction() as tx:
+            episodes_repo.ensure_namespace(tx, namespace, now)
+            # A concurrent identical write may have landed since the check above.
+            raced = episodes_repo.existing_ids(tx, namespace, list(fresh))
+            keep = [i for i, id_ in enumerate(fresh) if id_ not in raced]
+            if keep:
+                seqs = episodes_repo.next_seqs(tx, len(keep))
+                items = list(fresh.items())
+                for seq, i in zip(seqs, keep):
+                    id_, ep = items[i]
+                    stored.append(Episode(
+                        seq=seq, namespace=namespace, id=id_, session_id=ep.session_id, speaker=ep.speaker,
+                        text=ep.text, event_time=ep.event_time, metadata=dict(ep.metadata),
+                        importance=0.5 if ep.importance is None else float(ep.importance), pinned=ep.pinned,
+                        create_time=now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
+                vectors = vectors[keep]
+                episodes_repo.insert_episodes(tx, stored, vectors)
+        if stored:
+            self.indexes.add(namespace, np.array([e.seq for e in stored], dtype=np.int64), vectors)
+        created_ids = {e.id for e in stored}
+        created, seen = [], set()
+        for id_ in ids:
+            created.append(id_ in created_ids and id_ not in seen)
+            seen.add(id_)
+        return WriteResult(ids=ids, created=created)
+
+    def delete(self, namespace: str, ids: Sequence[str]) -> tuple[int, list[str]]:
+        check_namespace(namespace)
+        for i, id_ in enumerate(ids):
+            if not id_:
+                from ..errors import InvalidArgument
+
+                raise InvalidArgument(f"ids[{i}] is empty", field=f"ids[{i}]")
+            check_episode_id(id_, f"ids[{i}]")
+        self._require_namespace(namespace)
+        with self.db.transaction() as tx:
+            deleted = episodes_repo.delete_episodes(tx, namespace, list(dict.fromkeys(ids)))
+        self.indexes.remove(namespace, np.array(list(deleted.values()), dtype=np.int64))
+        return len(deleted), [i for i in dict.fromkeys(ids) if i not in deleted]
+
+    def delete_namespace(self, namespace: str) -> int:
+        check_namespace(namespace)
+        self._require_namespace(namespace)
+        with self.db.transaction() as tx:
+            count = episodes_repo.delete_namespace(tx, namespace)
+        self.indexes.drop(namespace)
+        return count
+
+    # -- reads -------------------------------------------------------------------------------------------
+    def _require_namespace(self, namespace: str) -> None:
+        if not episodes_repo.namespace_exists(self.db.reader(), namespace):
+            raise NamespaceNotFound(f"namespace {namespace!r} does not exist (namespaces are created by their "
+                                    "first write)", field="namespace")
+
+    def get(self, namespace: str, id_: str) -> Episode:
+        check_namespace(namespace)
+        if not id_:
+            from ..errors import InvalidArgument
+
+            raise InvalidArgument("id is required", field="id")
+        self._require_namespace(namespace)
+        episode = episodes_repo.get_episode(self.db.reader(), namespace, id_)
+        if episode is None:
+            raise EpisodeNotFound(f"episode {id_!r} does not exist in namespace {namespace!r}", field="id")
+        return episode
+
+    def list(self, namespace: str, *, page_size: int = 0, page_token: str = "",
+             session_id: str = "") -> tuple[list[Episode], str]:
+        check_namespace(namespace)
+        size = paging.page_size(page_size)
+        after = paging.decode(page_token, "episodes", f"{namespace}\x1f{session_id}", 0)
+        self._require_namespace(namespace)
+        rows = episodes_repo.list_episodes(self.db.reader(), namespace, int(after), size + 1, session_id)
+        token = paging.encode("episodes", f"{namespace}\x1f{session_id}", rows[size - 1].seq) \
+            if len(rows) > size else ""
+        return rows[:size], token
+
+    def list_namespaces(self, *, page_size: int = 0, page_token: str = "") -> tuple[list[tuple], str]:
+        size = paging.page_size(page_size)
+        after = paging.decode(page_token, "namespaces", "", "")
+        rows = episodes_repo.list_namespaces(self.db.reader(), str(after), size + 1)
+        token = paging.encode("namespaces", "", rows[size - 1][0]) if len(rows) > size else ""
+        return rows[:size], token
+
+    def query(self, q: QueryIn) -> QueryResult:
+        t_start = time.perf_counter()
+        check_query(q, self.settings)
+        self._require_namespace(q.namespace)
+        timings: dict[str, float] = {}
+
+        def lap(name: str, since: float) -> float:
+            now = time.perf_counter()
+            timings[name] = round((now - since) * 1000.0, 3)
+            return now
+
+        t = time.perf_counter()
+        qvec = self.embedder.embed([q.text])[0]
+        t = lap("embed", t)
+        allowed = None
+        if not q.filter.empty:
+            allowed = episodes_repo.filter_seqs(self.db.reader(), q.namespace, q.filter)
+            t = lap("filter", t)
+        with self.indexes.locked(q.namespace) as index:
+            hits = index.search(qvec, q.top_k, allowed=allowed)[0]
+        t = lap("dense", t)
+        found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, hits.ids.tolist())
+        t = lap("fetch", t)
+        out = []
+        for seq, score in zip(hits.ids.tolist(), hits.scores.tolist()):
+            episode = found.get(seq)
+            if episode is None:  # deleted between the search and the fetch
+                continue
+            out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1, dense_score=float(score)))
+        lap("total", t_start)
+        return QueryResult(hits=out, timings_ms=timings, mode=QueryMode.DENSE)
+
+    def stats(self, namespace: str = "") -> list[NamespaceStats]:
+        cur = self.db.reader()
+        if namespace:
+            check_namespace(namespace)
+            self._require_namespace(namespace)
+            names = [namespace]
+        else:
+            names = episodes_repo.all_namespaces(cur)
+        out = []
+        for ns in names:
+            episodes, sessions, nbytes = episodes_repo.namespace_counts(cur, ns)
+            count, kind, index_bytes = self.indexes.describe(ns)
+            out.append(NamespaceStats(namespace=ns, episode_count=episodes, session_count=sessions,
+                                      text_bytes=nbytes, vector_count=count, index_type=kind,
+                                      index_bytes=index_bytes, create_time=episodes_repo.namespace_create_time(cur, ns)))
+        return out
+
+    @property
+    def extractor_name(self) -> str:
+        return "none"
+
+    def llm_usage(self) -> dict[str, float] | None:
+        return None
+
+    def dropped_triples(self) -> int:
+        return 0
+
+    def disk_bytes(self) -> tuple[int, int]:
+        """(database bytes, everything under the data directory)."""
+        total = sum(p.stat().st_size for p in self.settings.data_dir.rglob("*") if p.is_file())
+        return self.db.file_bytes(), total

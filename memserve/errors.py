@@ -1,0 +1,85 @@
+"""One exception tree for the whole server.
+
+Every error has a stable machine-readable ``reason`` and the gRPC status code it maps to; the server's error
+interceptor turns them into statuses (with the reason and field in trailing metadata), and the SDK maps them
+back to its own exception tree. Anything that is not a ``MemserveError`` is a bug and becomes INTERNAL.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class MemserveError(Exception):
+    """Base class. ``reason`` is stable across releases; ``message`` is for people."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    reason: str = "INTERNAL"
+
+    def __init__(self, message: str, *, field: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidArgument(MemserveError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+
+class NotFound(MemserveError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
+class NamespaceNotFound(NotFound):
+    reason = "NAMESPACE_NOT_FOUND"
+
+
+class EpisodeNotFound(NotFound):
+    reason = "EPISODE_NOT_FOUND"
+
+
+class FailedPrecondition(MemserveError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(MemserveError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RESOURCE_EXHAUSTED"
+
+
+class Unauthenticated(MemserveError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class Unavailable(MemserveError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
+
+
+class DeadlineExceeded(MemserveError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
+
+
+class ConfigError(MemserveError):
+    """Invalid settings at start-up. Never crosses the wire."""
+
+    reason = "CONFIG_INVALID"
+
+
+class LLMError(MemserveError):
+    """An LLM call failed after its retries (network, rate limit, bad response)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "LLM_FAILED"
+
+
+class Internal(MemserveError):
+    code = grpc.StatusCode.INTERNAL
+    reason = "INTERNAL"

@@ -1,0 +1,93 @@
+"""Protobuf ⇄ domain conversion. No logic beyond shape: validation lives in engine/validation.py."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from .._proto import memory_pb2 as pb
+from ..errors import InvalidArgument
+from ..types import (
+    Episode, EpisodeIn, ExtractionIn, GraphParams, Hit, QueryFilter, QueryIn, QueryMode, QueryResult, TripleIn,
+)
+
+_MODES_IN = {pb.QUERY_MODE_UNSPECIFIED: None, pb.QUERY_MODE_DENSE: QueryMode.DENSE,
+             pb.QUERY_MODE_GRAPH: QueryMode.GRAPH, pb.QUERY_MODE_HYBRID: QueryMode.HYBRID}
+_MODES_OUT = {v: k for k, v in _MODES_IN.items() if v is not None}
+
+
+def ts_in(msg, name: str, field: str) -> datetime | None:
+    if not msg.HasField(name):
+        return None
+    ts = getattr(msg, name)
+    try:
+        return ts.ToDatetime(tzinfo=timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"{field} is not a valid timestamp: {exc}", field=field) from None
+
+
+def ts_out(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(timezone.utc))
+    return ts
+
+
+def episode_in(msg: pb.EpisodeInput, index: int) -> EpisodeIn:
+    extraction = None
+    if msg.HasField("extraction"):
+        extraction = ExtractionIn(entities=tuple(msg.extraction.entities),
+                                  triples=tuple(TripleIn(t.subject, t.predicate, t.object)
+                                                for t in msg.extraction.triples))
+    return EpisodeIn(text=msg.text, id=msg.id, session_id=msg.session_id, speaker=msg.speaker,
+                     event_time=ts_in(msg, "event_time", f"episodes[{index}].event_time"),
+                     metadata=dict(msg.metadata),
+                     importance=msg.importance if msg.HasField("importance") else None,
+                     pinned=msg.pinned, extraction=extraction)
+
+
+def episode_out(e: Episode) -> pb.Episode:
+    return pb.Episode(id=e.id, namespace=e.namespace, session_id=e.session_id, speaker=e.speaker, text=e.text,
+                      event_time=ts_out(e.event_time), metadata=e.metadata, importance=e.importance,
+                      pinned=e.pinned, create_time=ts_out(e.create_time))
+
+
+def mode_in(value: int) -> QueryMode | None:
+    if value not in _MODES_IN:
+        raise InvalidArgument(f"mode {value} is not a known QueryMode", field="mode")
+    return _MODES_IN[value]
+
+
+def mode_out(mode: QueryMode) -> int:
+    return _MODES_OUT[mode]
+
+
+def query_in(req: pb.QueryRequest) -> QueryIn:
+    f = req.filter
+    flt = QueryFilter(session_ids=tuple(f.session_ids),
+                      time_start=ts_in(f.event_time, "start", "filter.event_time.start"),
+                      time_end=ts_in(f.event_time, "end", "filter.event_time.end"),
+                      metadata=dict(f.metadata))
+    g = req.graph
+    graph = GraphParams(
+        damping=g.damping if g.HasField("damping") else None,
+        fact_top_k=g.fact_top_k if g.HasField("fact_top_k") else None,
+        passage_weight=g.passage_weight if g.HasField("passage_weight") else None,
+        synonym_threshold=g.synonym_threshold if g.HasField("synonym_threshold") else None)
+    return QueryIn(namespace=req.namespace, text=req.text, top_k=req.top_k or 10, mode=mode_in(req.mode),
+                   filter=flt, token_budget=req.token_budget, graph=graph,
+                   summary_session_id=req.summary_session_id)
+
+
+def hit_out(h: Hit) -> pb.Hit:
+    return pb.Hit(episode=episode_out(h.episode), score=h.score, rank=h.rank, dense_score=h.dense_score,
+                  graph_score=h.graph_score, phrases=list(h.phrases),
+                  facts=[pb.Fact(subject=f.subject, predicate=f.predicate, object=f.object, score=f.score)
+                         for f in h.facts])
+
+
+def query_out(r: QueryResult) -> pb.QueryResponse:
+    return pb.QueryResponse(hits=[hit_out(h) for h in r.hits], timings_ms=r.timings_ms, mode=mode_out(r.mode),
+                            context=r.context, context_tokens=r.context_tokens)

@@ -1,0 +1,82 @@
+"""MemoryService: protobuf in, engine call on a worker thread, protobuf out. No logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from .._proto import memory_pb2 as pb
+from .._proto import memory_pb2_grpc
+from ..engine.memory import MemoryEngine
+from . import convert
+
+
+class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
+    def __init__(self, engine: MemoryEngine, executor: ThreadPoolExecutor) -> None:
+        self._engine = engine
+        self._executor = executor
+
+    async def _run(self, fn, *args, **kwargs):
+        # DuckDB, FAISS and the encoder block; keep them off the event loop.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def WriteEpisodes(self, request: pb.WriteEpisodesRequest, context: grpc.aio.ServicerContext):
+        episodes = [convert.episode_in(e, i) for i, e in enumerate(request.episodes)]
+        timeout = context.time_remaining()
+        result = await self._run(self._engine.write, request.namespace, episodes,
+                                 wait_for_graph=request.wait_for_graph, timeout=timeout)
+        return pb.WriteEpisodesResponse(ids=result.ids, created=result.created)
+
+    async def Query(self, request: pb.QueryRequest, context: grpc.aio.ServicerContext):
+        q = convert.query_in(request)
+        return convert.query_out(await self._run(self._engine.query, q))
+
+    async def GetEpisode(self, request: pb.GetEpisodeRequest, context: grpc.aio.ServicerContext):
+        episode = await self._run(self._engine.get, request.namespace, request.id)
+        return pb.GetEpisodeResponse(episode=convert.episode_out(episode))
+
+    async def ListEpisodes(self, request: pb.ListEpisodesRequest, context: grpc.aio.ServicerContext):
+        episodes, token = await self._run(self._engine.list, request.namespace, page_size=request.page_size,
+                                          page_token=request.page_token, session_id=request.session_id)
+        return pb.ListEpisodesResponse(episodes=[convert.episode_out(e) for e in episodes], next_page_token=token)
+
+    async def DeleteEpisodes(self, request: pb.DeleteEpisodesRequest, context: grpc.aio.ServicerContext):
+        deleted, missing = await self._run(self._engine.delete, request.namespace, list(request.ids))
+        return pb.DeleteEpisodesResponse(deleted_count=deleted, not_found_ids=missing)
+
+    async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext):
+        return await self._run(self._stats, request.namespace)
+
+    def _stats(self, namespace: str) -> pb.GetStatsResponse:
+        engine = self._engine
+        stats = engine.stats(namespace)
+        db_bytes, disk_bytes = engine.disk_bytes()
+        out = pb.GetStatsResponse(
+            episode_count=sum(s.episode_count for s in stats), db_bytes=db_bytes, disk_bytes=disk_bytes,
+            embedding_model=engine.embedder.name, embedding_dim=engine.embedder.dim,
+            extractor=engine.extractor_name, gpu=engine.indexes.gpu)
+        usage = engine.llm_usage()
+        if usage:
+            out.llm.CopyFrom(pb.LlmUsage(**usage))
+        out.dropped_triples = engine.dropped_triples()
+        for s in stats:
+            out.namespaces.append(pb.NamespaceStats(
+                namespace=s.namespace, episode_count=s.episode_count, vector_count=s.vector_count,
+                index_type=s.index_type, index_bytes=s.index_bytes, session_count=s.session_count,
+                create_time=convert.ts_out(s.create_time), **s.graph))
+        return out
+
+    async def ListNamespaces(self, request: pb.ListNamespacesRequest, context: grpc.aio.ServicerContext):
+        rows, token = await self._run(self._engine.list_namespaces, page_size=request.page_size,
+                                      page_token=request.page_token)
+        return pb.ListNamespacesResponse(
+            namespaces=[pb.NamespaceInfo(name=n, episode_count=c, create_time=convert.ts_out(t)) for n, c, t in rows],
+            next_page_token=token)
+
+    async def DeleteNamespace(self, request: pb.DeleteNamespaceRequest, context: grpc.aio.ServicerContext):
+        count = await self._run(self._engine.delete_namespace, request.namespace)
+        return pb.DeleteNamespaceResponse(deleted_episode_count=count)
