@@ -1,0 +1,1 @@
+"""Orchestration: write and query paths, retrieval fusion, summaries, pruning."""

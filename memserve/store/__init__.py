@@ -1,0 +1,1 @@
+"""DuckDB: the source of truth. All SQL lives in this package."""
