@@ -1,0 +1,314 @@
+"""FAISS index for one namespace: exact flat search while small, HNSW once it grows past ``hnsw_threshold``.
+
+Layout: an ``IndexIDMap`` over ``IndexFlatIP`` or ``IndexHNSWFlat``. We search the inner index, whose labels
+are insertion positions ("slots"), and map slots to ids through ``Slots``; the IDMap keeps the ids inside the
+standard FAISS file. (Plain IDMap, not IDMap2: its reverse map would cost ~40 bytes/vector for lookups we
+already do in ``Slots``, and it expects ids to be unique while a tombstoned id may be re-added.)
+
+Deletes: flat indexes remove at once (one pass over the index: batch them). HNSW cannot remove, so deleted
+slots become tombstones, filtered out during the graph search with an IDSelector; when tombstones exceed
+``compact_fraction`` of the slots the HNSW graph is rebuilt without them. Tombstones are saved beside the index
+in ``<path>.tombstones.npz``.
+
+Migration to HNSW and compaction rebuild the graph synchronously inside ``add``/``remove`` (minutes at 1M
+vectors on 2 cores): call them off the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from memserve.vector._gpu import GPU_MAX_K, GpuMirror, faiss_gpu_available
+from memserve.vector._slots import BoolArray, Slots
+from memserve.vector.base import (
+    FloatArray,
+    Hits,
+    IdArray,
+    IndexFileError,
+    atomic_write,
+    check_ids,
+    check_new_ids,
+    check_query,
+    check_vectors,
+    empty_hits,
+    write_atomically,
+)
+
+# This wheel ships distance_compute_blas_threshold = 128000, i.e. batched flat search never uses BLAS
+# (100 queries at 1M: 3.9 s instead of 0.6 s). Only a speed knob, so lowering it process-wide is safe.
+if faiss.cvar.distance_compute_blas_threshold > 20:
+    faiss.cvar.distance_compute_blas_threshold = 20
+
+# HNSW with a selective filter needs a wider beam to find k matches; beyond this it is cheaper to be exact.
+_MAX_EF = 1024
+
+
+def tombstone_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tombstones.npz")
+
+
+class FaissIndex:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        hnsw_threshold: int | None = 200_000,
+        ef_search: int = 64,
+        ef_construction: int = 80,
+        hnsw_m: int = 32,
+        compact_fraction: float = 0.2,
+        exact_filter_max: int = 2_000,
+        use_gpu: bool | Literal["auto"] = "auto",
+    ) -> None:
+        """``hnsw_threshold``: live count above which the index becomes HNSW (0: HNSW from the start, None: stay
+        flat). ``exact_filter_max``: an ``allowed`` set up to this size is searched exactly by dot products."""
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        if hnsw_threshold is not None and hnsw_threshold < 0:
+            raise ValueError(f"hnsw_threshold must be >= 0 or None, got {hnsw_threshold}")
+        if not 0.0 < compact_fraction < 1.0:
+            raise ValueError(f"compact_fraction must be in (0, 1), got {compact_fraction}")
+        if min(ef_search, ef_construction, hnsw_m) < 1 or exact_filter_max < 0:
+            raise ValueError("ef_search, ef_construction and hnsw_m must be >= 1, exact_filter_max >= 0")
+        if use_gpu is True and not faiss_gpu_available():
+            raise ValueError("use_gpu=True but this faiss build has no GPU support or no GPU is visible")
+        self._dim = dim
+        self.hnsw_threshold = hnsw_threshold
+        self.ef_search = ef_search
+        self.ef_construction = ef_construction
+        self.hnsw_m = hnsw_m
+        self.compact_fraction = compact_fraction
+        self.exact_filter_max = exact_filter_max
+        self._use_gpu = faiss_gpu_available() if use_gpu == "auto" else use_gpu
+        self._gpu: GpuMirror | None = None
+        self._slots = Slots()
+        self._store: Any = self._new_store(hnsw=hnsw_threshold == 0)
+
+    # -- properties ---------------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def kind(self) -> str:
+        return "hnsw" if self._is_hnsw else "flat"
+
+    @property
+    def gpu(self) -> bool:
+        """Whether unfiltered searches run on a GPU copy (flat indexes only)."""
+        return self._use_gpu and not self._is_hnsw
+
+    @property
+    def tombstones(self) -> int:
+        return self._slots.n_dead
+
+    def __len__(self) -> int:
+        return self._slots.n_live
+
+    def ids(self) -> IdArray:
+        return self._slots.live_ids()
+
+    def nbytes(self) -> int:
+        total = self._store.ntotal * (self._dim * 4 + 8) + self._slots.total * 25
+        if self._is_hnsw:
+            hnsw = self._inner.hnsw
+            total += hnsw.neighbors.size() * 4 + hnsw.levels.size() * 4 + hnsw.offsets.size() * 8
+        return int(total)
+
+    # -- mutation -----------------------------------------------------------------------------------
+
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        id_arr = check_ids(ids)
+        vecs = check_vectors(vectors, self._dim, id_arr.size)
+        check_new_ids(id_arr)
+        if id_arr.size == 0:
+            return
+        present, _ = self._slots.find(id_arr)
+        if present.any():  # upsert: the new vector replaces the old one
+            self.remove(id_arr[present])
+        self._store.add_with_ids(vecs, id_arr)
+        self._slots.append(id_arr)
+        if self._gpu is not None:
+            self._gpu.add(vecs)
+        if not self._is_hnsw and self.hnsw_threshold is not None and len(self) > self.hnsw_threshold:
+            self._rebuild(hnsw=True)
+
+    def remove(self, ids: npt.ArrayLike) -> int:
+        slots = self._slots.kill(check_ids(ids))
+        if slots.size == 0:
+            return 0
+        if self._is_hnsw:
+            if self._slots.n_dead > self.compact_fraction * self._slots.total:
+                self._rebuild(hnsw=True)
+        else:
+            # Flat indexes never hold tombstones, so ids are unique and removing by id is exact.
+            self._store.remove_ids(faiss.IDSelectorBatch(self._slots.labels[slots]))
+            self._slots = self._slots.compacted()
+            if self._gpu is not None:
+                self._gpu.invalidate()
+        return int(slots.size)
+
+    def compact(self) -> None:
+        """Drop tombstones now (rebuilds the HNSW graph)."""
+        if self._slots.n_dead:
+            self._rebuild(hnsw=self._is_hnsw)
+
+    # -- search -------------------------------------------------------------------------------------
+
+    def search(self, query: npt.ArrayLike, k: int, allowed: npt.ArrayLike | None = None) -> list[Hits]:
+        queries = check_query(query, self._dim, k)
+        mask: BoolArray | None = None
+        if allowed is not None:
+            found, slots = self._slots.find(np.unique(check_ids(allowed)))
+            slots = slots[found]
+            if slots.size <= self.exact_filter_max:
+                return self._search_exact(queries, k, slots)
+            mask = np.zeros(self._slots.total, bool)
+            mask[slots] = True
+        elif self._slots.n_dead:
+            mask = self._slots.alive
+        n_selected = len(self) if mask is None else int(np.count_nonzero(mask))
+        if n_selected == 0:
+            return empty_hits(queries.shape[0])
+        k_eff = min(k, n_selected)
+        if mask is None and self.gpu and k_eff <= GPU_MAX_K:
+            if self._gpu is None:
+                self._gpu = GpuMirror()
+            scores, slots_found = self._gpu.search(self._inner, queries, k_eff)
+        else:
+            params = self._search_params(mask, n_selected, k_eff)
+            scores, slots_found = self._inner.search(queries, k_eff, params=params)
+        return [self._hits(s, i) for s, i in zip(scores, slots_found)]
+
+    def _search_params(self, mask: BoolArray | None, n_selected: int, k: int) -> Any:
+        sel = None if mask is None else faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+        if not self._is_hnsw:
+            return None if sel is None else faiss.SearchParameters(sel=sel)
+        # Widen the beam in proportion to how much of the graph the filter hides.
+        ef = self.ef_search * self._slots.total / max(n_selected, 1)
+        ef = min(max(math.ceil(ef), self.ef_search, k), max(_MAX_EF, k))
+        return faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
+
+    def _search_exact(self, queries: FloatArray, k: int, slots: IdArray) -> list[Hits]:
+        if slots.size == 0:
+            return empty_hits(queries.shape[0])
+        scores = queries @ self._vectors()[slots].T
+        kk = min(k, slots.size)
+        hits = []
+        for row in scores:
+            top = np.argpartition(-row, kk - 1)[:kk] if kk < row.size else np.arange(row.size)
+            top = top[np.argsort(-row[top], kind="stable")]
+            hits.append(Hits(row[top].astype(np.float32), self._slots.labels[slots[top]]))
+        return hits
+
+    def _hits(self, scores: FloatArray, slots: IdArray) -> Hits:
+        valid = slots >= 0  # FAISS pads with -1 when it finds fewer than k
+        return Hits(scores[valid].astype(np.float32), self._slots.labels[slots[valid]])
+
+    # -- structure ----------------------------------------------------------------------------------
+
+    @property
+    def _inner(self) -> Any:
+        return faiss.downcast_index(self._store.index)
+
+    @property
+    def _is_hnsw(self) -> bool:
+        return isinstance(self._inner, faiss.IndexHNSWFlat)
+
+    def _vectors(self) -> FloatArray:
+        """Zero-copy view of every stored vector by slot (invalidated by the next add)."""
+        inner = self._inner
+        flat = faiss.downcast_index(inner.storage) if self._is_hnsw else inner
+        n = flat.ntotal
+        if n == 0:
+            return np.empty((0, self._dim), np.float32)
+        return faiss.rev_swig_ptr(flat.get_xb(), n * self._dim).reshape(n, self._dim)
+
+    def _new_store(self, *, hnsw: bool) -> Any:
+        if hnsw:
+            inner = faiss.IndexHNSWFlat(self._dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = self.ef_construction
+            inner.hnsw.efSearch = self.ef_search
+        else:
+            inner = faiss.IndexFlatIP(self._dim)
+        return faiss.IndexIDMap(inner)
+
+    def _rebuild(self, *, hnsw: bool) -> None:
+        """Re-create the store from the live vectors (migration to HNSW, or compaction)."""
+        alive = self._slots.alive
+        vectors = np.ascontiguousarray(self._vectors()[alive])
+        labels = self._slots.labels[alive].copy()
+        store = self._new_store(hnsw=hnsw)
+        if labels.size:
+            store.add_with_ids(vectors, labels)
+        self._store = store
+        self._slots = Slots(labels)
+        if self._gpu is not None:
+            self._gpu.invalidate()
+
+    # -- persistence --------------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write ``path`` (a standard FAISS file) and ``<path>.tombstones.npz``.
+
+        The side file goes first and records a hash of the index's id list: after a crash between the two
+        replaces, either the new tombstones apply to an unchanged index (correct) or load() detects the
+        mismatch and raises IndexFileError.
+        """
+        path = Path(path)
+        dead = np.flatnonzero(~self._slots.alive).astype(np.int64)
+        write_atomically(
+            tombstone_path(path),
+            lambda fh: np.savez(
+                fh,
+                slots=dead,
+                ids=self._slots.labels[dead],
+                labels_digest=np.frombuffer(_digest(self._slots.labels), np.uint8),
+            ),
+        )
+        with atomic_write(path) as tmp:
+            faiss.write_index(self._store, str(tmp))
+
+    @classmethod
+    def load(cls, path: Path, **settings: Any) -> FaissIndex:
+        path = Path(path)
+        try:
+            store = faiss.read_index(str(path))
+            with np.load(tombstone_path(path), allow_pickle=False) as side:
+                dead, dead_ids, digest = side["slots"], side["ids"], side["labels_digest"].tobytes()
+        except (RuntimeError, OSError, KeyError, ValueError) as exc:
+            raise IndexFileError(f"cannot read FAISS index {path}: {exc}") from exc
+        # read_index already returns the concrete class, and it owns the object: never replace it with a
+        # downcast_index() proxy, which does not own it (the original would be freed under us).
+        inner = faiss.downcast_index(store.index) if isinstance(store, faiss.IndexIDMap) else None
+        supported = isinstance(inner, (faiss.IndexFlat, faiss.IndexHNSWFlat))
+        if not supported or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise IndexFileError(f"{path} is not an inner-product IndexIDMap over Flat or HNSWFlat")
+        labels = faiss.vector_to_array(store.id_map).astype(np.int64)
+        if digest != _digest(labels):
+            raise IndexFileError(f"{tombstone_path(path)} does not belong to {path} (saved by another version)")
+        if dead.size and (dead.max() >= labels.size or np.any(labels[dead] != dead_ids)):
+            raise IndexFileError(f"{tombstone_path(path)} names slots that do not match {path}")
+        alive = np.ones(labels.size, bool)
+        alive[dead] = False
+        index = cls(store.d, **settings)
+        if isinstance(inner, faiss.IndexHNSWFlat):
+            inner.hnsw.efSearch = index.ef_search
+        try:
+            index._slots = Slots(labels, alive)
+        except ValueError as exc:
+            raise IndexFileError(f"{path}: {exc}") from exc
+        index._store = store
+        return index
+
+
+def _digest(labels: IdArray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(labels, np.int64).tobytes(), digest_size=16).digest()

@@ -1,0 +1,151 @@
+"""FaissIndex specifics: agreement with the exact reference at scale, tombstones, files, GPU guard."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memserve.vector import (
+    ExactIndex,
+    FaissIndex,
+    IndexFileError,
+    faiss_gpu_available,
+    load_index,
+    make_index,
+)
+from memserve.vector.faiss_index import tombstone_path
+
+
+def clustered(n: int, dim: int, seed: int, clusters: int = 100) -> np.ndarray:
+    """Embedding-like data: points around cluster centres, not uniform noise (which is unrealistically hard)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    x = centres[rng.integers(0, clusters, n)] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> tuple[np.ndarray, np.ndarray, ExactIndex]:
+    x = clustered(20_200, 64, seed=0)
+    vectors, queries = x[:20_000], x[20_000:]
+    exact = ExactIndex(64)
+    exact.add(np.arange(20_000), vectors)
+    return vectors, queries, exact
+
+
+def recall_at_10(got: list, want: list) -> float:
+    return float(np.mean([len(set(g.ids) & set(w.ids)) / 10 for g, w in zip(got, want)]))
+
+
+def test_flat_equals_exact_and_hnsw_recall(corpus: tuple[np.ndarray, np.ndarray, ExactIndex]) -> None:
+    vectors, queries, exact = corpus
+    want = exact.search(queries, 10)
+    flat = make_index("flat", 64)
+    flat.add(np.arange(20_000), vectors)
+    for g, w in zip(flat.search(queries, 10), want):
+        np.testing.assert_array_equal(g.ids, w.ids)
+    hnsw = make_index("hnsw", 64)
+    hnsw.add(np.arange(20_000), vectors)
+    assert hnsw.kind == "hnsw"
+    assert recall_at_10(hnsw.search(queries, 10), want) >= 0.95
+    # A 10% filter goes through the HNSW IDSelector path (above exact_filter_max) and must stay accurate.
+    allowed = np.arange(0, 20_000, 10)
+    assert recall_at_10(hnsw.search(queries, 10, allowed=allowed), exact.search(queries, 10, allowed=allowed)) >= 0.95
+
+
+def test_tombstones_filter_then_compact() -> None:
+    x = clustered(100, 16, seed=1, clusters=5)
+    index = FaissIndex(16, hnsw_threshold=0, compact_fraction=0.2)
+    index.add(np.arange(100), x)
+    index.remove(np.arange(20))
+    assert index.tombstones == 20 and len(index) == 80  # exactly 20%: not yet over the fraction
+    for hits in index.search(x[:20], 10):
+        assert hits.ids.size == 10 and hits.ids.min() >= 20  # over-fetched past the tombstones
+    index.remove(np.array([20]))
+    assert index.tombstones == 0 and len(index) == 79 and index.kind == "hnsw"
+    np.testing.assert_array_equal(index.ids(), np.arange(21, 100))
+    (hits,) = index.search(x[50], 1)
+    assert hits.ids.tolist() == [50]
+
+
+def test_tombstones_survive_save_load(tmp_path: Path) -> None:
+    x = clustered(200, 16, seed=2, clusters=5)
+    index = make_index("hnsw", 16)
+    index.add(np.arange(200), x)
+    index.remove(np.arange(0, 30))
+    index.add(np.array([5]), x[5:6])  # a tombstoned id re-added: two slots, one alive
+    path = tmp_path / "ns.faiss"
+    index.save(path)
+    loaded = load_index(path)
+    assert isinstance(loaded, FaissIndex) and loaded.tombstones == 30 and len(loaded) == 171
+    for hits in loaded.search(x[:30], 10):
+        assert not set(hits.ids.tolist()) & set(range(30)) - {5}
+        assert np.sum(hits.ids == 5) <= 1
+
+
+def test_stale_tombstone_file_is_detected(tmp_path: Path) -> None:
+    x = clustered(50, 16, seed=3, clusters=5)
+    index = make_index("hnsw", 16)
+    index.add(np.arange(40), x[:40])
+    index.remove(np.array([1]))
+    path = tmp_path / "ns.faiss"
+    index.save(path)
+    shutil.copy(tombstone_path(path), tmp_path / "old")
+    index.add(np.arange(40, 50), x[40:])
+    index.save(path)
+    shutil.copy(tmp_path / "old", tombstone_path(path))
+    with pytest.raises(IndexFileError, match="does not belong"):
+        load_index(path)
+    tombstone_path(path).unlink()
+    with pytest.raises(IndexFileError):
+        load_index(path)
+
+
+def test_unreadable_file_raises_index_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk"
+    path.write_bytes(b"not an index at all")
+    with pytest.raises(IndexFileError):
+        load_index(path)
+    with pytest.raises(IndexFileError):
+        load_index(tmp_path / "missing")
+
+
+def test_factory_kinds_and_settings() -> None:
+    assert make_index("flat", 8, hnsw_threshold=5).kind == "flat"  # forced flat never migrates
+    flat = make_index("flat", 8)
+    flat.add(np.arange(300), clustered(300, 8, seed=4))
+    assert flat.kind == "flat"
+    with pytest.raises(ValueError, match="unknown vector index kind"):
+        make_index("ivf", 8)
+    with pytest.raises(ValueError, match="no settings"):
+        make_index("exact", 8, ef_search=10)
+
+
+def test_load_applies_search_settings(tmp_path: Path) -> None:
+    index = make_index("hnsw", 8)
+    index.add(np.arange(10), clustered(10, 8, seed=5))
+    index.save(tmp_path / "i")
+    loaded = load_index(tmp_path / "i", ef_search=200)
+    assert isinstance(loaded, FaissIndex) and loaded.ef_search == 200
+
+
+@pytest.mark.skipif(faiss_gpu_available(), reason="checks the CPU-only guard")
+def test_gpu_guard_without_gpu() -> None:
+    assert FaissIndex(8).gpu is False
+    with pytest.raises(ValueError, match="GPU"):
+        FaissIndex(8, use_gpu=True)
+
+
+@pytest.mark.skipif(not faiss_gpu_available(), reason="needs faiss with GPU support and a GPU")
+def test_gpu_flat_matches_cpu() -> None:
+    x = clustered(5_000, 32, seed=6)
+    gpu, cpu = FaissIndex(32, use_gpu=True), FaissIndex(32, use_gpu=False)
+    for index in (gpu, cpu):
+        index.add(np.arange(5_000), x)
+        index.remove(np.arange(0, 5_000, 7))
+    assert gpu.gpu and not cpu.gpu
+    for g, c in zip(gpu.search(x[:50], 10), cpu.search(x[:50], 10)):
+        np.testing.assert_array_equal(g.ids, c.ids)
