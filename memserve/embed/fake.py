@@ -23,8 +23,9 @@ class HashEmbedder:
 
     def _features(self, text: str) -> list[str]:
         words = [w.lower() for w in _WORD.findall(text)]
-        grams = [w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
-        return words + words + grams  # words weigh double: whole-word overlap matters most
+        grams = ["g:" + w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
+        tagged = ["w:" + w for w in words]
+        return tagged + tagged + grams  # words weigh double: whole-word overlap matters most
 
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Deterministic fakes at the model boundary (never for the library under test)."""
