@@ -1,0 +1,248 @@
+"""The blocking client. Every method builds a plan in :mod:`._core` and drives it; see that module for policy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from . import _core
+from ._version import __version__
+from .types import (
+    DeleteResult,
+    Episode,
+    EpisodeLike,
+    EpisodePage,
+    GraphExport,
+    GraphFormat,
+    GraphOptions,
+    NamespacePage,
+    PruneResult,
+    QueryFilter,
+    QueryMode,
+    QueryResult,
+    Stats,
+    Summary,
+    WriteResult,
+)
+
+T = TypeVar("T")
+
+
+class MemoryClient:
+    """Synchronous memserve client; safe to share between threads.
+
+    ``timeout`` replaces every method's default deadline (30 s for reads, 120 s for writes, exports and
+    prunes); a method's own ``timeout=`` wins over both. Calls that are safe to repeat are retried on
+    UNAVAILABLE up to ``max_retries`` times with jittered exponential backoff, within the same deadline.
+    ``api_key`` is sent as ``authorization: Bearer <key>``. ``options`` are extra gRPC channel options;
+    ``credentials`` makes the channel TLS. Writes of more than ``max_batch`` episodes are split into several
+    calls (each chunk is atomic, not the whole write).
+    """
+
+    def __init__(
+        self,
+        target: str = _core.DEFAULT_TARGET,
+        *,
+        timeout: float | None = None,
+        max_retries: int = _core.DEFAULT_MAX_RETRIES,
+        api_key: str | None = None,
+        options: Sequence[tuple[str, Any]] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        max_batch: int = _core.DEFAULT_MAX_BATCH,
+    ) -> None:
+        self._settings = _core.make_settings(
+            timeout=timeout, max_retries=max_retries, api_key=api_key, max_batch=max_batch
+        )
+        self.target = target
+        channel_options = _core.channel_options(options, __version__)
+        self._channel = (
+            grpc.secure_channel(target, credentials, channel_options)
+            if credentials is not None
+            else grpc.insecure_channel(target, channel_options)
+        )
+        self._methods: dict[str, grpc.UnaryUnaryMultiCallable] = {}
+
+    # --- driving plans ---------------------------------------------------------------------------------------
+
+    def _method(self, rpc: _core.Rpc) -> grpc.UnaryUnaryMultiCallable:
+        method = self._methods.get(rpc.path)
+        if method is None:
+            method = self._methods[rpc.path] = self._channel.unary_unary(
+                rpc.path,
+                request_serializer=rpc.request_type.SerializeToString,
+                response_deserializer=rpc.response_type.FromString,
+            )
+        return method
+
+    def _invoke(self, call: _core.Call) -> Any:
+        attempts = _core.Attempts(call, self._settings)
+        method = self._method(call.rpc)
+        while True:
+            try:
+                return method(call.request, timeout=attempts.next_timeout(), metadata=attempts.metadata)
+            except grpc.RpcError as error:
+                time.sleep(attempts.backoff(error))
+
+    def _run(self, plan: _core.Plan[T]) -> T:
+        response = None
+        while True:
+            try:
+                call = plan.send(response)
+            except StopIteration as done:
+                return done.value
+            response = self._invoke(call)
+
+    # --- API -------------------------------------------------------------------------------------------------
+
+    def write(
+        self,
+        namespace: str,
+        episodes: Iterable[EpisodeLike] | EpisodeLike,
+        *,
+        wait_for_graph: bool = False,
+        timeout: float | None = None,
+    ) -> WriteResult:
+        """Store episodes (EpisodeInput, dicts, or plain strings); returns one id per episode in order.
+
+        With ``wait_for_graph`` the call returns only once extraction and the graph update are done.
+        ``timeout`` applies to each chunk of ``max_batch`` episodes.
+        """
+        return self._run(
+            _core.write(
+                namespace, episodes, wait_for_graph=wait_for_graph, timeout=timeout,
+                max_batch=self._settings.max_batch,
+            )
+        )
+
+    def query(
+        self,
+        namespace: str,
+        text: str,
+        *,
+        top_k: int = 10,
+        mode: QueryMode | None = None,
+        filter: QueryFilter | None = None,
+        token_budget: int = 0,
+        graph: GraphOptions | None = None,
+        summary_session_id: str = "",
+        timeout: float | None = None,
+    ) -> QueryResult:
+        """Retrieve episodes by meaning ("dense"), through the knowledge graph ("graph"), or both ("hybrid").
+
+        ``mode=None`` lets the server choose; an unknown mode raises ValueError before any call.
+        ``token_budget=0`` uses the server default for the packed ``context``.
+        """
+        return self._run(
+            _core.query(
+                namespace, text, top_k=top_k, mode=mode, filter=filter, token_budget=token_budget, graph=graph,
+                summary_session_id=summary_session_id, timeout=timeout,
+            )
+        )
+
+    def get(self, namespace: str, id: str, *, timeout: float | None = None) -> Episode:
+        """One episode; raises EpisodeNotFoundError / NamespaceNotFoundError."""
+        return self._run(_core.get(namespace, id, timeout=timeout))
+
+    def list(
+        self,
+        namespace: str,
+        *,
+        page_size: int = 100,
+        page_token: str = "",
+        session_id: str = "",
+        timeout: float | None = None,
+    ) -> EpisodePage:
+        """One page of episodes; pass ``next_page_token`` back for the next (empty on the last page)."""
+        return self._run(
+            _core.list_episodes(
+                namespace, page_size=page_size, page_token=page_token, session_id=session_id, timeout=timeout
+            )
+        )
+
+    def iter_episodes(
+        self, namespace: str, *, page_size: int = 100, session_id: str = "", timeout: float | None = None
+    ) -> Iterator[Episode]:
+        """Every episode of the namespace (or session), fetching pages lazily; ``timeout`` is per page."""
+        token = ""
+        while True:
+            page = self.list(namespace, page_size=page_size, page_token=token, session_id=session_id,
+                             timeout=timeout)
+            yield from page.items
+            token = page.next_page_token
+            if not token:
+                return
+
+    def delete(self, namespace: str, ids: Iterable[str] | str, *, timeout: float | None = None) -> DeleteResult:
+        """Delete episodes by id; ids that do not exist are reported, not raised (so retries are safe)."""
+        return self._run(_core.delete(namespace, ids, timeout=timeout))
+
+    def stats(self, namespace: str = "", *, timeout: float | None = None) -> Stats:
+        """Counts, index sizes and LLM usage; ``namespace=""`` gives totals over every namespace."""
+        return self._run(_core.stats(namespace, timeout=timeout))
+
+    def list_namespaces(
+        self, *, page_size: int = 100, page_token: str = "", timeout: float | None = None
+    ) -> NamespacePage:
+        """One page of namespaces with their episode counts."""
+        return self._run(_core.list_namespaces(page_size=page_size, page_token=page_token, timeout=timeout))
+
+    def delete_namespace(self, namespace: str, *, timeout: float | None = None) -> int:
+        """Delete a namespace and everything in it; returns the number of episodes deleted. Never retried."""
+        return self._run(_core.delete_namespace(namespace, timeout=timeout))
+
+    def export_graph(
+        self, namespace: str, format: GraphFormat = "graphml", *, timeout: float | None = None
+    ) -> GraphExport:
+        """The namespace's knowledge graph as GraphML or networkx node-link JSON bytes."""
+        return self._run(_core.export_graph(namespace, format=format, timeout=timeout))
+
+    def summary(self, namespace: str, session_id: str = "", *, timeout: float | None = None) -> Summary:
+        """The rolling compact memory of the namespace, or of one session."""
+        return self._run(_core.summary(namespace, session_id=session_id, timeout=timeout))
+
+    def prune(
+        self,
+        namespace: str,
+        *,
+        dry_run: bool = False,
+        max_episodes: int = 0,
+        max_bytes: int = 0,
+        min_score: float | None = None,
+        timeout: float | None = None,
+    ) -> PruneResult:
+        """Age-weighted forgetting (0 / None: the server's limits). Only dry runs are retried."""
+        return self._run(
+            _core.prune(
+                namespace, dry_run=dry_run, max_episodes=max_episodes, max_bytes=max_bytes, min_score=min_score,
+                timeout=timeout,
+            )
+        )
+
+    def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """grpc.health.v1 status name: "SERVING", "NOT_SERVING", "UNKNOWN" or "SERVICE_UNKNOWN"."""
+        return self._run(_core.health(service, timeout=timeout))
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the channel is connected; raises UnavailableError after ``timeout`` seconds."""
+        future = grpc.channel_ready_future(self._channel)
+        try:
+            future.result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            future.cancel()
+            raise _core.not_ready_error(self.target, timeout) from None
+
+    def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> MemoryClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
