@@ -16,12 +16,15 @@ import numpy as np
 from ..config import Settings
 from ..embed import Embedder, make_embedder
 from ..errors import ConfigError, EpisodeNotFound, NamespaceNotFound
-from ..store import episodes_repo
+from ..store import episodes_repo, hema_repo
 from ..store.db import DB_FILE, Database
+from ..store.llm_cache_repo import DuckDBLLMCache
 from ..types import Episode, EpisodeIn, Hit, QueryIn, QueryMode, QueryResult, WriteResult
 from . import paging
+from .hema import Hema, SummaryView
 from .ids import episode_id
 from .index_registry import IndexRegistry
+from .pruning import PruneDecision
 from .validation import check_episode_id, check_episodes, check_namespace, check_query
 
 log = logging.getLogger(__name__)
@@ -56,8 +59,24 @@ class MemoryEngine:
         self.indexes = IndexRegistry(self.db, settings.data_dir / "indexes", dim=self.embedder.dim,
                                      kind=settings.index_kind, hnsw_threshold=settings.hnsw_threshold,
                                      use_gpu=settings.use_gpu)
+        self.llm = self._make_llm(settings)
+        self.hema = Hema(settings, self.db, self.clock, llm=self.llm)
         self._closed = False
         self._close_lock = threading.Lock()
+        self._maintenance_stop = threading.Event()
+        self._maintenance = threading.Thread(target=self._maintenance_loop, name="memserve-maintenance",
+                                             daemon=True)
+
+    def _make_llm(self, settings: Settings):
+        if not settings.llm_model:
+            return None
+        from ..llm import LLMClient, LLMSettings
+
+        return LLMClient(LLMSettings(model=settings.llm_model, api_base=settings.llm_api_base or None,
+                                     api_key=settings.llm_api_key or None, timeout_s=settings.llm_timeout_s,
+                                     max_retries=settings.llm_max_retries,
+                                     max_concurrency=settings.llm_max_concurrency),
+                         cache=DuckDBLLMCache(self.db))
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -66,6 +85,8 @@ class MemoryEngine:
         namespaces = episodes_repo.all_namespaces(self.db.reader())
         repairs = self.indexes.load_all(namespaces)
         repaired = {ns: r for ns, r in repairs.items() if any(r)}
+        self.hema.start()
+        self._maintenance.start()
         log.info("loaded %d namespaces in %.2fs%s", len(namespaces), time.perf_counter() - t0,
                  f"; repaired indexes {repaired}" if repaired else "")
 
@@ -77,9 +98,27 @@ class MemoryEngine:
             if self._closed:
                 return
             self._closed = True
+            self._maintenance_stop.set()
+            if self._maintenance.is_alive():
+                self._maintenance.join(10)
+            self.hema.stop()
             self.indexes.snapshot(all_namespaces=True)
             self.db.checkpoint()
             self.db.close()
+
+    def _maintenance_loop(self) -> None:
+        """Flush access statistics every second; run scheduled pruning when configured."""
+        last_prune = time.monotonic()
+        interval = self.settings.prune_interval_s
+        while not self._maintenance_stop.wait(1.0):
+            try:
+                self.hema.flush_accesses()
+                if interval and time.monotonic() - last_prune >= interval:
+                    last_prune = time.monotonic()
+                    for ns in episodes_repo.all_namespaces(self.db.reader()):
+                        self.prune(ns)
+            except Exception:  # never let housekeeping kill the server; the next round retries
+                log.exception("maintenance round failed")
 
     def _check_embedder_matches(self) -> None:
         key = f"{self.embedder.name}|{self.embedder.dim}"
@@ -126,6 +165,7 @@ class MemoryEngine:
                 episodes_repo.insert_episodes(tx, stored, vectors)
         if stored:
             self.indexes.add(namespace, np.array([e.seq for e in stored], dtype=np.int64), vectors)
+            self.hema.episodes_written(namespace, {e.session_id for e in stored})
         created_ids = {e.id for e in stored}
         created, seen = [], set()
         for id_ in ids:
@@ -144,6 +184,7 @@ class MemoryEngine:
         self._require_namespace(namespace)
         with self.db.transaction() as tx:
             deleted = episodes_repo.delete_episodes(tx, namespace, list(dict.fromkeys(ids)))
+            self._forget(tx, namespace, list(deleted.values()))
         self.indexes.remove(namespace, np.array(list(deleted.values()), dtype=np.int64))
         return len(deleted), [i for i in dict.fromkeys(ids) if i not in deleted]
 
@@ -152,6 +193,7 @@ class MemoryEngine:
         self._require_namespace(namespace)
         with self.db.transaction() as tx:
             count = episodes_repo.delete_namespace(tx, namespace)
+            hema_repo.delete_namespace(tx, namespace)
         self.indexes.drop(namespace)
         return count
 
@@ -220,8 +262,48 @@ class MemoryEngine:
             if episode is None:  # deleted between the search and the fetch
                 continue
             out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1, dense_score=float(score)))
+        self.hema.record_accesses(q.namespace, [h.episode.seq for h in out])
+        context, tokens = self.hema.context(q.namespace, q.summary_session_id, out, q.token_budget)
+        t = lap("context", t)
         lap("total", t_start)
-        return QueryResult(hits=out, timings_ms=timings, mode=QueryMode.DENSE)
+        return QueryResult(hits=out, timings_ms=timings, mode=QueryMode.DENSE, context=context,
+                           context_tokens=tokens)
+
+    # -- HEMA --------------------------------------------------------------------------------------------
+    def _forget(self, tx, namespace: str, seqs: list[int]) -> None:
+        """Everything derived from deleted episodes that lives in DuckDB (same transaction as the delete)."""
+        hema_repo.forget_episodes(tx, namespace, seqs)
+
+    def summary(self, namespace: str, session_id: str = "") -> SummaryView:
+        check_namespace(namespace)
+        self._require_namespace(namespace)
+        return self.hema.summary(namespace, session_id)
+
+    def wait_for_summaries(self, namespace: str, timeout: float | None = None) -> bool:
+        return self.hema.wait_for_summaries(namespace, timeout)
+
+    def prune(self, namespace: str, *, dry_run: bool = False, max_episodes: int = 0, max_bytes: int = 0,
+              min_score: float | None = None) -> tuple[list[PruneDecision], int, dict[int, str]]:
+        """Returns (decisions, remaining episode count, texts of the selected episodes)."""
+        check_namespace(namespace)
+        self._require_namespace(namespace)
+        policy = self.hema.policy(max_episodes, max_bytes, min_score)
+        decisions = self.hema.select(namespace, policy) \
+            if (policy.max_episodes or policy.max_bytes or policy.min_score is not None) else []
+        seqs = [d.seq for d in decisions]
+        texts = {seq: e.text for seq, e in episodes_repo.get_by_seqs(self.db.reader(), namespace, seqs).items()}
+        if not dry_run and decisions:
+            with self.db.transaction() as tx:
+                # Only episodes still present: a concurrent delete may have removed some already.
+                present = set(episodes_repo.get_by_seqs(tx, namespace, seqs))
+                decisions = [d for d in decisions if d.seq in present]
+                episodes_repo.delete_by_seqs(tx, namespace, [d.seq for d in decisions])
+                self._forget(tx, namespace, [d.seq for d in decisions])
+                self.hema.forget(tx, namespace, decisions)
+            self.indexes.remove(namespace, np.array([d.seq for d in decisions], dtype=np.int64))
+            log.info("pruned %d episodes from %s", len(decisions), namespace)
+        remaining = episodes_repo.namespace_counts(self.db.reader(), namespace)[0]
+        return decisions, remaining, texts
 
     def stats(self, namespace: str = "") -> list[NamespaceStats]:
         cur = self.db.reader()
@@ -245,7 +327,7 @@ class MemoryEngine:
         return "none"
 
     def llm_usage(self) -> dict[str, float] | None:
-        return None
+        return self.llm.usage() if self.llm is not None else None
 
     def dropped_triples(self) -> int:
         return 0

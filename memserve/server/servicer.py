@@ -80,3 +80,21 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
     async def DeleteNamespace(self, request: pb.DeleteNamespaceRequest, context: grpc.aio.ServicerContext):
         count = await self._run(self._engine.delete_namespace, request.namespace)
         return pb.DeleteNamespaceResponse(deleted_episode_count=count)
+
+    async def GetSummary(self, request: pb.GetSummaryRequest, context: grpc.aio.ServicerContext):
+        view = await self._run(self._engine.summary, request.namespace, request.session_id)
+        return pb.GetSummaryResponse(
+            summary=view.summary, update_time=convert.ts_out(view.update_time), episode_count=view.episode_count,
+            segments_summary=view.segments_summary, backlog=view.backlog,
+            segments=[pb.SegmentSummary(index=s.idx, first_seq=s.first_seq, last_seq=s.last_seq, text=s.text,
+                                        update_time=convert.ts_out(s.update_time)) for s in view.segments])
+
+    async def Prune(self, request: pb.PruneRequest, context: grpc.aio.ServicerContext):
+        min_score = request.min_score if request.HasField("min_score") else None
+        decisions, remaining, texts = await self._run(
+            self._engine.prune, request.namespace, dry_run=request.dry_run, max_episodes=request.max_episodes,
+            max_bytes=request.max_bytes, min_score=min_score)
+        return pb.PruneResponse(
+            pruned=[pb.PrunedEpisode(id=d.id, score=d.score if d.score != float("inf") else 3.4e38,
+                                     reason=d.reason, text=texts.get(d.seq, "")) for d in decisions],
+            remaining_count=remaining, dry_run=request.dry_run)
