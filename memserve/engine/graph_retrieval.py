@@ -1,0 +1,270 @@
+"""GRAPH retrieval (HippoRAG 2) and its HYBRID fusion with dense retrieval, as pure functions over a
+``KnowledgeGraph`` and the dense scores the caller already has.
+
+GRAPH: query → top facts (cosine against fact embeddings) → optional recognition filter (an LLM in HippoRAG 2; a
+hook here) → the facts' subject and object phrases seed a Personalized PageRank, each weighted by fact score ×
+specificity (1 / passages containing the phrase) → every passage is also seeded with ``passage_weight`` × its
+min-max normalised dense score → passages ranked by PPR mass. No seed at all → dense order, flagged.
+
+HYBRID ("dense-anchored"): the first ``dense_anchor`` slots are the best dense passages, the rest follow the
+GRAPH ranking. On MuSiQue (evals/graph_tuning.py) dense retrieval is the better judge of the single best passage
+(the first hop usually shares words with the question) while GRAPH finds the bridge passages deeper down (R@5);
+score interpolation and reciprocal-rank fusion both lost GRAPH's R@5 gain there (see the sweep in the eval).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from memserve.graph.delta import Fact
+from memserve.graph.kg import KnowledgeGraph
+from memserve.graph.ppr import personalized_pagerank
+
+
+@dataclass(frozen=True)
+class ScoredFact:
+    fact_id: int
+    subject: str
+    predicate: str
+    object: str
+    score: float  # cosine between the query and the fact text
+
+
+# Receives the candidate facts best first and returns the ones to keep (HippoRAG 2's LLM "recognition memory").
+# The caller binds the query text into it (e.g. functools.partial); it must not add facts.
+FactFilter = Callable[[Sequence[ScoredFact]], Sequence[ScoredFact]]
+
+
+@dataclass(frozen=True)
+class GraphParams:
+    damping: float = 0.5
+    fact_top_k: int = 5  # facts kept as seeds
+    passage_weight: float = 0.05  # weight of dense scores in the reset vector, relative to phrase seeds
+    top_k: int = 10
+    # Phrase seed = fact score × specificity. A phrase reached by several top facts keeps its best score
+    # (HippoRAG 2 keeps whichever fact came last, an accident of loop order).
+    min_fact_score: float = 0.0  # facts below this cosine never seed
+    # Exponent on the min-max normalised dense score in the reset vector: > 1 concentrates the dense prior on
+    # the best dense passages instead of spreading it over the whole corpus.
+    dense_power: float = 1.0
+    # Per-query override: keep only synonymy edges at least this similar (None: the graph's own threshold).
+    synonym_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class HybridParams:
+    graph: GraphParams = field(default_factory=GraphParams)
+    fusion: str = "anchor"  # "anchor" (dense top slots, then GRAPH) or "rrf" (weighted reciprocal-rank fusion)
+    dense_anchor: int = 1  # "anchor": slots taken from the dense ranking before GRAPH fills the rest
+    graph_weight: float = 0.5  # "rrf": weight of the GRAPH ranking (dense gets 1 - this)
+    rrf_k: float = 60.0
+
+
+@dataclass(frozen=True)
+class GraphHit:
+    seq: int
+    score: float
+    facts: tuple[ScoredFact, ...]  # seed facts this passage supports or touches, best first
+    seed_phrases: tuple[str, ...]  # seed phrases linked to this passage
+
+
+@dataclass(frozen=True)
+class GraphResult:
+    hits: tuple[GraphHit, ...]
+    mode: str  # "graph", "hybrid", or "dense_fallback" (no fact produced a seed)
+    facts: tuple[ScoredFact, ...]  # the seed facts, best first
+    seed_phrases: Mapping[str, float]  # phrase → reset weight
+    timings_ms: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class _Scores:
+    passage: dict[int, float]  # every graph passage (and every dense-only passage) → score
+    facts: tuple[ScoredFact, ...]
+    seeds: dict[int, float]  # phrase id → reset weight
+    timings_ms: dict[str, float]
+
+
+def graph_retrieve(
+    query: np.ndarray,
+    kg: KnowledgeGraph,
+    dense_scores: Mapping[int, float],
+    params: GraphParams = GraphParams(),
+    *,
+    fact_filter: FactFilter | None = None,
+) -> GraphResult:
+    """Rank passages by HippoRAG 2's seeded PPR. ``dense_scores``: seq → cosine for all passages or a top-N."""
+    start = time.perf_counter()
+    scores = _graph_scores(query, kg, dense_scores, params, fact_filter)
+    if scores is None:
+        return _dense_fallback(kg, dense_scores, params.top_k, start)
+    ranked = _top(scores.passage, params.top_k)
+    hits = _explain(kg, ranked, scores)
+    scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3
+    return GraphResult(hits, "graph", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms)
+
+
+def hybrid_retrieve(
+    query: np.ndarray,
+    kg: KnowledgeGraph,
+    dense_scores: Mapping[int, float],
+    params: HybridParams = HybridParams(),
+    *,
+    fact_filter: FactFilter | None = None,
+) -> GraphResult:
+    """Fuse the GRAPH and DENSE rankings by rank, never by raw score: PPR mass and cosine live on unrelated
+    scales, and PPR mass is heavy-tailed per query."""
+    start = time.perf_counter()
+    scores = _graph_scores(query, kg, dense_scores, params.graph, fact_filter)
+    if scores is None:
+        return _dense_fallback(kg, dense_scores, params.graph.top_k, start)
+    fuse_start = time.perf_counter()
+    if params.fusion == "anchor":
+        ranked = anchor_fuse(scores.passage, dense_scores, params.dense_anchor, params.graph.top_k)
+    elif params.fusion == "rrf":
+        ranked = _top(rrf_fuse(scores.passage, dense_scores, params.graph_weight, params.rrf_k), params.graph.top_k)
+    else:
+        raise ValueError(f"unknown fusion {params.fusion!r}")
+    scores.timings_ms["fuse"] = (time.perf_counter() - fuse_start) * 1e3
+    hits = _explain(kg, ranked, scores)
+    scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3
+    return GraphResult(hits, "hybrid", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms)
+
+
+def anchor_fuse(
+    graph_scores: Mapping[int, float], dense_scores: Mapping[int, float], anchor: int, k: int
+) -> list[tuple[int, float]]:
+    """The ``anchor`` best dense passages, then GRAPH's order. Scores are fused ranks' reciprocals (1 / rank),
+    so the list reads best first whatever its source."""
+    order = [seq for seq, _ in _top(dense_scores, anchor)]
+    taken = set(order)
+    for seq, _ in _top(graph_scores, k + anchor):
+        if len(order) >= k:
+            break
+        if seq not in taken:
+            order.append(seq)
+            taken.add(seq)
+    return [(seq, 1.0 / rank) for rank, seq in enumerate(order[:k], start=1)]
+
+
+def rrf_fuse(
+    graph_scores: Mapping[int, float], dense_scores: Mapping[int, float], graph_weight: float, k: float
+) -> dict[int, float]:
+    """score(seq) = w / (k + rank_graph) + (1 - w) / (k + rank_dense); a list that lacks a seq contributes 0."""
+    fused: dict[int, float] = {}
+    for weight, scores in ((graph_weight, graph_scores), (1.0 - graph_weight, dense_scores)):
+        if weight <= 0:
+            continue
+        for rank, (seq, _) in enumerate(sorted(scores.items(), key=lambda item: (-item[1], item[0])), start=1):
+            fused[seq] = fused.get(seq, 0.0) + weight / (k + rank)
+    return fused
+
+
+# --------------------------------------------------------------------------------------------- internals
+
+
+def _graph_scores(
+    query: np.ndarray,
+    kg: KnowledgeGraph,
+    dense_scores: Mapping[int, float],
+    params: GraphParams,
+    fact_filter: FactFilter | None,
+) -> _Scores | None:
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    candidates = [
+        _scored(kg, fact, score)
+        for fact, score in kg.search_facts(query, params.fact_top_k)
+        if score >= params.min_fact_score
+    ]
+    timings["fact_search"] = (time.perf_counter() - t) * 1e3
+    if fact_filter is not None and candidates:
+        t = time.perf_counter()
+        allowed = {f.fact_id for f in candidates}
+        candidates = [f for f in fact_filter(candidates) if f.fact_id in allowed]
+        timings["fact_filter"] = (time.perf_counter() - t) * 1e3
+
+    t = time.perf_counter()
+    seeds: dict[int, float] = {}
+    for fact in candidates:
+        stored = kg.facts[fact.fact_id]
+        for phrase in (stored.subject_id, stored.object_id):
+            weight = max(fact.score, 0.0) * kg.specificity(phrase)
+            if weight > seeds.get(phrase, 0.0):
+                seeds[phrase] = weight
+    if not seeds:
+        return None
+    matrix = kg.matrix(params.synonym_threshold)
+    reset = np.zeros(matrix.ppr.n, dtype=np.float64)
+    for phrase, weight in seeds.items():
+        reset[matrix.phrase_node[phrase]] = weight
+    normalised = _min_max(dense_scores)
+    outside: dict[int, float] = {}  # passages not (yet) in the graph, e.g. still waiting for extraction
+    for seq, score in normalised.items():
+        node = matrix.passage_node.get(seq)
+        if node is None:
+            outside[seq] = score**params.dense_power * params.passage_weight
+        else:
+            reset[node] = score**params.dense_power * params.passage_weight
+    timings["seed"] = (time.perf_counter() - t) * 1e3
+
+    t = time.perf_counter()
+    total_reset = reset.sum() + sum(outside.values())
+    ppr = personalized_pagerank(matrix.ppr, reset, params.damping)
+    # PPR returns a distribution over graph nodes; rescale to the full reset mass so an isolated, ungraphed
+    # passage (which would keep (1 - damping) of its own reset share) lands on a comparable scale.
+    scale = reset.sum() / total_reset
+    offset = len(matrix.phrase_ids)
+    passage = {int(s): float(ppr[offset + j]) * scale for j, s in enumerate(matrix.passage_seqs)}
+    for seq, weight in outside.items():
+        passage[seq] = (1.0 - params.damping) * weight / total_reset
+    timings["ppr"] = (time.perf_counter() - t) * 1e3
+    return _Scores(passage, tuple(candidates), seeds, timings)
+
+
+def _scored(kg: KnowledgeGraph, fact: Fact, score: float) -> ScoredFact:
+    return ScoredFact(fact.fact_id, kg.phrases[fact.subject_id], fact.predicate, kg.phrases[fact.object_id], score)
+
+
+def _min_max(scores: Mapping[int, float]) -> dict[int, float]:
+    if not scores:
+        return {}
+    values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo <= 1e-12:
+        return {seq: 1.0 for seq in scores}
+    return {seq: (float(v) - lo) / (hi - lo) for seq, v in scores.items()}
+
+
+def _top(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+
+
+def _explain(kg: KnowledgeGraph, ranked: list[tuple[int, float]], scores: _Scores) -> tuple[GraphHit, ...]:
+    hits = []
+    for seq, score in ranked:
+        phrases = kg.phrases_of_passage(seq)
+        facts = tuple(
+            f for f in scores.facts
+            if seq in kg.passages_of_fact(f.fact_id)
+            or kg.facts[f.fact_id].subject_id in phrases
+            or kg.facts[f.fact_id].object_id in phrases
+        )
+        seeds = tuple(sorted(kg.phrases[p] for p in scores.seeds if p in phrases))
+        hits.append(GraphHit(seq, score, facts, seeds))
+    return tuple(hits)
+
+
+def _seed_names(kg: KnowledgeGraph, seeds: Mapping[int, float]) -> dict[str, float]:
+    return {kg.phrases[p]: w for p, w in sorted(seeds.items(), key=lambda item: -item[1])}
+
+
+def _dense_fallback(
+    kg: KnowledgeGraph, dense_scores: Mapping[int, float], top_k: int, start: float
+) -> GraphResult:
+    hits = tuple(GraphHit(seq, score, (), ()) for seq, score in _top(dense_scores, top_k))
+    return GraphResult(hits, "dense_fallback", (), {}, {"total": (time.perf_counter() - start) * 1e3})

@@ -1,0 +1,18 @@
+"""The knowledge graph (phrases, passages, facts, synonymy) and Personalized PageRank over it."""
+
+from __future__ import annotations
+
+from .delta import Fact, GraphDelta
+from .kg import Edge, GraphMatrix, KnowledgeGraph
+from .ppr import PPRMatrix, personalized_pagerank, personalized_pagerank_networkx
+
+__all__ = [
+    "Edge",
+    "Fact",
+    "GraphDelta",
+    "GraphMatrix",
+    "KnowledgeGraph",
+    "PPRMatrix",
+    "personalized_pagerank",
+    "personalized_pagerank_networkx",
+]

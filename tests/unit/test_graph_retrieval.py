@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+
+from memserve.embed import make_embedder
+from memserve.engine.graph_retrieval import (
+    GraphParams,
+    HybridParams,
+    ScoredFact,
+    anchor_fuse,
+    graph_retrieve,
+    hybrid_retrieve,
+)
+from memserve.extract.types import ExtractionResult, Triple
+from memserve.graph import KnowledgeGraph
+
+EMBED = make_embedder("hash:64")
+
+# A 2-hop question: the bridge passage (2) shares almost no words with the question; distractors share many.
+PASSAGES = {
+    1: ("Acme Corp was founded by Bob Jones in 1990.", [("Acme Corp", "founded by", "Bob Jones")]),
+    2: ("Bob Jones grew up in Springfield.", [("Bob Jones", "grew up in", "Springfield")]),
+    3: ("The founder of Zeta Inc was born where the founder of Omega Ltd was born.",
+        [("Zeta Inc", "rivals", "Omega Ltd")]),
+    4: ("Where was the founder of Beta Co born? Nobody knows where he was born.", [("Beta Co", "sells", "bicycles")]),
+    5: ("Springfield is a town in Illinois.", [("Springfield", "located in", "Illinois")]),
+    6: ("Where the founder was born matters less than Acme Corp's products.", [("Acme Corp", "makes", "products")]),
+}
+QUESTION = "Where was the founder of Acme Corp born?"
+
+
+def _setup() -> tuple[KnowledgeGraph, np.ndarray, dict[int, float]]:
+    kg = KnowledgeGraph(64)
+    kg.add_passages([(s, ExtractionResult((), tuple(Triple(*t) for t in ts))) for s, (_, ts) in PASSAGES.items()],
+                    EMBED.embed)
+    q = EMBED.embed([QUESTION])[0]
+    vecs = EMBED.embed([text for text, _ in PASSAGES.values()])
+    dense = {s: float(v @ q) for s, v in zip(PASSAGES, vecs)}
+    return kg, q, dense
+
+
+def _rank(seqs: list[int], seq: int) -> int:
+    return seqs.index(seq) if seq in seqs else len(PASSAGES)
+
+
+def test_graph_ranks_bridge_passage_above_dense() -> None:
+    kg, q, dense = _setup()
+    dense_order = [s for s, _ in sorted(dense.items(), key=lambda item: -item[1])]
+    result = graph_retrieve(q, kg, dense, GraphParams(top_k=6, fact_top_k=2))
+    assert result.mode == "graph"
+    graph_order = [h.seq for h in result.hits]
+    assert _rank(graph_order, 2) < _rank(dense_order, 2)
+    assert "bob jones" in result.seed_phrases
+    bridge = next(h for h in result.hits if h.seq == 2)
+    assert "bob jones" in bridge.seed_phrases and bridge.facts
+    assert {"fact_search", "seed", "ppr", "total"} <= set(result.timings_ms)
+
+
+def test_falls_back_to_dense_without_seeds() -> None:
+    kg, q, dense = _setup()
+    result = graph_retrieve(q, kg, dense, GraphParams(top_k=3, min_fact_score=1.01))
+    assert result.mode == "dense_fallback"
+    assert [h.seq for h in result.hits] == [s for s, _ in sorted(dense.items(), key=lambda i: -i[1])[:3]]
+    empty = KnowledgeGraph(64)
+    assert graph_retrieve(q, empty, dense).mode == "dense_fallback"
+    assert hybrid_retrieve(q, empty, dense).mode == "dense_fallback"
+
+
+def test_fact_filter_hook_can_remove_every_seed() -> None:
+    kg, q, dense = _setup()
+    seen: list[ScoredFact] = []
+
+    def reject_all(facts):
+        seen.extend(facts)
+        return []
+
+    result = graph_retrieve(q, kg, dense, fact_filter=reject_all)
+    assert seen and result.mode == "dense_fallback"
+
+
+def test_hybrid_anchors_dense_top_then_graph() -> None:
+    kg, q, dense = _setup()
+    result = hybrid_retrieve(q, kg, dense, HybridParams(graph=GraphParams(top_k=4), dense_anchor=1))
+    assert result.mode == "hybrid"
+    assert result.hits[0].seq == max(dense, key=dense.__getitem__)
+    assert len({h.seq for h in result.hits}) == 4
+    assert anchor_fuse({1: 0.9, 2: 0.5, 3: 0.1}, {3: 0.9, 1: 0.2}, 1, 3) == [(3, 1.0), (1, 0.5), (2, 1 / 3)]
+
+
+def test_passages_outside_the_graph_still_rank() -> None:
+    kg, q, dense = _setup()
+    dense = {**dense, 99: max(dense.values()) + 0.1}  # embedded, not yet extracted
+    result = graph_retrieve(q, kg, dense, GraphParams(top_k=7))
+    assert 99 in [h.seq for h in result.hits]
