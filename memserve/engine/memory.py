@@ -15,12 +15,14 @@ import numpy as np
 
 from ..config import Settings
 from ..embed import Embedder, make_embedder
-from ..errors import ConfigError, EpisodeNotFound, NamespaceNotFound
-from ..store import episodes_repo, hema_repo
+from ..errors import ConfigError, DeadlineExceeded, EpisodeNotFound, InvalidArgument, NamespaceNotFound
+from ..store import episodes_repo, extractions_repo, hema_repo
 from ..store.db import DB_FILE, Database
 from ..store.llm_cache_repo import DuckDBLLMCache
-from ..types import Episode, EpisodeIn, Hit, QueryIn, QueryMode, QueryResult, WriteResult
+from ..types import Episode, EpisodeIn, FactOut, Hit, QueryIn, QueryMode, QueryResult, WriteResult
 from . import paging
+from .graph_retrieval import GraphParams
+from .graph_service import GraphService
 from .hema import Hema, SummaryView
 from .ids import episode_id
 from .index_registry import IndexRegistry
@@ -28,6 +30,10 @@ from .pruning import PruneDecision
 from .validation import check_episode_id, check_episodes, check_namespace, check_query
 
 log = logging.getLogger(__name__)
+
+# Dense candidates that seed PPR in the graph modes (HippoRAG 2 seeds every passage; past this many the
+# prior's tail weighs nothing next to the phrase seeds).
+DENSE_POOL = 5000
 
 
 def utcnow() -> datetime:
@@ -61,6 +67,7 @@ class MemoryEngine:
                                      use_gpu=settings.use_gpu)
         self.llm = self._make_llm(settings)
         self.hema = Hema(settings, self.db, self.clock, llm=self.llm)
+        self.graph = GraphService(settings, self.db, self.embedder.embed, self.embedder.dim, llm=self.llm)
         self._closed = False
         self._close_lock = threading.Lock()
         self._maintenance_stop = threading.Event()
@@ -73,7 +80,10 @@ class MemoryEngine:
         from ..llm import LLMClient, LLMSettings
 
         return LLMClient(LLMSettings(model=settings.llm_model, api_base=settings.llm_api_base or None,
-                                     api_key=settings.llm_api_key or None, timeout_s=settings.llm_timeout_s,
+                                     # Local OpenAI-compatible servers (vLLM, Ollama) need no key, but the
+                                     # openai client refuses to run without one.
+                                     api_key=settings.llm_api_key or ("not-needed" if settings.llm_api_base else None),
+                                     timeout_s=settings.llm_timeout_s,
                                      max_retries=settings.llm_max_retries,
                                      max_concurrency=settings.llm_max_concurrency),
                          cache=DuckDBLLMCache(self.db))
@@ -85,6 +95,7 @@ class MemoryEngine:
         namespaces = episodes_repo.all_namespaces(self.db.reader())
         repairs = self.indexes.load_all(namespaces)
         repaired = {ns: r for ns, r in repairs.items() if any(r)}
+        self.graph.start(namespaces)
         self.hema.start()
         self._maintenance.start()
         log.info("loaded %d namespaces in %.2fs%s", len(namespaces), time.perf_counter() - t0,
@@ -101,6 +112,7 @@ class MemoryEngine:
             self._maintenance_stop.set()
             if self._maintenance.is_alive():
                 self._maintenance.join(10)
+            self.graph.stop()
             self.hema.stop()
             self.indexes.snapshot(all_namespaces=True)
             self.db.checkpoint()
@@ -163,9 +175,14 @@ class MemoryEngine:
                         create_time=now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
                 vectors = vectors[keep]
                 episodes_repo.insert_episodes(tx, stored, vectors)
+                self.graph.on_write(tx, namespace, [(e.seq, fresh[e.id]) for e in stored])
         if stored:
             self.indexes.add(namespace, np.array([e.seq for e in stored], dtype=np.int64), vectors)
             self.hema.episodes_written(namespace, {e.session_id for e in stored})
+            self.graph.kick(namespace)
+        if wait_for_graph and not self.graph.wait(namespace, None if timeout is None else max(0.0, timeout - 0.5)):
+            raise DeadlineExceeded("the episodes are stored and searchable, but the graph has not caught up "
+                                   "before the deadline; re-send the same write (it is idempotent) to keep waiting")
         created_ids = {e.id for e in stored}
         created, seen = [], set()
         for id_ in ids:
@@ -177,8 +194,6 @@ class MemoryEngine:
         check_namespace(namespace)
         for i, id_ in enumerate(ids):
             if not id_:
-                from ..errors import InvalidArgument
-
                 raise InvalidArgument(f"ids[{i}] is empty", field=f"ids[{i}]")
             check_episode_id(id_, f"ids[{i}]")
         self._require_namespace(namespace)
@@ -194,6 +209,7 @@ class MemoryEngine:
         with self.db.transaction() as tx:
             count = episodes_repo.delete_namespace(tx, namespace)
             hema_repo.delete_namespace(tx, namespace)
+            self.graph.on_delete_namespace(tx, namespace)
         self.indexes.drop(namespace)
         return count
 
@@ -206,8 +222,6 @@ class MemoryEngine:
     def get(self, namespace: str, id_: str) -> Episode:
         check_namespace(namespace)
         if not id_:
-            from ..errors import InvalidArgument
-
             raise InvalidArgument("id is required", field="id")
         self._require_namespace(namespace)
         episode = episodes_repo.get_episode(self.db.reader(), namespace, id_)
@@ -251,28 +265,66 @@ class MemoryEngine:
         if not q.filter.empty:
             allowed = episodes_repo.filter_seqs(self.db.reader(), q.namespace, q.filter)
             t = lap("filter", t)
+        mode = q.mode or QueryMode(self.settings.default_query_mode)
+        use_graph = mode != QueryMode.DENSE and self.graph.has_graph(q.namespace)
         with self.indexes.locked(q.namespace) as index:
-            hits = index.search(qvec, q.top_k, allowed=allowed)[0]
+            # The graph modes seed every passage with its dense score (HippoRAG 2): take a wide dense pool.
+            k = q.top_k if not use_graph else min(len(index), max(q.top_k, DENSE_POOL)) or 1
+            dense = index.search(qvec, k, allowed=allowed)[0]
         t = lap("dense", t)
-        found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, hits.ids.tolist())
+        dense_scores = dict(zip(dense.ids.tolist(), dense.scores.tolist()))
+        ranked: list[tuple[int, float, tuple[FactOut, ...], tuple[str, ...]]] = []
+        effective = QueryMode.DENSE
+        if use_graph:
+            g = q.graph
+            s = self.settings
+            params = GraphParams(
+                damping=s.ppr_damping if g.damping is None else g.damping,
+                fact_top_k=s.fact_top_k if g.fact_top_k is None else g.fact_top_k,
+                passage_weight=s.passage_weight if g.passage_weight is None else g.passage_weight,
+                synonym_threshold=g.synonym_threshold,
+                top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
+            result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, mode, params)
+            for name, ms in result.timings_ms.items():
+                timings[f"graph_{name}"] = round(ms, 3)
+            if result.mode != "dense_fallback":
+                effective = mode
+                keep = None if allowed is None else set(allowed.tolist())
+                for h in result.hits:
+                    if keep is None or h.seq in keep:
+                        facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
+                        ranked.append((h.seq, h.score, facts, tuple(h.seed_phrases)))
+            t = lap("graph", t)
+        seen = {seq for seq, *_ in ranked}
+        for seq, score in zip(dense.ids.tolist(), dense.scores.tolist()):  # dense fills whatever is left
+            if len(ranked) >= q.top_k:
+                break
+            if seq not in seen:
+                ranked.append((seq, score, (), ()))
+        ranked = ranked[: q.top_k]
+        found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, [r[0] for r in ranked])
         t = lap("fetch", t)
         out = []
-        for seq, score in zip(hits.ids.tolist(), hits.scores.tolist()):
+        for seq, score, facts, phrases in ranked:
             episode = found.get(seq)
             if episode is None:  # deleted between the search and the fetch
                 continue
-            out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1, dense_score=float(score)))
+            out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1,
+                           dense_score=float(dense_scores.get(seq, 0.0)),
+                           graph_score=float(score) if effective != QueryMode.DENSE else 0.0,
+                           facts=facts, phrases=phrases))
         self.hema.record_accesses(q.namespace, [h.episode.seq for h in out])
         context, tokens = self.hema.context(q.namespace, q.summary_session_id, out, q.token_budget)
         t = lap("context", t)
         lap("total", t_start)
-        return QueryResult(hits=out, timings_ms=timings, mode=QueryMode.DENSE, context=context,
+        return QueryResult(hits=out, timings_ms=timings, mode=effective, context=context,
                            context_tokens=tokens)
 
     # -- HEMA --------------------------------------------------------------------------------------------
     def _forget(self, tx, namespace: str, seqs: list[int]) -> None:
         """Everything derived from deleted episodes that lives in DuckDB (same transaction as the delete)."""
         hema_repo.forget_episodes(tx, namespace, seqs)
+        self.graph.on_delete(tx, namespace, seqs)
 
     def summary(self, namespace: str, session_id: str = "") -> SummaryView:
         check_namespace(namespace)
@@ -319,18 +371,31 @@ class MemoryEngine:
             count, kind, index_bytes = self.indexes.describe(ns)
             out.append(NamespaceStats(namespace=ns, episode_count=episodes, session_count=sessions,
                                       text_bytes=nbytes, vector_count=count, index_type=kind,
-                                      index_bytes=index_bytes, create_time=episodes_repo.namespace_create_time(cur, ns)))
+                                      index_bytes=index_bytes, create_time=episodes_repo.namespace_create_time(cur, ns),
+                                      graph=self.graph.stats(ns)))
         return out
 
     @property
     def extractor_name(self) -> str:
-        return "none"
+        return self.graph.extractor_name
+
+    def wait_for_graph(self, namespace: str, timeout: float | None = None) -> bool:
+        return self.graph.wait(namespace, timeout)
+
+    def export_graph(self, namespace: str, fmt: str) -> tuple[bytes, int, int]:
+        check_namespace(namespace)
+        self._require_namespace(namespace)
+        cur = self.db.reader()
+        labels = {}
+        for seq, ep in episodes_repo.get_by_seqs(cur, namespace, episodes_repo.live_seqs(cur, namespace).tolist()).items():
+            labels[seq] = ep.id
+        return self.graph.export(namespace, fmt, labels)
 
     def llm_usage(self) -> dict[str, float] | None:
         return self.llm.usage() if self.llm is not None else None
 
     def dropped_triples(self) -> int:
-        return 0
+        return extractions_repo.dropped_total(self.db.reader())
 
     def disk_bytes(self) -> tuple[int, int]:
         """(database bytes, everything under the data directory)."""

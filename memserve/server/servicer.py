@@ -98,3 +98,8 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
             pruned=[pb.PrunedEpisode(id=d.id, score=d.score if d.score != float("inf") else 3.4e38,
                                      reason=d.reason, text=texts.get(d.seq, "")) for d in decisions],
             remaining_count=remaining, dry_run=request.dry_run)
+
+    async def ExportGraph(self, request: pb.ExportGraphRequest, context: grpc.aio.ServicerContext):
+        fmt = "node-link" if request.format == pb.GRAPH_FORMAT_NODE_LINK_JSON else "graphml"
+        data, nodes, edges = await self._run(self._engine.export_graph, request.namespace, fmt)
+        return pb.ExportGraphResponse(data=data, node_count=nodes, edge_count=edges)

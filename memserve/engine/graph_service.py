@@ -1,0 +1,231 @@
+"""The knowledge graph inside the server: background extraction, incremental graph updates, retrieval.
+
+Write path: the episode and its extraction job (plus any client-supplied extraction) commit together; a
+worker then claims jobs in seq order, extracts what has no stored extraction, embeds the new phrases and
+facts outside any lock, and commits graph delta + extraction + "job done" in one transaction. A crash at
+any point leaves jobs 'pending' or 'running' (reset at start-up), so extraction resumes where it stopped.
+
+Lock order is always: DuckDB write transaction, then the namespace's graph lock. Queries take only the
+graph lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..config import Settings
+from ..extract import ExtractionResult, Extractor, OfflineExtractor, clean_triples
+from ..extract.types import Triple
+from ..graph import export as graph_export
+from ..graph.kg import KnowledgeGraph
+from ..store import episodes_repo, extractions_repo, graph_repo
+from ..store.db import Database
+from ..types import EpisodeIn, QueryMode
+from .background import Worker
+from .graph_retrieval import FactFilter, GraphParams, GraphResult, HybridParams, graph_retrieve, hybrid_retrieve
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+CLIENT_SOURCE = "client"
+
+
+def make_extractor(settings: Settings, llm) -> Extractor | None:
+    if settings.extractor == "none":
+        return None
+    if settings.extractor == "llm" or (settings.extractor == "auto" and llm is not None):
+        from ..extract import LLMOpenIEExtractor
+
+        return LLMOpenIEExtractor(llm)
+    return OfflineExtractor()
+
+
+def client_extraction(ep: EpisodeIn) -> ExtractionResult | None:
+    if ep.extraction is None:
+        return None
+    raw = [[t.subject, t.predicate, t.object] for t in ep.extraction.triples]
+    triples, dropped = clean_triples(raw)
+    return ExtractionResult(entities=tuple(ep.extraction.entities), triples=tuple(triples), dropped_triples=dropped)
+
+
+class GraphService:
+    def __init__(self, settings: Settings, db: Database, embed: Callable[[list[str]], np.ndarray], dim: int,
+                 llm=None) -> None:
+        self._settings = settings
+        self._db = db
+        self._embed = embed
+        self._dim = dim
+        self.extractor = make_extractor(settings, llm)
+        self._graphs: dict[str, KnowledgeGraph] = {}
+        self._locks: dict[str, threading.RLock] = {}
+        self._registry = threading.Lock()
+        self._worker = Worker("extract", self._process)
+        self._fact_filter_factory: Callable[[str], FactFilter] | None = None
+        if llm is not None:
+            from .fact_filter import llm_fact_filter
+
+            self._fact_filter_factory = lambda query: llm_fact_filter(llm, query)
+
+    @property
+    def extractor_name(self) -> str:
+        return self.extractor.name if self.extractor is not None else "none"
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def _new_graph(self) -> KnowledgeGraph:
+        return KnowledgeGraph(self._dim, synonym_threshold=self._settings.synonym_threshold,
+                              max_synonyms=self._settings.synonym_max_neighbors)
+
+    def _lock(self, namespace: str) -> threading.RLock:
+        with self._registry:
+            return self._locks.setdefault(namespace, threading.RLock())
+
+    def _graph(self, namespace: str) -> KnowledgeGraph:
+        with self._registry:
+            kg = self._graphs.get(namespace)
+            if kg is None:
+                kg = self._graphs[namespace] = self._new_graph()
+            return kg
+
+    def _reload(self, namespace: str) -> None:
+        kg = graph_repo.load_graph(self._db.reader(), namespace, self._dim,
+                                   synonym_threshold=self._settings.synonym_threshold,
+                                   max_synonyms=self._settings.synonym_max_neighbors)
+        with self._registry:
+            self._graphs[namespace] = kg
+
+    def start(self, namespaces: Sequence[str]) -> None:
+        with self._db.transaction() as tx:
+            requeued = graph_repo.requeue_running(tx)
+        if requeued:
+            log.info("resuming %d extraction jobs interrupted by a crash", requeued)
+        for ns in namespaces:
+            self._reload(ns)
+        self._worker.start()
+        for ns in namespaces:
+            if graph_repo.job_counts(self._db.reader(), ns).get("pending"):
+                self._worker.kick(ns)
+
+    def stop(self) -> None:
+        self._worker.stop()
+
+    # -- writes ------------------------------------------------------------------------------------------
+    def on_write(self, tx, namespace: str, items: Sequence[tuple[int, EpisodeIn]]) -> None:
+        """Inside the write transaction: store client extractions, queue extraction jobs."""
+        given = [(seq, CLIENT_SOURCE, r) for seq, ep in items if (r := client_extraction(ep)) is not None]
+        extractions_repo.save(tx, namespace, given)
+        queued = [seq for seq, ep in items if ep.extraction is not None or self.extractor is not None]
+        graph_repo.enqueue_jobs(tx, namespace, queued)
+
+    def kick(self, namespace: str) -> None:
+        self._worker.kick(namespace)
+
+    def wait(self, namespace: str, timeout: float | None) -> bool:
+        return self._worker.wait_idle(namespace, timeout)
+
+    def on_delete(self, tx, namespace: str, seqs: Sequence[int]) -> None:
+        """Inside the delete transaction: drop the passages, their edges and orphaned phrases and facts."""
+        if not seqs:
+            return
+        with self._lock(namespace):
+            kg = self._graph(namespace)
+            delta = kg.remove_passages(seqs)
+            try:
+                graph_repo.save_delta(tx, namespace, delta)
+            except BaseException:
+                self._graphs.pop(namespace, None)  # in-memory graph is ahead of the store: reload lazily
+                raise
+        extractions_repo.delete(tx, namespace, seqs)
+        tx.execute("DELETE FROM extraction_jobs WHERE namespace = ? AND seq IN (SELECT unnest(?::BIGINT[]))",
+                   [namespace, [int(s) for s in seqs]])
+
+    def on_delete_namespace(self, tx, namespace: str) -> None:
+        graph_repo.delete_namespace_graph(tx, namespace)
+        extractions_repo.delete(tx, namespace)
+        with self._registry:
+            self._graphs.pop(namespace, None)
+
+    def _process(self, namespace: str) -> bool:
+        batch = self._settings.extraction_batch
+        with self._db.transaction() as tx:
+            seqs = graph_repo.claim_jobs(tx, namespace, batch)
+        if not seqs:
+            return False
+        cur = self._db.reader()
+        stored = extractions_repo.load(cur, namespace, seqs)
+        episodes = episodes_repo.get_by_seqs(cur, namespace, [s for s in seqs if s not in stored])
+        fresh: dict[int, ExtractionResult] = {}
+        if episodes and self.extractor is not None:
+            todo = sorted(episodes)
+            for seq, result in zip(todo, self.extractor.extract([episodes[s].text for s in todo])):
+                fresh[seq] = result
+        failed = {seq: r.error for seq, r in fresh.items() if r.error}
+        ready = {**{s: r for s, r in fresh.items() if not r.error}, **stored}
+        items = sorted(ready.items())
+        with self._lock(namespace):
+            texts = self._graph(namespace).texts_to_embed(items)
+        vectors = dict(zip(texts, self._embed(texts))) if texts else {}
+
+        def embed_fn(batch_texts: list[str]) -> np.ndarray:
+            missing = [t for t in batch_texts if t not in vectors]
+            if missing:  # another passage added these phrases' neighbours since: embed what is left
+                vectors.update(zip(missing, self._embed(missing)))
+            return np.stack([vectors[t] for t in batch_texts]) if batch_texts else np.zeros((0, self._dim), np.float32)
+
+        with self._db.transaction() as tx:
+            live = set(episodes_repo.get_by_seqs(tx, namespace, [s for s, _ in items]))
+            items = [(s, r) for s, r in items if s in live]  # deleted since the claim: skip
+            with self._lock(namespace):
+                kg = self._graph(namespace)
+                try:
+                    delta = kg.add_passages(items, embed_fn)
+                    graph_repo.save_delta(tx, namespace, delta)
+                except BaseException:
+                    with self._registry:
+                        self._graphs.pop(namespace, None)
+                    raise
+            extractions_repo.save(tx, namespace, [(s, self.extractor_name, fresh[s]) for s, _ in items if s in fresh])
+            graph_repo.finish_jobs(tx, namespace, [s for s in seqs if s not in failed])
+            for seq, error in failed.items():
+                graph_repo.fail_job(tx, namespace, seq, error or "extraction failed", MAX_ATTEMPTS)
+        if failed:
+            log.warning("%s: extraction failed for %d episodes (will retry up to %d times)", namespace,
+                        len(failed), MAX_ATTEMPTS)
+        return True
+
+    # -- reads -------------------------------------------------------------------------------------------
+    def has_graph(self, namespace: str) -> bool:
+        with self._lock(namespace):
+            return bool(self._graph(namespace).passages)
+
+    def retrieve(self, namespace: str, query_text: str, qvec: np.ndarray, dense_scores: Mapping[int, float],
+                 mode: QueryMode, params: GraphParams) -> GraphResult:
+        fact_filter = self._fact_filter_factory(query_text) if self._fact_filter_factory else None
+        with self._lock(namespace):
+            kg = self._graph(namespace)
+            if mode == QueryMode.HYBRID:
+                return hybrid_retrieve(qvec, kg, dense_scores, HybridParams(graph=params), fact_filter=fact_filter)
+            return graph_retrieve(qvec, kg, dense_scores, params, fact_filter=fact_filter)
+
+    def stats(self, namespace: str) -> dict[str, int]:
+        with self._lock(namespace):
+            kg = self._graph(namespace)
+            edges = sum(1 for _ in kg.edges())
+            counts = {"phrase_count": len(kg.phrases), "fact_count": len(kg.facts), "graph_edge_count": edges}
+        jobs = graph_repo.job_counts(self._db.reader(), namespace)
+        counts["extraction_backlog"] = int(jobs.get("pending", 0) + jobs.get("running", 0))
+        return counts
+
+    def export(self, namespace: str, fmt: str, labels: Mapping[int, str]) -> tuple[bytes, int, int]:
+        with self._lock(namespace):
+            kg = self._graph(namespace)
+            graph = graph_export.to_networkx(kg, passage_labels=labels)
+            data = graph_export.to_node_link_json(kg, passage_labels=labels) if fmt == "node-link" \
+                else graph_export.to_graphml(kg, passage_labels=labels)
+        return data, graph.number_of_nodes(), graph.number_of_edges()
+
+
+__all__ = ["GraphService", "Triple"]

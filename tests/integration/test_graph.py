@@ -1,0 +1,192 @@
+"""The knowledge graph through the real server: extraction, GRAPH/HYBRID queries, deletes, export, LLM."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import networkx as nx
+import pytest
+from memserve_client import EpisodeInput, Extraction, MemoryClient, Triple
+
+from tests.fakes.openai_replay import ReplayServer, Reply
+from tests.support.server import ServerProcess
+
+FILM = [
+    EpisodeInput(text="Polish-Russian War (film)\nPolish-Russian War is a 2009 Polish film directed by Xawery Żuławski.",
+                 id="film"),
+    EpisodeInput(text="Xawery Żuławski\nXawery Żuławski is a Polish film director. He is the son of actress "
+                      "Małgorzata Braunek and director Andrzej Żuławski.", id="director"),
+    EpisodeInput(text="Lake Baikal\nLake Baikal is a rift lake in Siberia, Russia.", id="lake"),
+    EpisodeInput(text="Kiwi Fruit\nThe kiwifruit is an edible berry grown in New Zealand.", id="kiwi"),
+]
+
+
+def ns() -> str:
+    return "g-" + uuid.uuid4().hex[:10]
+
+
+def passage_nodes(client, name) -> dict[str, set[str]]:
+    """passage label (episode id) -> phrases it links to, from the exported graph."""
+    data = json.loads(client.export_graph(name, format="node-link").data)
+    g = nx.node_link_graph(data, edges="edges", multigraph=True)
+    out = {}
+    for node, attrs in g.nodes(data=True):
+        if attrs["kind"] == "passage":
+            out[attrs["label"]] = {g.nodes[n]["text"] for n in g.neighbors(node)}
+    orphans = [n for n, a in g.nodes(data=True) if a["kind"] == "phrase"
+               and not any(g.nodes[m]["kind"] == "passage" for m in g.neighbors(n))]
+    assert not orphans, f"orphan phrases: {orphans}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def gserver(tmp_path_factory):
+    with ServerProcess(tmp_path_factory.mktemp("g") / "data", settings={"extractor": "offline"}) as proc:
+        yield proc
+
+
+@pytest.fixture()
+def gclient(gserver):
+    with MemoryClient(gserver.target, timeout=60) as c:
+        yield c
+
+
+def test_offline_extraction_builds_a_graph_and_graph_mode_explains_hits(gclient):
+    name = ns()
+    gclient.write(name, FILM, wait_for_graph=True)
+    stats = gclient.stats(name).namespaces[0]
+    assert stats.phrase_count > 5 and stats.fact_count > 3 and stats.graph_edge_count > 5
+    assert stats.extraction_backlog == 0
+    result = gclient.query(name, "Who is the mother of the director of Polish-Russian War?", top_k=3, mode="graph")
+    assert result.mode == "graph"
+    assert {"film", "director"} <= {h.episode.id for h in result.hits[:3]}
+    explained = [h for h in result.hits if h.facts]
+    assert explained and all(h.phrases for h in explained)
+    assert any("graph_ppr" in k for k in result.timings_ms)
+    hybrid = gclient.query(name, "Who is the mother of the director of Polish-Russian War?", top_k=3, mode="hybrid")
+    assert hybrid.mode == "hybrid" and {h.episode.id for h in hybrid.hits[:3]} >= {"film", "director"}
+
+
+def test_precomputed_extractions_are_used_verbatim(gclient):
+    name = ns()
+    gclient.write(name, [
+        EpisodeInput(text="alpha text one", id="a", extraction=Extraction(
+            entities=("Zorblax", "Quuxville"), triples=(Triple("Zorblax", "was born in", "Quuxville"),))),
+        EpisodeInput(text="beta text two", id="b", extraction=Extraction(
+            entities=("Quuxville",), triples=(Triple("Quuxville", "is capital of", "Fooland"),))),
+    ], wait_for_graph=True)
+    graph = passage_nodes(gclient, name)
+    assert graph == {"a": {"zorblax", "quuxville"}, "b": {"quuxville", "fooland"}}
+    hits = gclient.query(name, "Where was Zorblax born?", mode="graph", top_k=2).hits
+    assert hits[0].episode.id == "a"
+    assert any(f.subject == "zorblax" and f.object == "quuxville" for f in hits[0].facts)
+
+
+def test_delete_and_prune_leave_no_orphans_in_the_graph(gclient):
+    name = ns()
+    gclient.write(name, FILM, wait_for_graph=True)
+    before = passage_nodes(gclient, name)
+    assert set(before) == {"film", "director", "lake", "kiwi"}
+    gclient.delete(name, ["director"])
+    after = passage_nodes(gclient, name)
+    assert set(after) == {"film", "lake", "kiwi"}
+    phrases_only_in_director = before["director"] - before["film"] - before["lake"] - before["kiwi"]
+    assert phrases_only_in_director
+    data = json.loads(gclient.export_graph(name, format="node-link").data)
+    texts = {n.get("text") for n in data["nodes"]}
+    assert not phrases_only_in_director & texts
+    for mode in ("dense", "graph", "hybrid"):
+        hits = gclient.query(name, "Małgorzata Braunek son director", mode=mode, top_k=10).hits
+        assert "director" not in {h.episode.id for h in hits}
+    gclient.prune(name, max_episodes=2)
+    assert len(passage_nodes(gclient, name)) == 2
+
+
+def test_graphs_are_isolated_per_namespace(gclient):
+    a, b = ns(), ns()
+    gclient.write(a, FILM[:2], wait_for_graph=True)
+    gclient.write(b, FILM[2:], wait_for_graph=True)
+    assert set(passage_nodes(gclient, a)) == {"film", "director"}
+    assert set(passage_nodes(gclient, b)) == {"lake", "kiwi"}
+    for h in gclient.query(b, "Who directed Polish-Russian War?", mode="graph", top_k=10).hits:
+        assert h.episode.namespace == b and h.episode.id in {"lake", "kiwi"}
+        assert all("żuławski" not in f.subject + f.object for f in h.facts)
+
+
+def test_graphml_export_parses(gclient, tmp_path):
+    name = ns()
+    gclient.write(name, FILM, wait_for_graph=True)
+    export = gclient.export_graph(name, format="graphml")
+    path = tmp_path / "g.graphml"
+    path.write_bytes(export.data)
+    g = nx.read_graphml(path)
+    assert g.number_of_nodes() == export.node_count > 0
+    assert export.edge_count > 0
+
+
+def test_graph_survives_restart(tmp_path):
+    settings = {"extractor": "offline"}
+    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=60) as c:
+        c.write("kg", FILM, wait_for_graph=True)
+        before = passage_nodes(c, "kg")
+        stats_before = c.stats("kg").namespaces[0]
+    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=60) as c:
+        assert passage_nodes(c, "kg") == before
+        after = c.stats("kg").namespaces[0]
+        assert (after.phrase_count, after.fact_count, after.graph_edge_count) == \
+            (stats_before.phrase_count, stats_before.fact_count, stats_before.graph_edge_count)
+
+
+def _script_llm(server: ReplayServer, passage: str, entities: list[str], triples: list[list[str]], delay=0.0):
+    server.on(f"{passage}\n\nNamed entities:", Reply.json({"triples": triples}).after(delay))
+    server.on(passage, Reply.json({"named_entities": entities}).after(delay))
+
+
+def llm_settings(replay: ReplayServer) -> dict[str, str]:
+    return {"llm_model": replay.litellm_model, "llm_api_base": replay.url, "llm_api_key": "test",
+            "llm_max_retries": "2", "llm_timeout_s": "10", "summarizer": "extractive"}
+
+
+def test_llm_extraction_is_cached_and_accounted(tmp_path):
+    with ReplayServer() as replay:
+        texts = [f"Person {i}\nPerson {i} was born in City {i}." for i in range(3)]
+        for i, t in enumerate(texts):
+            _script_llm(replay, t, [f"Person {i}", f"City {i}"], [[f"Person {i}", "was born in", f"City {i}"]])
+        replay.on("Question:", Reply.json({"fact": []}))
+        with ServerProcess(tmp_path / "d", settings=llm_settings(replay)) as srv, \
+                MemoryClient(srv.target, timeout=60) as c:
+            c.write("one", texts, wait_for_graph=True)
+            calls = len(replay.requests)
+            assert calls == 6  # NER + triples per passage
+            assert passage_nodes(c, "one")  # graph built from the LLM's triples
+            c.write("two", texts, wait_for_graph=True)  # same texts elsewhere: every prompt is cached
+            assert len(replay.requests) == calls
+            stats = c.stats()
+            assert stats.extractor.startswith("llm-openie")
+            assert stats.llm.calls >= 12 and stats.llm.cached_calls >= 6
+            assert stats.llm.prompt_tokens >= 60 and stats.llm.completion_tokens >= 30
+
+
+def test_crash_mid_extraction_resumes_after_restart(tmp_path):
+    with ReplayServer() as replay:
+        texts = [f"Item {i}\nItem {i} belongs to Group {i % 3}." for i in range(12)]
+        for i, t in enumerate(texts):
+            _script_llm(replay, t, [f"Item {i}", f"Group {i % 3}"], [[f"Item {i}", "belongs to", f"Group {i % 3}"]],
+                        delay=0.3)
+        settings = {**llm_settings(replay), "llm_max_concurrency": "1", "extraction_batch": "2"}
+        server = ServerProcess(tmp_path / "d", settings=settings).start()
+        try:
+            with MemoryClient(server.target, timeout=60) as c:
+                c.write("crash", texts)
+                time.sleep(1.5)
+                assert c.stats("crash").namespaces[0].extraction_backlog > 0
+        finally:
+            server.kill()
+        with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=60) as c:
+            deadline = time.monotonic() + 60
+            while c.stats("crash").namespaces[0].extraction_backlog:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert set(passage_nodes(c, "crash")) == {e.id for e in c.iter_episodes("crash")}
