@@ -1,0 +1,161 @@
+"""Ingest and query throughput of a real memserve, through the SDK, next to the raw encoder.
+
+    python evals/bench_ingest_query.py --sizes 10000,100000 --json evals/results/bench_ingest_query.json
+
+For each size: a fresh server process on a temporary data directory; synthetic chat-like episodes
+(deterministic); ingest episodes/s through gRPC; raw ``model.encode`` sentences/s on the same texts in this
+process (so the server's overhead shows as a ratio); query p50/p95 end to end over gRPC; server RSS.
+Extraction and summaries are switched off by default so the numbers are those of the core write path;
+``--set extractor=offline`` etc. measures the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Niaj",
+         "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Uma", "Victor", "Wendy"]
+PLACES = ["Paris", "Lisbon", "Osaka", "Nairobi", "Toronto", "Lima", "Oslo", "Hanoi", "Austin", "Cairo", "Dublin",
+          "Seoul", "Krakow", "Denver", "Porto", "Quito"]
+THINGS = ["a red bicycle", "the garden shed", "a sourdough starter", "the quarterly report", "a vintage camera",
+          "the new laptop", "a chess set", "the kitchen sink", "a hiking trail map", "the piano lessons",
+          "a jar of honey", "the car insurance", "a birthday cake", "the tax forms", "a pair of skis"]
+TEMPLATES = [
+    "{a} told {b} that {t} arrived in {p} last {d}.",
+    "Yesterday {a} and {b} argued about {t} while waiting in {p}.",
+    "{a} wants to sell {t} before moving to {p} in {m}.",
+    "Reminder: {a} promised {b} to bring {t} to the meeting in {p} on {d}.",
+    "{a} said the trip to {p} was cancelled because of {t}.",
+    "In {m}, {a} borrowed {t} from {b} and still has not returned it.",
+    "{a} asked whether {b} had ever been to {p}; {b} mentioned {t} instead.",
+]
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+MONTHS = ["January", "March", "May", "July", "September", "November"]
+
+
+def make_texts(n: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        a, b = rng.sample(NAMES, 2)
+        text = rng.choice(TEMPLATES).format(a=a, b=b, t=rng.choice(THINGS), p=rng.choice(PLACES),
+                                            d=rng.choice(DAYS), m=rng.choice(MONTHS))
+        out.append(f"{text} (note {i})")
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def raw_encode_rate(texts: list[str], model: str, batch_size: int) -> float:
+    from memserve.embed import make_embedder
+
+    embedder = make_embedder(model, batch_size=batch_size)
+    embedder.embed(texts[:64])  # warm-up
+    t0 = time.perf_counter()
+    embedder.embed(texts)
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def bench_size(n: int, args, raw_rate: float) -> dict:
+    from memserve_client import MemoryClient
+    from tqdm import tqdm
+
+    from tests.support.server import ServerProcess
+
+    texts = make_texts(n)
+    settings = {"embedding_model": args.embedding_model, "extractor": "none", "summarizer": "none",
+                "snapshot_interval_s": "0"}
+    for item in args.set:
+        k, _, v = item.partition("=")
+        settings[k] = v
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ServerProcess(Path(tmp) / "data", settings=settings, env={"OPENBLAS_NUM_THREADS": "1"})
+        with server, MemoryClient(server.target, timeout=600) as client:
+            rss_start = rss_mb(server.proc.pid)
+            t0 = time.perf_counter()
+            with tqdm(total=n, unit="ep", desc=f"ingest {n}", file=sys.stderr) as bar:
+                for start in range(0, n, args.batch):
+                    chunk = texts[start:start + args.batch]
+                    client.write("bench", [{"text": t, "session_id": f"s{(start + i) % 50}"}
+                                           for i, t in enumerate(chunk)])
+                    bar.update(len(chunk))
+            ingest_s = time.perf_counter() - t0
+            rng = random.Random(11)
+            questions = [rng.choice(TEMPLATES).format(a=rng.choice(NAMES), b=rng.choice(NAMES),
+                                                      t=rng.choice(THINGS), p=rng.choice(PLACES),
+                                                      d=rng.choice(DAYS), m=rng.choice(MONTHS))
+                         for _ in range(args.queries + 20)]
+            for q in questions[:20]:  # warm-up
+                client.query("bench", q, top_k=10, mode="dense")
+            lat, server_ms = [], []
+            for q in tqdm(questions[20:], desc="query", file=sys.stderr):
+                t = time.perf_counter()
+                r = client.query("bench", q, top_k=10, mode="dense")
+                lat.append((time.perf_counter() - t) * 1000)
+                server_ms.append(r.timings_ms.get("total", 0.0))
+            stats = client.stats("bench").namespaces[0]
+            rss_end = rss_mb(server.proc.pid)
+    rate = n / ingest_s
+    return {"episodes": n, "ingest_seconds": round(ingest_s, 2), "ingest_eps_per_s": round(rate, 1),
+            "raw_encode_per_s": round(raw_rate, 1), "server_vs_raw": round(rate / raw_rate, 3),
+            "query_p50_ms": round(percentile(lat, 0.5), 2), "query_p95_ms": round(percentile(lat, 0.95), 2),
+            "server_total_p50_ms": round(percentile(server_ms, 0.5), 2), "index_type": stats.index_type,
+            "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--embedding-model", default="bundled:all-MiniLM-L6-v2")
+    parser.add_argument("--raw-sample", type=int, default=5000, help="texts encoded in-process for the raw rate")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="server setting")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    sample = make_texts(min(args.raw_sample, max(sizes)))
+    raw = raw_encode_rate(sample, args.embedding_model, 32)
+    print(f"raw model.encode: {raw:.1f} sentences/s on {len(sample)} texts", file=sys.stderr)
+    rows = [bench_size(n, args, raw) for n in sizes]
+    cols = ["episodes", "ingest_eps_per_s", "raw_encode_per_s", "server_vs_raw", "query_p50_ms", "query_p95_ms",
+            "server_total_p50_ms", "index_type", "rss_end_mb"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        import subprocess
+
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        args.json.write_text(json.dumps({"git_sha": sha or "unknown", "embedding_model": args.embedding_model,
+                                         "cpus": os.cpu_count(), "results": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

