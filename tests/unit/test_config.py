@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from memserve.config import Settings, describe_settings, load_settings
+from memserve.errors import ConfigError
+
+
+def test_defaults_are_offline_and_local():
+    s = load_settings(env={})
+    assert s.host == "127.0.0.1" and s.port == 50051
+    assert s.embedding_model == "bundled:all-MiniLM-L6-v2" and s.llm_model == ""
+    assert s.max_text_bytes == 64 * 1024 and s.token_budget == 3500
+
+
+def test_precedence_file_then_env_then_overrides(tmp_path: Path):
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('[memserve]\nport = 7000\nhost = "0.0.0.0"\nfact_top_k = 7\n')
+    s = load_settings(config_file=cfg, env={"MEMSERVE_PORT": "7001"}, overrides={"fact_top_k": 9, "host": None})
+    assert (s.port, s.host, s.fact_top_k) == (7001, "0.0.0.0", 9)
+
+
+@pytest.mark.parametrize("env, field", [
+    ({"MEMSERVE_PORT": "abc"}, "port"),
+    ({"MEMSERVE_PORT": "70000"}, "port"),
+    ({"MEMSERVE_INDEX_KIND": "annoy"}, "index_kind"),
+    ({"MEMSERVE_PPR_DAMPING": "1.5"}, "ppr_damping"),
+    ({"MEMSERVE_MAX_TEXT_BYTES": "0"}, "max_text_bytes"),
+    ({"MEMSERVE_EXTRACTOR": "llm"}, "extractor"),
+    ({"MEMSERVE_NO_SUCH_THING": "1"}, "no_such_thing"),
+])
+def test_bad_settings_name_the_setting(env, field):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env=env)
+    assert err.value.field == field and field in str(err.value)
+
+
+def test_unknown_key_in_file(tmp_path: Path):
+    cfg = tmp_path / "m.toml"
+    cfg.write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match="prot"):
+        load_settings(config_file=cfg, env={})
+
+
+def test_every_setting_is_documented():
+    table = describe_settings()
+    for name in Settings.__dataclass_fields__:
+        assert f"`{name}`" in table and f"MEMSERVE_{name.upper()}" in table
