@@ -1,0 +1,1 @@
+"""Benchmarks that drive a real memserve through the Python SDK (see ``multihop_qa`` and ``conversation_recall``)."""
