@@ -117,12 +117,27 @@ def bench_size(n: int, args, raw_rate: float) -> dict:
                 server_ms.append(r.timings_ms.get("total", 0.0))
             stats = client.stats("bench").namespaces[0]
             rss_end = rss_mb(server.proc.pid)
+            pruned = {}
+            if args.prune_to and args.prune_to < n:
+                t = time.perf_counter()
+                result = client.prune("bench", max_episodes=args.prune_to)
+                prune_s = time.perf_counter() - t
+                for q in questions[:20]:
+                    client.query("bench", q, top_k=10, mode="dense")
+                lat_after = []
+                for q in questions[20:]:
+                    t = time.perf_counter()
+                    client.query("bench", q, top_k=10, mode="dense")
+                    lat_after.append((time.perf_counter() - t) * 1000)
+                pruned = {"pruned_to": result.remaining_count, "prune_seconds": round(prune_s, 2),
+                          "query_p50_ms_after_prune": round(percentile(lat_after, 0.5), 2),
+                          "query_p95_ms_after_prune": round(percentile(lat_after, 0.95), 2)}
     rate = n / ingest_s
     return {"episodes": n, "ingest_seconds": round(ingest_s, 2), "ingest_eps_per_s": round(rate, 1),
             "raw_encode_per_s": round(raw_rate, 1), "server_vs_raw": round(rate / raw_rate, 3),
             "query_p50_ms": round(percentile(lat, 0.5), 2), "query_p95_ms": round(percentile(lat, 0.95), 2),
             "server_total_p50_ms": round(percentile(server_ms, 0.5), 2), "index_type": stats.index_type,
-            "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1)}
+            "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1), **pruned}
 
 
 def main() -> int:
@@ -133,6 +148,8 @@ def main() -> int:
     parser.add_argument("--embedding-model", default="bundled:all-MiniLM-L6-v2")
     parser.add_argument("--raw-sample", type=int, default=5000, help="texts encoded in-process for the raw rate")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="server setting")
+    parser.add_argument("--prune-to", type=int, default=0,
+                        help="after measuring, prune each namespace to this many episodes and measure queries again")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -147,6 +164,13 @@ def main() -> int:
     print("|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    if any("pruned_to" in r for r in rows):
+        print("\n| episodes | pruned to | prune s | p50 ms before | p50 ms after | p95 ms before | p95 ms after |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            if "pruned_to" in r:
+                print(f"| {r['episodes']} | {r['pruned_to']} | {r['prune_seconds']} | {r['query_p50_ms']} | "
+                      f"{r['query_p50_ms_after_prune']} | {r['query_p95_ms']} | {r['query_p95_ms_after_prune']} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         import subprocess
