@@ -23,6 +23,20 @@ from ..vector import VectorIndex, load_index, make_index
 log = logging.getLogger(__name__)
 
 
+@contextmanager
+def single_query_threads() -> Iterator[None]:
+    """One OpenMP thread for a single-query FAISS search (2 threads made it 2-2.6x slower on 2 cores: see
+    FIELD-NOTES). OpenMP's thread count is per thread, so this leaves the encoder's threads alone."""
+    import faiss
+
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
 class IndexRegistry:
     def __init__(self, db: Database, folder: Path, *, dim: int, kind: str, hnsw_threshold: int,
                  use_gpu: str) -> None:

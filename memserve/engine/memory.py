@@ -25,7 +25,7 @@ from .graph_retrieval import GraphParams
 from .graph_service import GraphService
 from .hema import Hema, SummaryView
 from .ids import episode_id
-from .index_registry import IndexRegistry
+from .index_registry import IndexRegistry, single_query_threads
 from .pruning import PruneDecision
 from .validation import check_episode_id, check_episodes, check_namespace, check_query
 
@@ -270,7 +270,8 @@ class MemoryEngine:
         with self.indexes.locked(q.namespace) as index:
             # The graph modes seed every passage with its dense score (HippoRAG 2): take a wide dense pool.
             k = q.top_k if not use_graph else min(len(index), max(q.top_k, DENSE_POOL)) or 1
-            dense = index.search(qvec, k, allowed=allowed)[0]
+            with single_query_threads():
+                dense = index.search(qvec, k, allowed=allowed)[0]
         t = lap("dense", t)
         dense_scores = dict(zip(dense.ids.tolist(), dense.scores.tolist()))
         ranked: list[tuple[int, float, tuple[FactOut, ...], tuple[str, ...]]] = []
@@ -284,7 +285,8 @@ class MemoryEngine:
                 passage_weight=s.passage_weight if g.passage_weight is None else g.passage_weight,
                 synonym_threshold=g.synonym_threshold,
                 top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
-            result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, mode, params)
+            with single_query_threads():
+                result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, mode, params)
             for name, ms in result.timings_ms.items():
                 timings[f"graph_{name}"] = round(ms, 3)
             if result.mode != "dense_fallback":

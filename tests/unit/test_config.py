@@ -47,3 +47,10 @@ def test_every_setting_is_documented():
     table = describe_settings()
     for name in Settings.__dataclass_fields__:
         assert f"`{name}`" in table and f"MEMSERVE_{name.upper()}" in table
+
+
+def test_settings_doc_is_current():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "SETTINGS.md").read_text()
+    assert describe_settings() in doc, "regenerate docs/SETTINGS.md with `memserve settings`"
