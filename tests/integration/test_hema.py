@@ -130,3 +130,15 @@ def test_context_never_exceeds_the_budget(client, budget):
     assert result.context
     if budget >= 200:
         assert result.hits[0].episode.text[:30] in result.context
+
+
+def test_background_pruning_keeps_namespaces_within_limits(tmp_path):
+    settings = {"prune_max_episodes": "5", "prune_interval_s": "1"}
+    with ServerProcess(tmp_path / "d", settings=settings) as server, MemoryClient(server.target, timeout=30) as c:
+        ids = c.write("auto", [EpisodeInput(text=f"fact {i}: {TOPICS[i % 5]}", pinned=(i == 0)) for i in range(12)]).ids
+        deadline = time.monotonic() + 20
+        while c.stats("auto").episode_count > 5:
+            assert time.monotonic() < deadline, "background pruning did not run"
+            time.sleep(0.2)
+        left = {e.id for e in c.iter_episodes("auto")}
+        assert ids[0] in left and len(left) == 5

@@ -1,0 +1,76 @@
+"""The command line, exactly as the README and the benchmarks use it, against a real server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.server import REPO
+
+
+def memserve(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "memserve", *args], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"memserve {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory):
+    from tests.support.server import ServerProcess
+
+    with ServerProcess(tmp_path_factory.mktemp("cli") / "data", settings={"extractor": "offline"}) as proc:
+        yield proc
+
+
+def test_ingest_query_summary_prune_export(cli_server, tmp_path):
+    server = cli_server.target
+    lines = [
+        {"id": "e1", "text": "Lisbon is the capital of Portugal.", "session_id": "s", "time": "2024-01-02T10:00:00Z"},
+        {"id": "e2", "text": "The Tagus river flows through Lisbon.", "session_id": "s", "metadata": {"src": "wiki"}},
+        {"text": "Penguins live in the Southern Hemisphere.", "time": 1700000000},
+    ]
+    jsonl = tmp_path / "eps.jsonl"
+    jsonl.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = memserve("ingest", "--server", server, "--namespace", "cli", str(jsonl), "--wait-for-graph")
+    assert "ingested 3 episodes" in out.stderr
+    again = memserve("ingest", "--server", server, "--namespace", "cli", str(jsonl))
+    assert "(0 new" in again.stderr
+
+    result = json.loads(memserve("query", "--server", server, "--namespace", "cli", "--top-k", "2", "--json",
+                                 "Which river runs through the capital of Portugal?").stdout)
+    assert [h["rank"] for h in result["hits"]] == [1, 2]
+    assert {"id", "text", "score", "rank"} <= set(result["hits"][0])
+    assert result["hits"][0]["id"] in {"e1", "e2"} and "total" in result["timings_ms"]
+    for mode in ("dense", "graph", "hybrid"):
+        r = json.loads(memserve("query", "--server", server, "--namespace", "cli", "--mode", mode, "--json",
+                                "Tagus").stdout)
+        assert r["hits"]
+
+    summary = json.loads(memserve("summary", "--server", server, "--namespace", "cli", "--json").stdout)
+    assert {"summary", "segments", "backlog", "episode_count"} <= set(summary)
+
+    dry = json.loads(memserve("prune", "--server", server, "--namespace", "cli", "--dry-run", "--max-episodes", "2",
+                              "--json").stdout)
+    assert dry["dry_run"] and len(dry["pruned"]) == 1 and dry["remaining_count"] == 3
+
+    graph = tmp_path / "g.graphml"
+    out = memserve("export", "--server", server, "--namespace", "cli", "--format", "graphml", "-o", str(graph))
+    assert graph.read_bytes().startswith(b"<?xml") and "nodes" in out.stdout
+    stats = json.loads(memserve("stats", "--server", server, "--namespace", "cli").stdout)
+    assert stats["namespaces"][0]["episode_count"] == 3
+
+
+def test_cli_errors_are_readable(cli_server, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"txt": "typo"}\n')
+    out = memserve("ingest", "--server", cli_server.target, "--namespace", "cli2", str(bad), check=False)
+    assert out.returncode == 2 and "bad.jsonl:2" in out.stderr
+    out = memserve("query", "--server", cli_server.target, "--namespace", "nope", "x", check=False)
+    assert out.returncode == 1 and "does not exist" in out.stderr
+    out = memserve("serve", "--set", "port=notaport", check=False)
+    assert out.returncode == 2 and "port" in out.stderr
