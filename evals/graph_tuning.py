@@ -116,6 +116,9 @@ def build_graph(passages: list[str], openie: dict, embedder: CachedEmbedder, **o
 def evaluate(kg, pvecs: np.ndarray, qvecs: np.ndarray, questions: list[Question], mode: str, params) -> dict:
     from memserve.engine.graph_retrieval import graph_retrieve, hybrid_retrieve
 
+    from memserve.extract import OfflineExtractor, normalize_phrase
+
+    extractor = OfflineExtractor()
     r2 = r5 = 0.0
     times = []
     fallbacks = 0
@@ -127,7 +130,8 @@ def evaluate(kg, pvecs: np.ndarray, qvecs: np.ndarray, questions: list[Question]
         else:
             scores = {i: float(s) for i, s in enumerate(dense)}
             fn = graph_retrieve if mode == "graph" else hybrid_retrieve
-            result = fn(qv, kg, scores, params)
+            phrases = tuple(normalize_phrase(e) for e in extractor.extract_one(q.text).entities)
+            result = fn(qv, kg, scores, params, query_phrases=phrases)
             fallbacks += result.mode == "dense_fallback"
             ranked = [h.seq for h in result.hits]
         times.append((time.perf_counter() - start) * 1e3)

@@ -70,6 +70,8 @@ class Settings:
     fact_top_k: int = _doc("Facts kept as PPR seeds.", default=5)
     passage_weight: float = _doc("Reset weight of every passage node, times its normalised dense score.",
                                  default=0.05)
+    query_entity_weight: float = _doc("Seed weight (× specificity) of graph phrases the query names verbatim; "
+                                      "0 turns it off (plain HippoRAG 2).", default=3.0)
     synonym_threshold: float = _doc("Cosine at or above which two phrases get a synonymy edge.", default=0.8)
     synonym_max_neighbors: int = _doc("Most synonymy edges per phrase.", default=100)
     # --- HEMA ---------------------------------------------------------------------------------------------
@@ -100,7 +102,7 @@ _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_t
              "hnsw_threshold", "llm_timeout_s", "llm_max_concurrency", "extraction_batch", "summary_segment_size",
              "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
              "max_metadata_entries"}
-_NON_NEGATIVE = {"port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
+_NON_NEGATIVE = {"query_entity_weight", "port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
                  "prune_max_bytes", "prune_interval_s"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold"}
 

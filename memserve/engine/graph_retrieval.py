@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from memserve.graph.delta import Fact
+from memserve.graph.ids import phrase_id as make_phrase_id
 from memserve.graph.kg import KnowledgeGraph
 from memserve.graph.ppr import personalized_pagerank
 
@@ -53,6 +54,10 @@ class GraphParams:
     dense_power: float = 1.0
     # Per-query override: keep only synonymy edges at least this similar (None: the graph's own threshold).
     synonym_threshold: float | None = None
+    # Phrases named in the query itself (entity spans found by the offline extractor) seed PPR directly with
+    # this weight × specificity, beside the fact seeds. HippoRAG 1 seeded from query entities, HippoRAG 2 from
+    # facts only; with a small embedder the fact search misses entities the question names verbatim.
+    query_entity_weight: float = 3.0  # tuned on MuSiQue: 2-5 all help; 0 = plain HippoRAG 2
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,12 @@ def graph_retrieve(
     params: GraphParams = GraphParams(),
     *,
     fact_filter: FactFilter | None = None,
+    query_phrases: Sequence[str] = (),
 ) -> GraphResult:
-    """Rank passages by HippoRAG 2's seeded PPR. ``dense_scores``: seq → cosine for all passages or a top-N."""
+    """Rank passages by HippoRAG 2's seeded PPR. ``dense_scores``: seq → cosine for all passages or a top-N.
+    ``query_phrases``: normalised phrases named in the query (see ``GraphParams.query_entity_weight``)."""
     start = time.perf_counter()
-    scores = _graph_scores(query, kg, dense_scores, params, fact_filter)
+    scores = _graph_scores(query, kg, dense_scores, params, fact_filter, query_phrases)
     if scores is None:
         return _dense_fallback(kg, dense_scores, params.top_k, start)
     ranked = _top(scores.passage, params.top_k)
@@ -115,11 +122,12 @@ def hybrid_retrieve(
     params: HybridParams = HybridParams(),
     *,
     fact_filter: FactFilter | None = None,
+    query_phrases: Sequence[str] = (),
 ) -> GraphResult:
     """Fuse the GRAPH and DENSE rankings by rank, never by raw score: PPR mass and cosine live on unrelated
     scales, and PPR mass is heavy-tailed per query."""
     start = time.perf_counter()
-    scores = _graph_scores(query, kg, dense_scores, params.graph, fact_filter)
+    scores = _graph_scores(query, kg, dense_scores, params.graph, fact_filter, query_phrases)
     if scores is None:
         return _dense_fallback(kg, dense_scores, params.graph.top_k, start)
     fuse_start = time.perf_counter()
@@ -173,6 +181,7 @@ def _graph_scores(
     dense_scores: Mapping[int, float],
     params: GraphParams,
     fact_filter: FactFilter | None,
+    query_phrases: Sequence[str] = (),
 ) -> _Scores | None:
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -196,6 +205,13 @@ def _graph_scores(
             weight = max(fact.score, 0.0) * kg.specificity(phrase)
             if weight > seeds.get(phrase, 0.0):
                 seeds[phrase] = weight
+    if params.query_entity_weight > 0:
+        for text in query_phrases:
+            pid = make_phrase_id(text)
+            if pid in kg.phrases:
+                weight = params.query_entity_weight * kg.specificity(pid)
+                if weight > seeds.get(pid, 0.0):
+                    seeds[pid] = weight
     if not seeds:
         return None
     matrix = kg.matrix(params.synonym_threshold)

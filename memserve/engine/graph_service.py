@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from ..config import Settings
-from ..extract import ExtractionResult, Extractor, OfflineExtractor, clean_triples
+from ..extract import ExtractionResult, Extractor, OfflineExtractor, clean_triples, normalize_phrase
 from ..extract.types import Triple
 from ..graph import export as graph_export
 from ..graph.kg import KnowledgeGraph
@@ -60,6 +60,7 @@ class GraphService:
         self._embed = embed
         self._dim = dim
         self.extractor = make_extractor(settings, llm)
+        self._query_extractor = OfflineExtractor()
         self._graphs: dict[str, KnowledgeGraph] = {}
         self._locks: dict[str, threading.RLock] = {}
         self._registry = threading.Lock()
@@ -204,11 +205,18 @@ class GraphService:
     def retrieve(self, namespace: str, query_text: str, qvec: np.ndarray, dense_scores: Mapping[int, float],
                  mode: QueryMode, params: GraphParams) -> GraphResult:
         fact_filter = self._fact_filter_factory(query_text) if self._fact_filter_factory else None
+        phrases = self.query_phrases(query_text) if params.query_entity_weight > 0 else ()
         with self._lock(namespace):
             kg = self._graph(namespace)
             if mode == QueryMode.HYBRID:
-                return hybrid_retrieve(qvec, kg, dense_scores, HybridParams(graph=params), fact_filter=fact_filter)
-            return graph_retrieve(qvec, kg, dense_scores, params, fact_filter=fact_filter)
+                return hybrid_retrieve(qvec, kg, dense_scores, HybridParams(graph=params), fact_filter=fact_filter,
+                                       query_phrases=phrases)
+            return graph_retrieve(qvec, kg, dense_scores, params, fact_filter=fact_filter, query_phrases=phrases)
+
+    def query_phrases(self, query_text: str) -> tuple[str, ...]:
+        """Entity spans the query names (offline extractor, whatever extractor indexes), normalised like phrases."""
+        entities = self._query_extractor.extract_one(query_text).entities
+        return tuple(dict.fromkeys(p for p in (normalize_phrase(e) for e in entities) if p))
 
     def stats(self, namespace: str) -> dict[str, int]:
         with self._lock(namespace):

@@ -92,3 +92,17 @@ def test_passages_outside_the_graph_still_rank() -> None:
     dense = {**dense, 99: max(dense.values()) + 0.1}  # embedded, not yet extracted
     result = graph_retrieve(q, kg, dense, GraphParams(top_k=7))
     assert 99 in [h.seq for h in result.hits]
+
+
+def test_phrases_named_in_the_query_seed_the_walk() -> None:
+    kg, q, dense = _setup()
+    # min_fact_score 1.1: no fact can seed, so only the phrase the query names verbatim can start the walk.
+    params = GraphParams(top_k=6, min_fact_score=1.1, query_entity_weight=3.0)
+    without = graph_retrieve(q, kg, dense, GraphParams(top_k=6, min_fact_score=1.1))
+    assert without.mode == "dense_fallback"
+    result = graph_retrieve(q, kg, dense, params, query_phrases=("springfield", "not in the graph"))
+    assert result.mode == "graph" and set(result.seed_phrases) == {"springfield"}
+    assert {h.seq for h in result.hits[:2]} == {2, 5}  # the two passages that mention Springfield
+    off = graph_retrieve(q, kg, dense, GraphParams(top_k=6, min_fact_score=1.1, query_entity_weight=0.0),
+                         query_phrases=("springfield",))
+    assert off.mode == "dense_fallback"
