@@ -155,6 +155,18 @@ class GraphService:
             seqs = graph_repo.claim_jobs(tx, namespace, batch)
         if not seqs:
             return False
+        try:
+            self._extract_and_add(namespace, seqs)
+        except BaseException:
+            # Put the claimed jobs back (or fail them past MAX_ATTEMPTS) so they are not stuck 'running'
+            # until the next restart; the worker retries the namespace after a pause.
+            with self._db.transaction() as tx:
+                for seq in seqs:
+                    graph_repo.fail_job(tx, namespace, seq, "graph update failed; see the server log", MAX_ATTEMPTS)
+            raise
+        return True
+
+    def _extract_and_add(self, namespace: str, seqs: list[int]) -> None:
         cur = self._db.reader()
         stored = extractions_repo.load(cur, namespace, seqs)
         episodes = episodes_repo.get_by_seqs(cur, namespace, [s for s in seqs if s not in stored])
@@ -195,7 +207,6 @@ class GraphService:
         if failed:
             log.warning("%s: extraction failed for %d episodes (will retry up to %d times)", namespace,
                         len(failed), MAX_ATTEMPTS)
-        return True
 
     # -- reads -------------------------------------------------------------------------------------------
     def has_graph(self, namespace: str) -> bool:

@@ -158,6 +158,27 @@ class MemoryEngine:
         vectors = self.embedder.embed([ep.text for ep in fresh.values()]) if fresh else None
         now = self.clock()
         stored: list[Episode] = []
+        try:
+            self._commit_new(namespace, fresh, vectors, now, stored)
+        except BaseException:
+            if stored:  # the transaction rolled back: take its vectors out of the index again
+                self.indexes.remove(namespace, np.array([e.seq for e in stored], dtype=np.int64))
+            raise
+        if stored:
+            self.hema.episodes_written(namespace, {e.session_id for e in stored})
+            self.graph.kick(namespace)
+        if wait_for_graph and not self.graph.wait(namespace, None if timeout is None else max(0.0, timeout - 0.5)):
+            raise DeadlineExceeded("the episodes are stored and searchable, but the graph has not caught up "
+                                   "before the deadline; re-send the same write (it is idempotent) to keep waiting")
+        created_ids = {e.id for e in stored}
+        created, seen = [], set()
+        for id_ in ids:
+            created.append(id_ in created_ids and id_ not in seen)
+            seen.add(id_)
+        return WriteResult(ids=ids, created=created)
+
+    def _commit_new(self, namespace: str, fresh: dict[str, EpisodeIn], vectors, now: datetime,
+                    stored: list[Episode]) -> None:
         with self.db.transaction() as tx:
             episodes_repo.ensure_namespace(tx, namespace, now)
             # A concurrent identical write may have landed since the check above.
@@ -176,19 +197,9 @@ class MemoryEngine:
                 vectors = vectors[keep]
                 episodes_repo.insert_episodes(tx, stored, vectors)
                 self.graph.on_write(tx, namespace, [(e.seq, fresh[e.id]) for e in stored])
-        if stored:
-            self.indexes.add(namespace, np.array([e.seq for e in stored], dtype=np.int64), vectors)
-            self.hema.episodes_written(namespace, {e.session_id for e in stored})
-            self.graph.kick(namespace)
-        if wait_for_graph and not self.graph.wait(namespace, None if timeout is None else max(0.0, timeout - 0.5)):
-            raise DeadlineExceeded("the episodes are stored and searchable, but the graph has not caught up "
-                                   "before the deadline; re-send the same write (it is idempotent) to keep waiting")
-        created_ids = {e.id for e in stored}
-        created, seen = [], set()
-        for id_ in ids:
-            created.append(id_ in created_ids and id_ not in seen)
-            seen.add(id_)
-        return WriteResult(ids=ids, created=created)
+                # Added under the write lock, so a delete of these episodes cannot slip in between the commit
+                # and the index update. Should the commit fail, write() takes the vectors out again.
+                self.indexes.add(namespace, np.array([e.seq for e in stored], dtype=np.int64), vectors)
 
     def delete(self, namespace: str, ids: Sequence[str]) -> tuple[int, list[str]]:
         check_namespace(namespace)
