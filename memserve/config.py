@@ -70,6 +70,9 @@ class Settings:
     fact_top_k: int = _doc("Facts kept as PPR seeds.", default=5)
     passage_weight: float = _doc("Reset weight of every passage node, times its normalised dense score.",
                                  default=0.05)
+    adaptive_passage_weight: bool = _doc("Raise the passage weight towards 1 in namespaces whose graph has few "
+                                         "specific phrases per passage (chat turns), so the graph cannot bury "
+                                         "good dense hits.", default=True)
     query_entity_weight: float = _doc("Seed weight (× specificity) of graph phrases the query names verbatim; "
                                       "0 turns it off (plain HippoRAG 2).", default=3.0)
     synonym_threshold: float = _doc("Cosine at or above which two phrases get a synonymy edge.", default=0.8)

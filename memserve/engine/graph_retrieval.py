@@ -58,6 +58,11 @@ class GraphParams:
     # this weight × specificity, beside the fact seeds. HippoRAG 1 seeded from query entities, HippoRAG 2 from
     # facts only; with a small embedder the fact search misses entities the question names verbatim.
     query_entity_weight: float = 3.0  # tuned on MuSiQue: 2-5 all help; 0 = plain HippoRAG 2
+    # HippoRAG 2's 0.05 dense prior assumes entity-rich passages. When the graph can barely tell passages apart
+    # (few specific phrases per passage, as in chat turns), the prior is raised towards 1 so the walk cannot
+    # drown good dense hits: weight = pw + (1 - pw) * (1 - min(1, density / adaptive_density)).
+    adaptive_passage_weight: bool = True
+    adaptive_density: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -218,14 +223,18 @@ def _graph_scores(
     reset = np.zeros(matrix.ppr.n, dtype=np.float64)
     for phrase, weight in seeds.items():
         reset[matrix.phrase_node[phrase]] = weight
+    passage_weight = params.passage_weight
+    if params.adaptive_passage_weight:
+        trust = min(1.0, kg.specific_phrase_density() / params.adaptive_density)
+        passage_weight += (1.0 - passage_weight) * (1.0 - trust)
     normalised = _min_max(dense_scores)
     outside: dict[int, float] = {}  # passages not (yet) in the graph, e.g. still waiting for extraction
     for seq, score in normalised.items():
         node = matrix.passage_node.get(seq)
         if node is None:
-            outside[seq] = score**params.dense_power * params.passage_weight
+            outside[seq] = score**params.dense_power * passage_weight
         else:
-            reset[node] = score**params.dense_power * params.passage_weight
+            reset[node] = score**params.dense_power * passage_weight
     timings["seed"] = (time.perf_counter() - t) * 1e3
 
     t = time.perf_counter()

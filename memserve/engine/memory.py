@@ -295,6 +295,7 @@ class MemoryEngine:
                 fact_top_k=s.fact_top_k if g.fact_top_k is None else g.fact_top_k,
                 passage_weight=s.passage_weight if g.passage_weight is None else g.passage_weight,
                 synonym_threshold=g.synonym_threshold, query_entity_weight=s.query_entity_weight,
+                adaptive_passage_weight=s.adaptive_passage_weight,
                 top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
             with single_query_threads():
                 result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, mode, params)

@@ -46,7 +46,7 @@ def _rank(seqs: list[int], seq: int) -> int:
 def test_graph_ranks_bridge_passage_above_dense() -> None:
     kg, q, dense = _setup()
     dense_order = [s for s, _ in sorted(dense.items(), key=lambda item: -item[1])]
-    result = graph_retrieve(q, kg, dense, GraphParams(top_k=6, fact_top_k=2))
+    result = graph_retrieve(q, kg, dense, GraphParams(adaptive_passage_weight=False, top_k=6, fact_top_k=2))
     assert result.mode == "graph"
     graph_order = [h.seq for h in result.hits]
     assert _rank(graph_order, 2) < _rank(dense_order, 2)
@@ -58,7 +58,7 @@ def test_graph_ranks_bridge_passage_above_dense() -> None:
 
 def test_falls_back_to_dense_without_seeds() -> None:
     kg, q, dense = _setup()
-    result = graph_retrieve(q, kg, dense, GraphParams(top_k=3, min_fact_score=1.01))
+    result = graph_retrieve(q, kg, dense, GraphParams(adaptive_passage_weight=False, top_k=3, min_fact_score=1.01))
     assert result.mode == "dense_fallback"
     assert [h.seq for h in result.hits] == [s for s, _ in sorted(dense.items(), key=lambda i: -i[1])[:3]]
     empty = KnowledgeGraph(64)
@@ -80,7 +80,7 @@ def test_fact_filter_hook_can_remove_every_seed() -> None:
 
 def test_hybrid_anchors_dense_top_then_graph() -> None:
     kg, q, dense = _setup()
-    result = hybrid_retrieve(q, kg, dense, HybridParams(graph=GraphParams(top_k=4), dense_anchor=1))
+    result = hybrid_retrieve(q, kg, dense, HybridParams(graph=GraphParams(adaptive_passage_weight=False, top_k=4), dense_anchor=1))
     assert result.mode == "hybrid"
     assert result.hits[0].seq == max(dense, key=dense.__getitem__)
     assert len({h.seq for h in result.hits}) == 4
@@ -90,19 +90,39 @@ def test_hybrid_anchors_dense_top_then_graph() -> None:
 def test_passages_outside_the_graph_still_rank() -> None:
     kg, q, dense = _setup()
     dense = {**dense, 99: max(dense.values()) + 0.1}  # embedded, not yet extracted
-    result = graph_retrieve(q, kg, dense, GraphParams(top_k=7))
+    result = graph_retrieve(q, kg, dense, GraphParams(adaptive_passage_weight=False, top_k=7))
     assert 99 in [h.seq for h in result.hits]
 
 
 def test_phrases_named_in_the_query_seed_the_walk() -> None:
     kg, q, dense = _setup()
     # min_fact_score 1.1: no fact can seed, so only the phrase the query names verbatim can start the walk.
-    params = GraphParams(top_k=6, min_fact_score=1.1, query_entity_weight=3.0)
-    without = graph_retrieve(q, kg, dense, GraphParams(top_k=6, min_fact_score=1.1))
+    params = GraphParams(adaptive_passage_weight=False, top_k=6, min_fact_score=1.1, query_entity_weight=3.0)
+    without = graph_retrieve(q, kg, dense, GraphParams(adaptive_passage_weight=False, top_k=6, min_fact_score=1.1))
     assert without.mode == "dense_fallback"
     result = graph_retrieve(q, kg, dense, params, query_phrases=("springfield", "not in the graph"))
     assert result.mode == "graph" and set(result.seed_phrases) == {"springfield"}
     assert {h.seq for h in result.hits[:2]} == {2, 5}  # the two passages that mention Springfield
-    off = graph_retrieve(q, kg, dense, GraphParams(top_k=6, min_fact_score=1.1, query_entity_weight=0.0),
+    off = graph_retrieve(q, kg, dense, GraphParams(adaptive_passage_weight=False, top_k=6, min_fact_score=1.1, query_entity_weight=0.0),
                          query_phrases=("springfield",))
     assert off.mode == "dense_fallback"
+
+
+def test_passage_prior_rises_when_the_graph_cannot_tell_passages_apart() -> None:
+    kg, q, dense = _setup()
+    rich = kg.specific_phrase_density()
+    assert rich > 1.0  # every phrase of the toy graph is in at most 3 passages
+    chatty = KnowledgeGraph(64)
+    # Every turn mentions the same two speakers and nothing else specific: density 0.
+    turns = [(s, ExtractionResult((), (Triple("Caroline", "talks to", "Melanie"),))) for s in range(1, 9)]
+    chatty.add_passages(turns, EMBED.embed)
+    assert chatty.specific_phrase_density() == 0.0
+    scores = {s: 1.0 / s for s in range(1, 9)}  # dense order 1 > 2 > ... > 8
+    adaptive = graph_retrieve(q, chatty, scores, GraphParams(top_k=8, query_entity_weight=3.0),
+                              query_phrases=("caroline",))
+    fixed = graph_retrieve(q, chatty, scores, GraphParams(top_k=8, query_entity_weight=3.0,
+                                                         adaptive_passage_weight=False),
+                           query_phrases=("caroline",))
+    # With the raised prior the walk keeps the dense order among equally connected turns; both keep all turns.
+    assert [h.seq for h in adaptive.hits] == list(range(1, 9))
+    assert {h.seq for h in fixed.hits} == set(range(1, 9))
