@@ -115,6 +115,7 @@ class MemoryEngine:
             self.graph.stop()
             self.hema.stop()
             self.indexes.snapshot(all_namespaces=True)
+            self.db.close_readers()
             self.db.checkpoint()
             self.db.close()
 

@@ -49,6 +49,9 @@ class Database:
                               "(is another memserve using this data directory?)") from exc
         self._write_lock = threading.RLock()
         self._local = threading.local()
+        self._readers: list[duckdb.DuckDBPyConnection] = []
+        self._readers_lock = threading.Lock()
+        self._generation = 0
         self.migrate()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -70,12 +73,28 @@ class Database:
         row = self._conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> bool:
+        """Fold the WAL into the database file. Only an optimisation (DuckDB replays the WAL at the next
+        start), so a checkpoint refused because a transaction is still open is logged, not raised."""
         with self._write_lock:
-            self._conn.execute("CHECKPOINT")
+            try:
+                self._conn.execute("CHECKPOINT")
+                return True
+            except duckdb.TransactionException as exc:
+                log.warning("checkpoint skipped (%s); the WAL will be replayed at the next start", exc)
+                return False
+
+    def close_readers(self) -> None:
+        """Close every thread's read cursor (at shutdown: an idle cursor can still pin a transaction)."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+            self._generation += 1  # threads holding a closed cursor get a fresh one on their next read
+        for cur in readers:
+            cur.close()
 
     def close(self) -> None:
         with self._write_lock:
+            self.close_readers()
             self._conn.close()
 
     # -- access ------------------------------------------------------------------------------------------
@@ -97,10 +116,13 @@ class Database:
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for the calling thread (DuckDB cursors are not shared across threads)."""
-        cur = getattr(self._local, "cursor", None)
-        if cur is None:
-            cur = self._conn.cursor()
-            self._local.cursor = cur
+        held = getattr(self._local, "cursor", None)
+        if held is not None and held[0] == self._generation:
+            return held[1]
+        cur = self._conn.cursor()
+        with self._readers_lock:
+            self._readers.append(cur)
+            self._local.cursor = (self._generation, cur)
         return cur
 
     def file_bytes(self) -> int:

@@ -80,4 +80,7 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
-            self.stop()
+            code = self.stop()
+            # A clean shutdown is part of the contract: drain, snapshot, checkpoint, exit 0.
+            if code != 0 and exc[0] is None:
+                raise AssertionError(f"server exited with {code} on SIGTERM:\n{self.log()[-3000:]}")
