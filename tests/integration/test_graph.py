@@ -190,3 +190,19 @@ def test_crash_mid_extraction_resumes_after_restart(tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
             assert set(passage_nodes(c, "crash")) == {e.id for e in c.iter_episodes("crash")}
+
+
+def test_wait_for_graph_past_the_deadline_keeps_the_write(tmp_path):
+    from memserve_client import DeadlineExceededError
+
+    with ReplayServer() as replay:
+        text = "Slow Passage\nSlow Passage mentions Alpha Centauri."
+        _script_llm(replay, text, ["Alpha Centauri"], [["Slow Passage", "mentions", "Alpha Centauri"]], delay=4.0)
+        with ServerProcess(tmp_path / "d", settings=llm_settings(replay)) as srv, \
+                MemoryClient(srv.target, timeout=60) as c:
+            with pytest.raises(DeadlineExceededError):
+                c.write("slow", [EpisodeInput(text=text, id="slow-1")], wait_for_graph=True, timeout=2.0)
+            assert c.get("slow", "slow-1").text == text  # stored and searchable all the same
+            assert c.query("slow", "Alpha Centauri", mode="dense").hits[0].episode.id == "slow-1"
+            c.write("slow", [EpisodeInput(text=text, id="slow-1")], wait_for_graph=True, timeout=30)  # resend waits
+            assert c.stats("slow").namespaces[0].extraction_backlog == 0
