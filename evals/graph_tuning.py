@@ -9,13 +9,11 @@ from HippoRAG's cached GPT-3.5 OpenIE. Embeddings (MiniLM) are cached under /tmp
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -8,49 +8,38 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
 
 from ..config import Settings
 from ..embed import Embedder, make_embedder
-from ..errors import ConfigError, DeadlineExceeded, EpisodeNotFound, InvalidArgument, NamespaceNotFound
-from ..store import episodes_repo, extractions_repo, hema_repo
+from ..errors import (
+    ConfigError,
+    DeadlineExceeded,
+    EpisodeNotFound,
+    InvalidArgument,
+    NamespaceNotFound,
+)
+from ..store import episodes_repo, hema_repo
 from ..store.db import DB_FILE, Database
 from ..store.llm_cache_repo import DuckDBLLMCache
-from ..types import Episode, EpisodeIn, FactOut, Hit, QueryIn, QueryMode, QueryResult, WriteResult
+from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
 from . import paging
-from .graph_retrieval import GraphParams
 from .graph_service import GraphService
 from .hema import Hema, SummaryView
 from .ids import episode_id
-from .index_registry import IndexRegistry, single_query_threads
+from .index_registry import IndexRegistry
 from .pruning import PruneDecision
+from .retrieval import Retriever
 from .validation import check_episode_id, check_episodes, check_namespace, check_query
 
 log = logging.getLogger(__name__)
 
-# Dense candidates that seed PPR in the graph modes (HippoRAG 2 seeds every passage; past this many the
-# prior's tail weighs nothing next to the phrase seeds).
-DENSE_POOL = 5000
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-@dataclass(frozen=True)
-class NamespaceStats:
-    namespace: str
-    episode_count: int
-    session_count: int
-    text_bytes: int
-    vector_count: int
-    index_type: str
-    index_bytes: int
-    create_time: datetime | None
-    graph: dict[str, int] = field(default_factory=dict)
 
 
 class MemoryEngine:
@@ -68,6 +57,7 @@ class MemoryEngine:
         self.llm = self._make_llm(settings)
         self.hema = Hema(settings, self.db, self.clock, llm=self.llm)
         self.graph = GraphService(settings, self.db, self.embedder.embed, self.embedder.dim, llm=self.llm)
+        self.retriever = Retriever(settings, self.db, self.embedder, self.indexes, self.graph, self.hema)
         self._closed = False
         self._close_lock = threading.Lock()
         self._maintenance_stop = threading.Event()
@@ -208,7 +198,7 @@ class MemoryEngine:
             if not id_:
                 raise InvalidArgument(f"ids[{i}] is empty", field=f"ids[{i}]")
             check_episode_id(id_, f"ids[{i}]")
-        self._require_namespace(namespace)
+        self.require_namespace(namespace)
         with self.db.transaction() as tx:
             deleted = episodes_repo.delete_episodes(tx, namespace, list(dict.fromkeys(ids)))
             self._forget(tx, namespace, list(deleted.values()))
@@ -217,7 +207,7 @@ class MemoryEngine:
 
     def delete_namespace(self, namespace: str) -> int:
         check_namespace(namespace)
-        self._require_namespace(namespace)
+        self.require_namespace(namespace)
         with self.db.transaction() as tx:
             count = episodes_repo.delete_namespace(tx, namespace)
             hema_repo.delete_namespace(tx, namespace)
@@ -226,7 +216,7 @@ class MemoryEngine:
         return count
 
     # -- reads -------------------------------------------------------------------------------------------
-    def _require_namespace(self, namespace: str) -> None:
+    def require_namespace(self, namespace: str) -> None:
         if not episodes_repo.namespace_exists(self.db.reader(), namespace):
             raise NamespaceNotFound(f"namespace {namespace!r} does not exist (namespaces are created by their "
                                     "first write)", field="namespace")
@@ -235,7 +225,7 @@ class MemoryEngine:
         check_namespace(namespace)
         if not id_:
             raise InvalidArgument("id is required", field="id")
-        self._require_namespace(namespace)
+        self.require_namespace(namespace)
         episode = episodes_repo.get_episode(self.db.reader(), namespace, id_)
         if episode is None:
             raise EpisodeNotFound(f"episode {id_!r} does not exist in namespace {namespace!r}", field="id")
@@ -246,7 +236,7 @@ class MemoryEngine:
         check_namespace(namespace)
         size = paging.page_size(page_size)
         after = paging.decode(page_token, "episodes", f"{namespace}\x1f{session_id}", 0)
-        self._require_namespace(namespace)
+        self.require_namespace(namespace)
         rows = episodes_repo.list_episodes(self.db.reader(), namespace, int(after), size + 1, session_id)
         token = paging.encode("episodes", f"{namespace}\x1f{session_id}", rows[size - 1].seq) \
             if len(rows) > size else ""
@@ -260,80 +250,9 @@ class MemoryEngine:
         return rows[:size], token
 
     def query(self, q: QueryIn) -> QueryResult:
-        t_start = time.perf_counter()
         check_query(q, self.settings)
-        self._require_namespace(q.namespace)
-        timings: dict[str, float] = {}
-
-        def lap(name: str, since: float) -> float:
-            now = time.perf_counter()
-            timings[name] = round((now - since) * 1000.0, 3)
-            return now
-
-        t = time.perf_counter()
-        qvec = self.embedder.embed([q.text])[0]
-        t = lap("embed", t)
-        allowed = None
-        if not q.filter.empty:
-            allowed = episodes_repo.filter_seqs(self.db.reader(), q.namespace, q.filter)
-            t = lap("filter", t)
-        mode = q.mode or QueryMode(self.settings.default_query_mode)
-        use_graph = mode != QueryMode.DENSE and self.graph.has_graph(q.namespace)
-        with self.indexes.locked(q.namespace) as index:
-            # The graph modes seed every passage with its dense score (HippoRAG 2): take a wide dense pool.
-            k = q.top_k if not use_graph else min(len(index), max(q.top_k, DENSE_POOL)) or 1
-            with single_query_threads():
-                dense = index.search(qvec, k, allowed=allowed)[0]
-        t = lap("dense", t)
-        dense_scores = dict(zip(dense.ids.tolist(), dense.scores.tolist()))
-        ranked: list[tuple[int, float, tuple[FactOut, ...], tuple[str, ...]]] = []
-        effective = QueryMode.DENSE
-        if use_graph:
-            g = q.graph
-            s = self.settings
-            params = GraphParams(
-                damping=s.ppr_damping if g.damping is None else g.damping,
-                fact_top_k=s.fact_top_k if g.fact_top_k is None else g.fact_top_k,
-                passage_weight=s.passage_weight if g.passage_weight is None else g.passage_weight,
-                synonym_threshold=g.synonym_threshold, query_entity_weight=s.query_entity_weight,
-                adaptive_passage_weight=s.adaptive_passage_weight,
-                top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
-            with single_query_threads():
-                result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, mode, params)
-            for name, ms in result.timings_ms.items():
-                timings[f"graph_{name}"] = round(ms, 3)
-            if result.mode != "dense_fallback":
-                effective = mode
-                keep = None if allowed is None else set(allowed.tolist())
-                for h in result.hits:
-                    if keep is None or h.seq in keep:
-                        facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
-                        ranked.append((h.seq, h.score, facts, tuple(h.seed_phrases)))
-            t = lap("graph", t)
-        seen = {seq for seq, *_ in ranked}
-        for seq, score in zip(dense.ids.tolist(), dense.scores.tolist()):  # dense fills whatever is left
-            if len(ranked) >= q.top_k:
-                break
-            if seq not in seen:
-                ranked.append((seq, score, (), ()))
-        ranked = ranked[: q.top_k]
-        found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, [r[0] for r in ranked])
-        t = lap("fetch", t)
-        out = []
-        for seq, score, facts, phrases in ranked:
-            episode = found.get(seq)
-            if episode is None:  # deleted between the search and the fetch
-                continue
-            out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1,
-                           dense_score=float(dense_scores.get(seq, 0.0)),
-                           graph_score=float(score) if effective != QueryMode.DENSE else 0.0,
-                           facts=facts, phrases=phrases))
-        self.hema.record_accesses(q.namespace, [h.episode.seq for h in out])
-        context, tokens = self.hema.context(q.namespace, q.summary_session_id, out, q.token_budget)
-        t = lap("context", t)
-        lap("total", t_start)
-        return QueryResult(hits=out, timings_ms=timings, mode=effective, context=context,
-                           context_tokens=tokens)
+        self.require_namespace(q.namespace)
+        return self.retriever.query(q)
 
     # -- HEMA --------------------------------------------------------------------------------------------
     def _forget(self, tx, namespace: str, seqs: list[int]) -> None:
@@ -343,7 +262,7 @@ class MemoryEngine:
 
     def summary(self, namespace: str, session_id: str = "") -> SummaryView:
         check_namespace(namespace)
-        self._require_namespace(namespace)
+        self.require_namespace(namespace)
         return self.hema.summary(namespace, session_id)
 
     def wait_for_summaries(self, namespace: str, timeout: float | None = None) -> bool:
@@ -353,7 +272,7 @@ class MemoryEngine:
               min_score: float | None = None) -> tuple[list[PruneDecision], int, dict[int, str]]:
         """Returns (decisions, remaining episode count, texts of the selected episodes)."""
         check_namespace(namespace)
-        self._require_namespace(namespace)
+        self.require_namespace(namespace)
         policy = self.hema.policy(max_episodes, max_bytes, min_score)
         decisions = self.hema.select(namespace, policy) \
             if (policy.max_episodes or policy.max_bytes or policy.min_score is not None) else []
@@ -372,47 +291,14 @@ class MemoryEngine:
         remaining = episodes_repo.namespace_counts(self.db.reader(), namespace)[0]
         return decisions, remaining, texts
 
-    def stats(self, namespace: str = "") -> list[NamespaceStats]:
-        cur = self.db.reader()
-        if namespace:
-            check_namespace(namespace)
-            self._require_namespace(namespace)
-            names = [namespace]
-        else:
-            names = episodes_repo.all_namespaces(cur)
-        out = []
-        for ns in names:
-            episodes, sessions, nbytes = episodes_repo.namespace_counts(cur, ns)
-            count, kind, index_bytes = self.indexes.describe(ns)
-            out.append(NamespaceStats(namespace=ns, episode_count=episodes, session_count=sessions,
-                                      text_bytes=nbytes, vector_count=count, index_type=kind,
-                                      index_bytes=index_bytes, create_time=episodes_repo.namespace_create_time(cur, ns),
-                                      graph=self.graph.stats(ns)))
-        return out
-
-    @property
-    def extractor_name(self) -> str:
-        return self.graph.extractor_name
-
     def wait_for_graph(self, namespace: str, timeout: float | None = None) -> bool:
         return self.graph.wait(namespace, timeout)
 
     def export_graph(self, namespace: str, fmt: str) -> tuple[bytes, int, int]:
         check_namespace(namespace)
-        self._require_namespace(namespace)
+        self.require_namespace(namespace)
         cur = self.db.reader()
         labels = {}
         for seq, ep in episodes_repo.get_by_seqs(cur, namespace, episodes_repo.live_seqs(cur, namespace).tolist()).items():
             labels[seq] = ep.id
         return self.graph.export(namespace, fmt, labels)
-
-    def llm_usage(self) -> dict[str, float] | None:
-        return self.llm.usage() if self.llm is not None else None
-
-    def dropped_triples(self) -> int:
-        return extractions_repo.dropped_total(self.db.reader())
-
-    def disk_bytes(self) -> tuple[int, int]:
-        """(database bytes, everything under the data directory)."""
-        total = sum(p.stat().st_size for p in self.settings.data_dir.rglob("*") if p.is_file())
-        return self.db.file_bytes(), total

@@ -10,6 +10,7 @@ import grpc
 
 from .._proto import memory_pb2 as pb
 from .._proto import memory_pb2_grpc
+from ..engine import stats as engine_stats
 from ..engine.memory import MemoryEngine
 from . import convert
 
@@ -52,18 +53,14 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         return await self._run(self._stats, request.namespace)
 
     def _stats(self, namespace: str) -> pb.GetStatsResponse:
-        engine = self._engine
-        stats = engine.stats(namespace)
-        db_bytes, disk_bytes = engine.disk_bytes()
+        stats = engine_stats.collect(self._engine, namespace)
         out = pb.GetStatsResponse(
-            episode_count=sum(s.episode_count for s in stats), db_bytes=db_bytes, disk_bytes=disk_bytes,
-            embedding_model=engine.embedder.name, embedding_dim=engine.embedder.dim,
-            extractor=engine.extractor_name, gpu=engine.indexes.gpu)
-        usage = engine.llm_usage()
-        if usage:
-            out.llm.CopyFrom(pb.LlmUsage(**usage))
-        out.dropped_triples = engine.dropped_triples()
-        for s in stats:
+            episode_count=stats.episode_count, db_bytes=stats.db_bytes, disk_bytes=stats.disk_bytes,
+            embedding_model=stats.embedding_model, embedding_dim=stats.embedding_dim, extractor=stats.extractor,
+            gpu=stats.gpu, dropped_triples=stats.dropped_triples)
+        if stats.llm_usage:
+            out.llm.CopyFrom(pb.LlmUsage(**stats.llm_usage))
+        for s in stats.namespaces:
             out.namespaces.append(pb.NamespaceStats(
                 namespace=s.namespace, episode_count=s.episode_count, vector_count=s.vector_count,
                 index_type=s.index_type, index_bytes=s.index_bytes, session_count=s.session_count,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from memserve_client import (
-    EpisodeInput, EpisodeNotFoundError, InvalidArgumentError, NamespaceNotFoundError, QueryFilter,
+    EpisodeInput, EpisodeNotFoundError, NamespaceNotFoundError, QueryFilter,
 )
 
 
