@@ -82,10 +82,12 @@ class KnowledgeGraph:
         min_synonym_chars: int = 3,
         link_entities: bool = False,
         normalize: Callable[[str], str] = normalize_phrase,
+        fact_index_exact_max: int | None = 50_000,
     ) -> None:
         """``link_entities`` also links passages to NER entities that appear in no triple (HippoRAG 2 links only
         triple phrases). Phrases with fewer than ``min_synonym_chars`` letters/digits get no synonymy edges: very
-        short strings ("us", "1") embed close to unrelated ones."""
+        short strings ("us", "1") embed close to unrelated ones. Past ``fact_index_exact_max`` facts, query-time
+        fact search goes through an IVF copy of the fact index (see embedding_index.py); None keeps it exact."""
         self.dim = dim
         self.synonym_threshold = synonym_threshold
         self.max_synonyms = max_synonyms
@@ -100,7 +102,7 @@ class KnowledgeGraph:
         self._passage_facts: dict[int, set[int]] = {}
         self._near: dict[int, dict[int, float]] = {}  # synonymy candidates, symmetric, all above threshold
         self._phrase_index = EmbeddingIndex(dim)
-        self._fact_index = EmbeddingIndex(dim)
+        self._fact_index = EmbeddingIndex(dim, approximate_above=fact_index_exact_max)
         self._matrix: GraphMatrix | None = None
         self._matrix_variants: dict[float, tuple[GraphMatrix, GraphMatrix]] = {}
         self._density_cache: dict[int, tuple[GraphMatrix, float]] = {}
@@ -439,4 +441,5 @@ class KnowledgeGraph:
         # Symmetric; a phrase pair with both a fact and a synonymy edge gets the sum (duplicates are summed).
         adjacency = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([r, c]), np.concatenate([c, r]))),
                                   shape=(n, n)).tocsr()
-        return GraphMatrix(PPRMatrix.from_adjacency(adjacency), phrase_ids, passage_seqs, phrase_node, passage_node)
+        return GraphMatrix(PPRMatrix.from_adjacency(adjacency, dtype=np.float32), phrase_ids, passage_seqs,
+                           phrase_node, passage_node)

@@ -28,7 +28,11 @@ def test_backends_agree_with_networkx(damping: float, seed: int) -> None:
     reference = personalized_pagerank_networkx(a, reset, damping)
     csr = personalized_pagerank(PPRMatrix.from_adjacency(a), reset, damping)
     prpack = personalized_pagerank(to_igraph(a), reset, damping)
+    single = personalized_pagerank(PPRMatrix.from_adjacency(a, dtype=np.float32), reset, damping)
     assert np.abs(csr - reference).sum() < 1e-4
+    assert np.abs(single - reference).sum() < 1e-4  # the server's float32 path
+    top = np.argsort(-reference)[:20]
+    assert set(np.argsort(-single)[:20]) == set(top)
     assert np.abs(prpack - reference).sum() < 1e-4
     assert csr.sum() == pytest.approx(1.0)
 

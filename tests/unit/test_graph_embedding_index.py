@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import numpy as np
+
+from memserve.graph.embedding_index import EmbeddingIndex
+
+
+def _clustered(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(50, dim))
+    x = centres[rng.integers(0, 50, n)] + 0.3 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_large_sets_search_through_ivf_with_high_recall():
+    vecs = _clustered(6000)
+    ids = np.arange(6000, dtype=np.int64) * 7 - 20_000  # arbitrary, partly negative, like hashed ids
+    exact = EmbeddingIndex(64)
+    approx = EmbeddingIndex(64, approximate_above=2000)
+    for start in range(0, 6000, 1000):  # grows past the threshold, as a graph does
+        exact.add(ids[start:start + 1000], vecs[start:start + 1000])
+        approx.add(ids[start:start + 1000], vecs[start:start + 1000])
+    assert approx.approximate and not exact.approximate
+    queries = _clustered(200, seed=1)
+    hits = sum(len(set(exact.search(q, 5)[1]) & set(approx.search(q, 5)[1])) for q in queries)
+    assert hits / (5 * len(queries)) >= 0.9
+
+
+def test_removed_ids_never_come_back_and_small_sets_are_exact_again():
+    vecs = _clustered(3000)
+    ids = np.arange(3000, dtype=np.int64)
+    index = EmbeddingIndex(64, approximate_above=1000)
+    index.add(ids, vecs)
+    assert index.approximate
+    gone = ids[:2500]
+    index.remove(gone)
+    assert not index.approximate  # 500 left: back to the exact scan
+    for q in vecs[:50]:
+        assert not set(index.search(q, 10)[1]) & set(gone.tolist())
+    index.add(np.arange(10_000, 11_000, dtype=np.int64), vecs[:1000])
+    assert index.approximate
+    found = index.search(vecs[0], 3)[1]
+    assert 10_000 in found  # the re-added vector is its own best match
