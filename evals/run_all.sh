@@ -19,3 +19,4 @@ run $PY evals/conversation_recall.py --modes dense,graph,hybrid --json $OUT/loco
 run $PY evals/bench_pruning.py --json $OUT/pruning_locomo.json
 run $PY evals/bench_graph_indexing.py --json $OUT/graph_indexing_2wiki.json
 run $PY evals/bench_ingest_query.py --sizes 10000,100000 --prune-to 50000 --json $OUT/bench_ingest_query.json
+run $PY evals/report.py > $OUT/tables.md  # the README tables
