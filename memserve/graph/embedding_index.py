@@ -20,7 +20,7 @@ FloatArray = npt.NDArray[np.float32]
 
 
 class EmbeddingIndex:
-    def __init__(self, dim: int, *, approximate_above: int | None = None, nprobe: int = 32) -> None:
+    def __init__(self, dim: int, *, approximate_above: int | None = None, nprobe: int = 128) -> None:
         self.dim = dim
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.approximate_above = approximate_above
