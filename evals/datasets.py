@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from memserve.extract import clean_triples as _clean_triples
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -183,16 +185,10 @@ class OpenIE:
 
 
 def clean_triples(raw: Any) -> tuple[tuple[tuple[str, str, str], ...], int]:
-    """Keep well-formed [s, p, o] triples with three non-empty parts; return them and how many were dropped."""
-    kept: list[tuple[str, str, str]] = []
-    dropped = 0
-    for t in raw or ():
-        if isinstance(t, (list, tuple)) and len(t) == 3 and all(
-                isinstance(x, (str, int, float)) and str(x).strip() for x in t):
-            kept.append((str(t[0]).strip(), str(t[1]).strip(), str(t[2]).strip()))
-        else:
-            dropped += 1
-    return tuple(kept), dropped
+    """Well-formed [s, p, o] triples as tuples, and how many were dropped: the server's own rules
+    (memserve.extract.clean_triples), so the eval reports what the server will keep."""
+    triples, dropped = _clean_triples(list(raw or ()))
+    return tuple((t.subject, t.predicate, t.object) for t in triples), dropped
 
 
 def parse_openie(data: Any, where: str = "openie") -> tuple[dict[str, OpenIE], int]:

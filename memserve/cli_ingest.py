@@ -52,34 +52,25 @@ def read_jsonl(path: Path) -> Iterator[dict]:
             yield out
 
 
-def load_openie(path: Path) -> dict[str, tuple[list[str], list[tuple[str, str, str]]]]:
-    """passage text → (entities, well-formed triples) from a HippoRAG OpenIE results file."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))  # the file holds a literal NaN: json accepts it
-    out = {}
-    for doc in data.get("docs", []):
-        triples = [tuple(str(x) for x in t) for t in doc.get("extracted_triples", [])
-                   if isinstance(t, list) and len(t) == 3 and all(str(x).strip() for x in t)]
-        out[doc["passage"]] = ([str(e) for e in doc.get("extracted_entities", [])], triples)
-    return out
-
-
 def ingest_file(client, namespace: str, path: Path, *, openie: Path | None = None, batch_size: int = 128,
                 wait_for_graph: bool = False) -> int:
     from memserve_client import Extraction, Triple
     from tqdm import tqdm
 
+    from .extract import load_hipporag_openie
+
     try:
         records = list(read_jsonl(path))
-        extractions = load_openie(openie) if openie else {}
-    except (IngestError, OSError) as exc:
+        extractions = load_hipporag_openie(openie) if openie else {}
+    except (IngestError, OSError, ValueError, KeyError) as exc:
         print(f"memserve ingest: {exc}", file=sys.stderr)
         return 2
     attached = 0
     for record in records:
         found = extractions.get(record["text"])
         if found:
-            record["extraction"] = Extraction(entities=tuple(found[0]),
-                                              triples=tuple(Triple(*t) for t in found[1]))
+            record["extraction"] = Extraction(
+                entities=found.entities, triples=tuple(Triple(t.subject, t.predicate, t.object) for t in found.triples))
             attached += 1
     created = 0
     with tqdm(total=len(records), unit="ep", desc=f"ingest {namespace}", file=sys.stderr) as bar:

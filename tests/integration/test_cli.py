@@ -74,3 +74,20 @@ def test_cli_errors_are_readable(cli_server, tmp_path):
     assert out.returncode == 1 and "does not exist" in out.stderr
     out = memserve("serve", "--set", "port=notaport", check=False)
     assert out.returncode == 2 and "port" in out.stderr
+
+
+def test_ingest_attaches_hipporag_openie(cli_server, tmp_path):
+    passage = "Zorblax\nZorblax was born in Quuxville."
+    (tmp_path / "p.jsonl").write_text(json.dumps({"id": "z", "text": passage}) + "\n")
+    openie = {"docs": [{"title": "Zorblax", "text": "Zorblax was born in Quuxville.", "passage": passage,
+                        "extracted_entities": ["Zorblax", "Quuxville"],
+                        "extracted_triples": [["Zorblax", "was born in", "Quuxville"], ["bad", "arity"]]}],
+              "avg_ent_chars": float("nan")}
+    (tmp_path / "openie.json").write_text(json.dumps(openie))  # writes a literal NaN, as HippoRAG's files hold
+    out = memserve("ingest", "--server", cli_server.target, "--namespace", "oie", str(tmp_path / "p.jsonl"),
+                   "--openie", str(tmp_path / "openie.json"), "--wait-for-graph")
+    assert "1 with OpenIE extractions" in out.stderr
+    graph = tmp_path / "g.json"
+    memserve("export", "--server", cli_server.target, "--namespace", "oie", "--format", "node-link", "-o", str(graph))
+    nodes = {n.get("text") for n in json.loads(graph.read_text())["nodes"]}
+    assert {"zorblax", "quuxville"} <= nodes and "arity" not in nodes
