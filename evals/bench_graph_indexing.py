@@ -22,7 +22,7 @@ from memserve_client import EpisodeInput, MemoryClient  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from evals.datasets import SHARED_DATA, load_json, parse_corpus  # noqa: E402
-from tests.support.server import ServerProcess  # noqa: E402
+from memserve.testing import ServerProcess  # noqa: E402
 
 
 def main() -> int:

@@ -81,7 +81,7 @@ def bench_size(n: int, args, raw_rate: float) -> dict:
     from memserve_client import MemoryClient
     from tqdm import tqdm
 
-    from tests.support.server import ServerProcess
+    from memserve.testing import ServerProcess
 
     texts = make_texts(n)
     settings = {"embedding_model": args.embedding_model, "extractor": "none", "summarizer": "none",

@@ -23,7 +23,7 @@ from memserve_client import EpisodeInput, MemoryClient  # noqa: E402
 
 from evals import metrics  # noqa: E402
 from evals.datasets import LOCOMO_DEFAULT, SHARED_DATA, load_json, parse_locomo  # noqa: E402
-from tests.support.server import ServerProcess  # noqa: E402
+from memserve.testing import ServerProcess  # noqa: E402
 
 
 def ask_all(client, questions, mode: str, k: int) -> tuple[float, float, float, float]:
