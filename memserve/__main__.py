@@ -90,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .config import load_settings
     from .errors import ConfigError
-    from .server.app import MemoryServer
+    from .server.app import serve
 
     overrides: dict = {"data_dir": args.data_dir, "host": args.host, "port": args.port}
     for item in args.set:
@@ -106,25 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def run() -> None:
-        import signal
-
-        server = MemoryServer(settings)
-        port = await server.start()
-        if args.port_file:
-            tmp = args.port_file.with_suffix(".tmp")
-            tmp.write_text(str(port))
-            tmp.replace(args.port_file)
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopping.set)
-        await stopping.wait()
-        logging.getLogger("memserve").info("shutting down: draining in-flight calls")
-        await server.stop()
-
     try:
-        asyncio.run(run())
+        asyncio.run(serve(settings, args.port_file))
     except ConfigError as exc:
         print(f"memserve: {exc}", file=sys.stderr)
         return 2

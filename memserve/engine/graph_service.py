@@ -19,7 +19,6 @@ import numpy as np
 
 from ..config import Settings
 from ..extract import ExtractionResult, Extractor, OfflineExtractor, clean_triples, normalize_phrase
-from ..extract.types import Triple
 from ..graph import export as graph_export
 from ..graph.kg import KnowledgeGraph
 from ..store import episodes_repo, extractions_repo, graph_repo
@@ -242,9 +241,6 @@ class GraphService:
         with self._lock(namespace):
             kg = self._graph(namespace)
             graph = graph_export.to_networkx(kg, passage_labels=labels)
-            data = graph_export.to_node_link_json(kg, passage_labels=labels) if fmt == "node-link" \
-                else graph_export.to_graphml(kg, passage_labels=labels)
+        data = graph_export.node_link_bytes(graph) if fmt == "node-link" else graph_export.graphml_bytes(graph)
         return data, graph.number_of_nodes(), graph.number_of_edges()
 
-
-__all__ = ["GraphService", "Triple"]

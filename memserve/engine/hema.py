@@ -96,13 +96,6 @@ class Hema:
             hema_repo.save_fold_result(tx, result)
         return len(batch) == _FOLD_BATCH
 
-    def wait_for_summaries(self, namespace: str, timeout: float | None) -> bool:
-        cur = self._db.reader()
-        keys = [(ns, sid) for ns, sid in hema_repo.pending_summaries(cur, namespace)]
-        for key in keys:
-            self._summary_worker.kick(key)
-        return all(self._summary_worker.wait_idle(key, timeout) for key in keys + [(namespace, "")])
-
     def summary(self, namespace: str, session_id: str) -> SummaryView:
         cur = self._db.reader()
         state = hema_repo.load_summary_state(cur, namespace, session_id)
@@ -168,7 +161,3 @@ class Hema:
     def forget(self, tx, namespace: str, decisions: Sequence[PruneDecision]) -> None:
         hema_repo.write_prune_log(tx, namespace, decisions, self._clock())
         hema_repo.forget_episodes(tx, namespace, [d.seq for d in decisions])
-
-    @property
-    def summary_backlog_worker(self) -> Worker:
-        return self._summary_worker

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from ..store.db import DB_FILE, Database
 from ..store.llm_cache_repo import DuckDBLLMCache
 from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
 from . import paging
+from .clock import SystemClock
 from .graph_service import GraphService
 from .hema import Hema, SummaryView
 from .ids import episode_id
@@ -38,14 +39,10 @@ log = logging.getLogger(__name__)
 
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class MemoryEngine:
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None, clock=None) -> None:
         self.settings = settings
-        self.clock = clock or utcnow
+        self.clock = clock or SystemClock().now
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.data_dir / DB_FILE)
         self.embedder = embedder or make_embedder(settings.embedding_model, device=settings.embedding_device,
@@ -265,9 +262,6 @@ class MemoryEngine:
         self.require_namespace(namespace)
         return self.hema.summary(namespace, session_id)
 
-    def wait_for_summaries(self, namespace: str, timeout: float | None = None) -> bool:
-        return self.hema.wait_for_summaries(namespace, timeout)
-
     def prune(self, namespace: str, *, dry_run: bool = False, max_episodes: int = 0, max_bytes: int = 0,
               min_score: float | None = None) -> tuple[list[PruneDecision], int, dict[int, str]]:
         """Returns (decisions, remaining episode count, texts of the selected episodes)."""
@@ -291,14 +285,7 @@ class MemoryEngine:
         remaining = episodes_repo.namespace_counts(self.db.reader(), namespace)[0]
         return decisions, remaining, texts
 
-    def wait_for_graph(self, namespace: str, timeout: float | None = None) -> bool:
-        return self.graph.wait(namespace, timeout)
-
     def export_graph(self, namespace: str, fmt: str) -> tuple[bytes, int, int]:
         check_namespace(namespace)
         self.require_namespace(namespace)
-        cur = self.db.reader()
-        labels = {}
-        for seq, ep in episodes_repo.get_by_seqs(cur, namespace, episodes_repo.live_seqs(cur, namespace).tolist()).items():
-            labels[seq] = ep.id
-        return self.graph.export(namespace, fmt, labels)
+        return self.graph.export(namespace, fmt, episodes_repo.ids_by_seq(self.db.reader(), namespace))

@@ -37,14 +37,21 @@ def to_networkx(kg: KnowledgeGraph, passage_labels: Mapping[int, str] | Callable
     return g
 
 
-def to_graphml(kg: KnowledgeGraph, passage_labels: Mapping[int, str] | Callable[[int], str] | None = None) -> bytes:
+def graphml_bytes(g: nx.MultiGraph) -> bytes:
     buffer = io.BytesIO()
-    nx.write_graphml(to_networkx(kg, passage_labels), buffer, encoding="utf-8")
+    nx.write_graphml(g, buffer, encoding="utf-8")
     return buffer.getvalue()
+
+
+def node_link_bytes(g: nx.MultiGraph) -> bytes:
+    return json.dumps(nx.node_link_data(g, edges="edges"), ensure_ascii=False).encode("utf-8")
+
+
+def to_graphml(kg: KnowledgeGraph, passage_labels: Mapping[int, str] | Callable[[int], str] | None = None) -> bytes:
+    return graphml_bytes(to_networkx(kg, passage_labels))
 
 
 def to_node_link_json(
     kg: KnowledgeGraph, passage_labels: Mapping[int, str] | Callable[[int], str] | None = None
 ) -> bytes:
-    data = nx.node_link_data(to_networkx(kg, passage_labels), edges="edges")
-    return json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return node_link_bytes(to_networkx(kg, passage_labels))

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -106,10 +107,15 @@ class MemoryServer:
         await self._stopped.wait()
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+async def serve(settings: Settings, port_file: Path | None = None) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully. ``port_file`` receives the bound port (atomically)
+    once serving, for scripts that start the server on port 0."""
     server = MemoryServer(settings)
-    await server.start()
+    port = await server.start()
+    if port_file is not None:
+        tmp = port_file.with_suffix(".tmp")
+        tmp.write_text(str(port))
+        tmp.replace(port_file)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

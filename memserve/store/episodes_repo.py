@@ -143,15 +143,9 @@ def list_episodes(cur: duckdb.DuckDBPyConnection, namespace: str, after_seq: int
     return [_row_to_episode(r) for r in rows]
 
 
-def episodes_after(cur: duckdb.DuckDBPyConnection, namespace: str, after_seq: int, limit: int,
-                   session_id: str | None = None) -> list[tuple[int, str, str]]:
-    """(seq, session_id, text) in seq order: the feed of background workers."""
-    sql = "SELECT seq, session_id, text FROM episodes WHERE namespace = ? AND seq > ?"
-    params: list = [namespace, after_seq]
-    if session_id is not None:
-        sql += " AND session_id = ?"
-        params.append(session_id)
-    return [(int(a), b, c) for a, b, c in cur.execute(sql + " ORDER BY seq LIMIT ?", [*params, limit]).fetchall()]
+def ids_by_seq(cur: duckdb.DuckDBPyConnection, namespace: str) -> dict[int, str]:
+    """seq -> public id for every episode of the namespace (graph export labels), without loading texts."""
+    return {int(s): i for s, i in cur.execute("SELECT seq, id FROM episodes WHERE namespace = ?", [namespace]).fetchall()}
 
 
 def live_seqs(cur: duckdb.DuckDBPyConnection, namespace: str) -> np.ndarray:
@@ -202,6 +196,3 @@ def namespace_counts(cur: duckdb.DuckDBPyConnection, namespace: str) -> tuple[in
                       "WHERE namespace = ?", [namespace]).fetchone()
     return int(row[0]), int(row[1]), int(row[2])
 
-
-def total_episodes(cur: duckdb.DuckDBPyConnection) -> int:
-    return int(cur.execute("SELECT count(*) FROM episodes").fetchone()[0])
