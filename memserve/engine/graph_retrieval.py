@@ -93,7 +93,7 @@ class GraphResult:
 
 @dataclass(frozen=True)
 class _Scores:
-    passage: dict[int, float]  # every graph passage (and every dense-only passage) → score
+    passage: Mapping[int, float]  # every graph passage (and every dense-only passage) → score
     facts: tuple[ScoredFact, ...]
     seeds: dict[int, float]  # phrase id → reset weight
     timings_ms: dict[str, float]
@@ -205,7 +205,9 @@ def _graph_scores(
     t = time.perf_counter()
     seeds: dict[int, float] = {}
     for fact in candidates:
-        stored = kg.facts[fact.fact_id]
+        stored = kg.facts.get(fact.fact_id)
+        if stored is None:
+            continue
         for phrase in (stored.subject_id, stored.object_id):
             weight = max(fact.score, 0.0) * kg.specificity(phrase)
             if weight > seeds.get(phrase, 0.0):
@@ -219,7 +221,12 @@ def _graph_scores(
                     seeds[pid] = weight
     if not seeds:
         return None
+    # The installed matrix may be a change behind the graph (rebuilt off the write lock): a phrase it does not
+    # know yet cannot seed the walk, and a passage it does not know is "outside", like one awaiting extraction.
     matrix = kg.matrix(params.synonym_threshold)
+    seeds = {p: w for p, w in seeds.items() if p in matrix.phrase_node}
+    if not seeds:
+        return None
     reset = np.zeros(matrix.ppr.n, dtype=np.float64)
     for phrase, weight in seeds.items():
         reset[matrix.phrase_node[phrase]] = weight
@@ -227,46 +234,93 @@ def _graph_scores(
     if params.adaptive_passage_weight:
         trust = min(1.0, kg.specific_phrase_density() / params.adaptive_density)
         passage_weight += (1.0 - passage_weight) * (1.0 - trust)
-    normalised = _min_max(dense_scores)
-    outside: dict[int, float] = {}  # passages not (yet) in the graph, e.g. still waiting for extraction
-    for seq, score in normalised.items():
-        node = matrix.passage_node.get(seq)
-        if node is None:
-            outside[seq] = score**params.dense_power * passage_weight
-        else:
-            reset[node] = score**params.dense_power * passage_weight
+    offset = len(matrix.phrase_ids)
+    # Passages in the matrix but removed from the graph since must not come back as hits.
+    live = np.ones(len(matrix.passage_seqs), bool)
+    if matrix.version != kg.version:
+        live = np.fromiter((kg.has_passage(s) for s in matrix.passage_seqs.tolist()), bool, len(live))
+    outside_seqs: list[int] = []
+    outside_weights: list[float] = []
+    if dense_scores:
+        seqs, prior = _dense_prior(dense_scores, params.dense_power, passage_weight)
+        nodes, found = matrix.passage_node.lookup(seqs)
+        found[found] &= live[nodes[found] - offset]
+        reset[nodes[found]] = prior[found]
+        outside_seqs, outside_weights = seqs[~found].tolist(), prior[~found].tolist()
     timings["seed"] = (time.perf_counter() - t) * 1e3
 
     t = time.perf_counter()
-    total_reset = reset.sum() + sum(outside.values())
+    total_reset = reset.sum() + sum(outside_weights)
     ppr = personalized_pagerank(matrix.ppr, reset, params.damping)
     # PPR returns a distribution over graph nodes; rescale to the full reset mass so an isolated, ungraphed
     # passage (which would keep (1 - damping) of its own reset share) lands on a comparable scale.
     scale = reset.sum() / total_reset
-    offset = len(matrix.phrase_ids)
-    passage = {int(s): float(ppr[offset + j]) * scale for j, s in enumerate(matrix.passage_seqs)}
-    for seq, weight in outside.items():
-        passage[seq] = (1.0 - params.damping) * weight / total_reset
+    values = ppr[offset:].astype(np.float64) * scale
+    passage = _PassageScores(
+        np.concatenate([matrix.passage_seqs[live], np.asarray(outside_seqs, np.int64)]),
+        np.concatenate([values[live], [(1.0 - params.damping) * w / total_reset for w in outside_weights]]),
+    )
     timings["ppr"] = (time.perf_counter() - t) * 1e3
     return _Scores(passage, tuple(candidates), seeds, timings)
+
+
+class _PassageScores(Mapping[int, float]):
+    """seq → score as two arrays (every graph passage is scored: no per-passage dict unless one is asked for)."""
+
+    def __init__(self, seqs: np.ndarray, values: np.ndarray) -> None:
+        self.seqs = seqs
+        self.values = values
+        self._dict: dict[int, float] | None = None
+
+    def _as_dict(self) -> dict[int, float]:
+        if self._dict is None:
+            self._dict = dict(zip(self.seqs.tolist(), self.values.tolist()))
+        return self._dict
+
+    def __getitem__(self, seq: int) -> float:
+        return self._as_dict()[seq]
+
+    def __iter__(self):
+        return iter(self._as_dict())
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+
+def _dense_prior(dense_scores: Mapping[int, float], power: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """(seqs, reset weights): min-max normalised dense scores ** power × weight."""
+    seqs = np.fromiter(dense_scores.keys(), dtype=np.int64, count=len(dense_scores))
+    values = np.fromiter(dense_scores.values(), dtype=np.float64, count=len(dense_scores))
+    lo, hi = float(values.min()), float(values.max())
+    normalised = np.ones(len(values)) if hi - lo <= 1e-12 else (values - lo) / (hi - lo)
+    if power != 1.0:
+        normalised = np.array([v**power for v in normalised.tolist()])  # Python's pow, as the scalar path had
+    return seqs, normalised * weight
 
 
 def _scored(kg: KnowledgeGraph, fact: Fact, score: float) -> ScoredFact:
     return ScoredFact(fact.fact_id, kg.phrases[fact.subject_id], fact.predicate, kg.phrases[fact.object_id], score)
 
 
-def _min_max(scores: Mapping[int, float]) -> dict[int, float]:
-    if not scores:
-        return {}
-    values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
-    lo, hi = float(values.min()), float(values.max())
-    if hi - lo <= 1e-12:
-        return {seq: 1.0 for seq in scores}
-    return {seq: (float(v) - lo) / (hi - lo) for seq, v in scores.items()}
-
-
 def _top(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
+    """The k best (seq, score), best first, ties by seq ascending."""
+    if isinstance(scores, _PassageScores):
+        return _top_arrays(scores.seqs, scores.values, k)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+
+
+def _top_arrays(seqs: np.ndarray, values: np.ndarray, k: int) -> list[tuple[int, float]]:
+    n = len(seqs)
+    if k <= 0 or n == 0:
+        return []
+    if k < n:
+        # Everything at least as good as the k-th best value: ties at the boundary are then broken by seq.
+        kth = np.partition(values, n - k)[n - k]
+        pick = np.flatnonzero(values >= kth)
+    else:
+        pick = np.arange(n)
+    order = pick[np.lexsort((seqs[pick], -values[pick]))][:k]
+    return list(zip(seqs[order].tolist(), values[order].tolist()))
 
 
 def _explain(kg: KnowledgeGraph, ranked: list[tuple[int, float]], scores: _Scores) -> tuple[GraphHit, ...]:

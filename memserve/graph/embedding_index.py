@@ -5,11 +5,18 @@ graph stays deterministic and an incremental build equals a from-scratch one. Qu
 set (the fact index of a big namespace: 98k facts on the 2Wiki corpus, ~15 ms per exact scan on 2 cores) can
 go through an IVF copy instead, built once the set passes ``approximate_above`` and rebuilt when it has grown
 4x since: it scans ``nprobe`` of ``nlist`` lists, a few percent of the vectors.
+
+Training the IVF (k-means) takes seconds to minutes, so a server does it off its locks: ``ivf_job()`` snapshots
+the vectors (a read), ``IVFJob.run()`` trains and fills a new IVF (no lock), ``install_ivf()`` swaps it in after
+catching up with what changed since the snapshot. The trained, empty IVF (its centroids) serialises to a small
+blob; ``restore_ivf`` rebuilds the IVF from it at start-up by assigning vectors to lists, with no k-means.
+``train_inline=True`` keeps the simple behaviour (train inside ``add``) for callers without a background worker.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
@@ -19,12 +26,51 @@ IdArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
 
 
+def _fill(ivf: faiss.IndexIVFFlat, ids: IdArray, vecs: np.ndarray, nprobe: int) -> faiss.IndexIVFFlat:
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove_ids without a scan of every list
+    if len(ids):
+        ivf.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+    ivf.nprobe = min(nprobe, ivf.nlist)
+    return ivf
+
+
+@dataclass(frozen=True)
+class TrainedIVF:
+    """A filled IVF for the ids of a snapshot, and its centroids as a blob to persist (``restore_ivf``)."""
+
+    index: faiss.IndexIVFFlat
+    ids: IdArray  # what the snapshot held
+    blob: bytes  # faiss.serialize_index of the trained, still empty IVF
+    built_at: int  # vectors in the snapshot: the next retraining is due at 4x this
+
+
+@dataclass(frozen=True)
+class IVFJob:
+    """Everything k-means needs, copied out of the index: ``run()`` touches no shared state."""
+
+    dim: int
+    nlist: int
+    nprobe: int
+    ids: IdArray
+    vecs: FloatArray
+    sample: FloatArray
+
+    def run(self) -> TrainedIVF:
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(np.ascontiguousarray(self.sample))
+        blob = faiss.serialize_index(ivf).tobytes()
+        return TrainedIVF(_fill(ivf, self.ids, self.vecs, self.nprobe), self.ids, blob, len(self.ids))
+
+
 class EmbeddingIndex:
-    def __init__(self, dim: int, *, approximate_above: int | None = None, nprobe: int = 128) -> None:
+    def __init__(
+        self, dim: int, *, approximate_above: int | None = None, nprobe: int = 128, train_inline: bool = True
+    ) -> None:
         self.dim = dim
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.approximate_above = approximate_above
         self.nprobe = nprobe
+        self.train_inline = train_inline
         self._ivf: faiss.IndexIVFFlat | None = None
         self._ivf_built_at = 0
 
@@ -32,25 +78,68 @@ class EmbeddingIndex:
     def approximate(self) -> bool:
         return self._ivf is not None
 
-    def _maybe_build_ivf(self) -> None:
+    def _ids(self) -> IdArray:
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def needs_ivf(self) -> bool:
+        """True when the set is past ``approximate_above`` and has no IVF, or has grown 4x since it was built."""
         n = len(self)
         if self.approximate_above is None or n <= self.approximate_above:
-            self._ivf = None
-            return
-        if self._ivf is not None and n <= 4 * self._ivf_built_at:
-            return
-        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            return False
+        return self._ivf is None or n > 4 * self._ivf_built_at
+
+    def ivf_job(self) -> IVFJob | None:
+        """Snapshot for an IVF (re)build, or None when none is due. A pure read (copies the vectors)."""
+        if not self.needs_ivf():
+            return None
+        n = len(self)
+        ids = self._ids()
         vecs = self._index.index.reconstruct_n(0, n)
         nlist = int(min(4096, max(64, 4 * math.sqrt(n))))
-        quantizer = faiss.IndexFlatIP(self.dim)
-        ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
         # Training on a fixed-seed sample keeps the build bounded (k-means is the expensive part).
         sample = vecs if n <= 64 * nlist else vecs[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
-        ivf.train(np.ascontiguousarray(sample))
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove_ids without a scan of every list
-        ivf.add_with_ids(vecs, ids)
-        ivf.nprobe = min(self.nprobe, nlist)
-        self._ivf, self._ivf_built_at = ivf, n
+        return IVFJob(self.dim, nlist, self.nprobe, ids, vecs, np.ascontiguousarray(sample))
+
+    def install_ivf(self, trained: TrainedIVF) -> bool:
+        """Use ``trained`` (consumed) after adding and removing what changed since its snapshot: O(changes)
+        assignments, no k-means. False (nothing installed) if the set has since fallen back to exact search."""
+        if self.approximate_above is None or len(self) <= self.approximate_above:
+            return False
+        current = self._ids()
+        gone = np.setdiff1d(trained.ids, current, assume_unique=True)
+        new = np.setdiff1d(current, trained.ids, assume_unique=True)
+        if len(gone):
+            trained.index.remove_ids(gone)
+        if len(new):
+            trained.index.add_with_ids(self._index.reconstruct_batch(new), new)
+        self._ivf, self._ivf_built_at = trained.index, trained.built_at
+        return True
+
+    def restore_ivf(self, blob: bytes, built_at: int) -> bool:
+        """Rebuild the IVF from persisted centroids (assign every vector to its list; no k-means). Returns
+        False, leaving search exact, if the blob is unusable: the IVF is derived data, never worth failing for."""
+        if self.approximate_above is None or len(self) <= self.approximate_above:
+            return False
+        try:
+            ivf = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+        except (RuntimeError, ValueError, TypeError):
+            return False
+        if not isinstance(ivf, faiss.IndexIVFFlat) or ivf.d != self.dim or not ivf.is_trained or ivf.ntotal:
+            return False
+        ids = self._ids()
+        self._ivf = _fill(ivf, ids, self._index.index.reconstruct_n(0, len(ids)), self.nprobe)
+        self._ivf_built_at = int(built_at)
+        return True
+
+    def _maybe_build_ivf(self) -> None:
+        if self.approximate_above is None or len(self) <= self.approximate_above:
+            self._ivf = None
+            return
+        if self.train_inline:
+            job = self.ivf_job()
+            if job is not None:
+                trained = job.run()
+                self._ivf, self._ivf_built_at = trained.index, trained.built_at
 
     def __len__(self) -> int:
         return int(self._index.ntotal)

@@ -7,30 +7,37 @@ Nodes are phrases (normalised entity text, keyed by a hash of it) and passages (
 - synonymy edges between phrases whose embeddings have cosine >= ``synonym_threshold``, each phrase keeping its
   ``max_synonyms`` closest (an edge exists if either end keeps it).
 
-The adjacency lives in plain dicts; the CSR matrix for PPR is rebuilt lazily on the first query after a change
-(igraph rebuilds on every edge addition, FIELD-NOTES). Synonymy *candidates* (every pair above the threshold,
-uncapped) are stored and the per-phrase cap is applied when the matrix is built: that keeps the edge set a pure
-function of the current phrases, so an incrementally built graph equals a from-scratch build, also after deletes.
+Synonymy *candidates* (every pair above the threshold, uncapped) are stored; the per-phrase cap is re-applied
+to the phrases each change touches, so the edge set stays a pure function of the current phrases and an
+incrementally built graph equals a from-scratch build, also after deletes.
+
+The PPR matrix is a separate snapshot (matrix.py). Edges are kept in forms that convert to arrays cheaply
+(per-passage phrase arrays; fact pairs and synonymy edges in NumPy columns), so ``build_matrix`` is a handful
+of vectorised steps. Concurrency contract (the server's): writers (``add_passages``, ``remove_passages``,
+``install_*``) run under an exclusive lock; ``build_matrix``, ``fact_ivf_job`` and queries are pure reads that
+may run together under a shared lock. Queries use the *installed* matrix, which may be one change behind.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-import scipy.sparse as sp
 
 from memserve.extract.normalize import normalize_phrase
 
 from .delta import Fact, GraphDelta
-from .embedding_index import EmbeddingIndex
+from .edge_table import EdgeTable
+from .embedding_index import EmbeddingIndex, IVFJob, TrainedIVF
 from .ids import fact_id as make_fact_id
 from .ids import phrase_id as make_phrase_id
-from .ppr import PPRMatrix
+from .matrix import GraphMatrix, assemble
 
 EmbedFn = Callable[[list[str]], np.ndarray]
+_EMPTY = np.zeros(0, np.int64)
 
 
 class _Triple(Protocol):
@@ -56,20 +63,58 @@ class Edge:
 
 
 @dataclass(frozen=True)
-class GraphMatrix:
-    """A snapshot of the graph for PPR: node order is phrases (sorted id) then passages (sorted seq)."""
-
-    ppr: PPRMatrix
-    phrase_ids: np.ndarray  # int64, node i for i < len(phrase_ids)
-    passage_seqs: np.ndarray  # int64, node len(phrase_ids) + j
-    phrase_node: Mapping[int, int]
-    passage_node: Mapping[int, int]
-
-
-@dataclass(frozen=True)
 class _PassageContent:
     phrases: dict[int, str]
     facts: dict[int, Fact]
+
+
+@dataclass(frozen=True)
+class GraphColumns:
+    """A persisted graph as columns (the start-up path): ids int64 arrays, texts lists, vectors (n, dim)."""
+
+    phrase_ids: np.ndarray
+    phrase_texts: Sequence[str]
+    phrase_vectors: np.ndarray
+    fact_ids: np.ndarray
+    fact_subjects: np.ndarray
+    fact_predicates: Sequence[str]
+    fact_objects: np.ndarray
+    fact_texts: Sequence[str]
+    fact_vectors: np.ndarray
+    passage_phrase_seqs: np.ndarray  # (seq, phrase_id) rows
+    passage_phrase_ids: np.ndarray
+    passage_fact_seqs: np.ndarray  # (seq, fact_id) rows
+    passage_fact_ids: np.ndarray
+    synonym_a: np.ndarray  # candidate pairs, a < b
+    synonym_b: np.ndarray
+    synonym_similarity: np.ndarray
+    passages: np.ndarray  # every passage, including ones without any phrase
+
+
+def _i64(values: object) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64).ravel()
+
+
+def _pair_key(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a sorted array: unique keys, group starts and group ends."""
+    if len(keys) == 0:
+        return _EMPTY, _EMPTY, _EMPTY
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    ends = np.append(starts[1:], len(keys))
+    return keys[starts], starts, ends
+
+
+def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order of (a, b) sorted lexicographically and a mask of the first row of each distinct pair."""
+    order = np.lexsort((b, a))
+    sa, sb = a[order], b[order]
+    first = np.ones(len(order), bool)
+    first[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1])
+    return order, first
 
 
 class KnowledgeGraph:
@@ -83,11 +128,14 @@ class KnowledgeGraph:
         link_entities: bool = False,
         normalize: Callable[[str], str] = normalize_phrase,
         fact_index_exact_max: int | None = 50_000,
+        train_fact_ivf_inline: bool = True,
     ) -> None:
         """``link_entities`` also links passages to NER entities that appear in no triple (HippoRAG 2 links only
         triple phrases). Phrases with fewer than ``min_synonym_chars`` letters/digits get no synonymy edges: very
         short strings ("us", "1") embed close to unrelated ones. Past ``fact_index_exact_max`` facts, query-time
-        fact search goes through an IVF copy of the fact index (see embedding_index.py); None keeps it exact."""
+        fact search goes through an IVF copy of the fact index (see embedding_index.py); None keeps it exact.
+        ``train_fact_ivf_inline=False``: ``add_passages`` never trains that IVF; the owner runs
+        ``fact_ivf_job()`` / ``install_fact_ivf()`` off its lock instead (search stays exact until then)."""
         self.dim = dim
         self.synonym_threshold = synonym_threshold
         self.max_synonyms = max_synonyms
@@ -96,18 +144,32 @@ class KnowledgeGraph:
         self._normalize = normalize
         self._phrase_text: dict[int, str] = {}
         self._phrase_passages: dict[int, set[int]] = {}
-        self._passage_phrases: dict[int, set[int]] = {}
+        self._passage_phrases: dict[int, np.ndarray] = {}  # seq → sorted phrase ids
+        self._passage_facts: dict[int, np.ndarray] = {}  # seq → sorted fact ids
         self._facts: dict[int, Fact] = {}
         self._fact_passages: dict[int, set[int]] = {}
-        self._passage_facts: dict[int, set[int]] = {}
         self._near: dict[int, dict[int, float]] = {}  # synonymy candidates, symmetric, all above threshold
+        # Fact edges per phrase pair: weight = supporting (passage, fact) pairs, refs = facts on the pair.
+        self._fact_pairs = EdgeTable()
+        # Synonymy edges after the cap: weight = cosine, refs = ends (1 or 2) keeping the edge.
+        self._synonyms = EdgeTable()
+        self._passage_edges = 0
+        self._count_hist: dict[int, int] = {}  # passages per phrase (>= 1) → how many phrases have that many
         self._phrase_index = EmbeddingIndex(dim)
-        self._fact_index = EmbeddingIndex(dim, approximate_above=fact_index_exact_max)
+        self._fact_index = EmbeddingIndex(dim, approximate_above=fact_index_exact_max,
+                                          train_inline=train_fact_ivf_inline)
+        self._version = 0
         self._matrix: GraphMatrix | None = None
+        self._installed = False  # install_matrix was called: matrix() never builds from then on
         self._matrix_variants: dict[float, tuple[GraphMatrix, GraphMatrix]] = {}
-        self._density_cache: dict[int, tuple[GraphMatrix, float]] = {}
+        self._density_cache: dict[int, tuple[int, float]] = {}
 
     # ----------------------------------------------------------------- reading
+
+    @property
+    def version(self) -> int:
+        """Bumped by every mutation; a ``GraphMatrix`` built at this version describes the graph exactly."""
+        return self._version
 
     @property
     def phrases(self) -> Mapping[int, str]:
@@ -121,6 +183,18 @@ class KnowledgeGraph:
     def passages(self) -> frozenset[int]:
         return frozenset(self._passage_phrases)
 
+    @property
+    def passage_count(self) -> int:
+        return len(self._passage_phrases)
+
+    def has_passage(self, seq: int) -> bool:
+        return seq in self._passage_phrases
+
+    @property
+    def edge_count(self) -> int:
+        """As many as ``edges()`` yields, maintained (O(1))."""
+        return len(self._fact_pairs) + self._passage_edges + len(self._synonyms)
+
     def passages_of_phrase(self, phrase_id: int) -> frozenset[int]:
         return frozenset(self._phrase_passages.get(phrase_id, ()))
 
@@ -128,7 +202,10 @@ class KnowledgeGraph:
         return frozenset(self._fact_passages.get(fact_id, ()))
 
     def phrases_of_passage(self, seq: int) -> frozenset[int]:
-        return frozenset(self._passage_phrases.get(seq, ()))
+        return frozenset(self._passage_phrases.get(seq, _EMPTY).tolist())
+
+    def facts_of_passage(self, seq: int) -> frozenset[int]:
+        return frozenset(self._passage_facts.get(seq, _EMPTY).tolist())
 
     def specificity(self, phrase_id: int) -> float:
         """1 / number of passages containing the phrase (HippoRAG's node specificity)."""
@@ -164,11 +241,6 @@ class KnowledgeGraph:
             contents[int(seq)] = self._content(result)
         delta = GraphDelta()
         replaced = [seq for seq in contents if seq in self._passage_phrases]
-        if replaced:
-            keep_phrases = {p for c in contents.values() for p in c.phrases}
-            keep_facts = {f for c in contents.values() for f in c.facts}
-            self._remove(replaced, delta, keep_phrases, keep_facts)
-
         new_phrases: dict[int, str] = {}
         new_facts: dict[int, Fact] = {}
         for content in contents.values():
@@ -177,18 +249,27 @@ class KnowledgeGraph:
         phrase_ids = sorted(new_phrases)
         fact_ids = sorted(new_facts)
         texts = [new_phrases[p] for p in phrase_ids] + [new_facts[f].text for f in fact_ids]
+        # Embed before changing anything, so a failing or malformed embed_fn leaves the graph as it was.
         vecs = np.asarray(embed_fn(texts), dtype=np.float32) if texts else np.zeros((0, self.dim), np.float32)
         if vecs.shape != (len(texts), self.dim):
             raise ValueError(f"embed_fn returned shape {vecs.shape}, expected ({len(texts)}, {self.dim})")
         phrase_vecs, fact_vecs = vecs[: len(phrase_ids)], vecs[len(phrase_ids) :]
+        self._version += 1
+        if replaced:
+            keep_phrases = {p for c in contents.values() for p in c.phrases}
+            keep_facts = {f for c in contents.values() for f in c.facts}
+            self._remove(replaced, delta, keep_phrases, keep_facts)
 
         for p in phrase_ids:
             self._phrase_text[p] = new_phrases[p]
             self._phrase_passages.setdefault(p, set())
         self._phrase_index.add(np.asarray(phrase_ids, np.int64), phrase_vecs)
         for f in fact_ids:
-            self._facts[f] = new_facts[f]
+            fact = new_facts[f]
+            self._facts[f] = fact
             self._fact_passages.setdefault(f, set())
+            if fact.subject_id != fact.object_id:  # a self-loop carries no walk between phrases
+                self._fact_pairs.update(_pair_key(fact.subject_id, fact.object_id), refs=1)
         self._fact_index.add(np.asarray(fact_ids, np.int64), fact_vecs)
         delta.added_phrases = [(p, new_phrases[p]) for p in phrase_ids]
         delta.added_phrase_vectors = phrase_vecs
@@ -198,23 +279,27 @@ class KnowledgeGraph:
         delta.added_passages = sorted(contents)
         for seq in sorted(contents):
             content = contents[seq]
-            self._passage_phrases[seq] = set(content.phrases)
-            self._passage_facts[seq] = set(content.facts)
-            for p in sorted(content.phrases):
-                self._phrase_passages[p].add(seq)
+            pids, fids = sorted(content.phrases), sorted(content.facts)
+            self._passage_phrases[seq] = np.asarray(pids, np.int64)
+            self._passage_facts[seq] = np.asarray(fids, np.int64)
+            self._passage_edges += len(pids)
+            for p in pids:
+                self._phrase_gain(p, seq)
                 delta.added_passage_phrases.append((seq, p))
-            for f in sorted(content.facts):
-                self._fact_passages[f].add(seq)
+            for f in fids:
+                self._fact_gain(f, seq)
                 delta.added_passage_facts.append((seq, f))
 
         delta.added_synonyms = self._link_synonyms(phrase_ids, phrase_vecs)
-        self._matrix = None
         return delta
 
     def remove_passages(self, seqs: Iterable[int]) -> GraphDelta:
         """Remove passages, their edges, and every phrase and fact no longer supported by a remaining passage."""
         delta = GraphDelta()
-        self._remove([int(s) for s in seqs if int(s) in self._passage_phrases], delta, set(), set())
+        gone = [int(s) for s in seqs if int(s) in self._passage_phrases]
+        if gone:
+            self._version += 1
+            self._remove(gone, delta, set(), set())
         return delta
 
     @classmethod
@@ -232,68 +317,119 @@ class KnowledgeGraph:
         passages: Iterable[int] = (),
         **options: object,
     ) -> KnowledgeGraph:
-        """Rebuild from persisted rows without embedding or searching anything (start-up path).
-        ``passages`` lists passages that may have no phrase at all (extraction found nothing)."""
+        """Rebuild from persisted rows without embedding or searching anything (row-wise convenience form of
+        ``restore_columns``). ``passages`` lists passages that may have no phrase at all."""
+        pp = np.asarray(list(passage_phrases), np.int64).reshape(-1, 2)
+        pf = np.asarray(list(passage_facts), np.int64).reshape(-1, 2)
+        sy = list(synonyms)
+        columns = GraphColumns(
+            phrase_ids=_i64([p for p, _ in phrases]), phrase_texts=[t for _, t in phrases],
+            phrase_vectors=phrase_vectors,
+            fact_ids=_i64([f.fact_id for f in facts]), fact_subjects=_i64([f.subject_id for f in facts]),
+            fact_predicates=[f.predicate for f in facts], fact_objects=_i64([f.object_id for f in facts]),
+            fact_texts=[f.text for f in facts], fact_vectors=fact_vectors,
+            passage_phrase_seqs=pp[:, 0], passage_phrase_ids=pp[:, 1],
+            passage_fact_seqs=pf[:, 0], passage_fact_ids=pf[:, 1],
+            synonym_a=_i64([a for a, _, _ in sy]), synonym_b=_i64([b for _, b, _ in sy]),
+            synonym_similarity=np.asarray([s for _, _, s in sy], np.float64),
+            passages=_i64(list(passages)),
+        )
+        return cls.restore_columns(dim, columns, **options)
+
+    @classmethod
+    def restore_columns(
+        cls, dim: int, columns: GraphColumns, *, fact_ivf: tuple[bytes, int] | None = None, **options: object
+    ) -> KnowledgeGraph:
+        """Rebuild from persisted columns with array operations (start-up path; nothing is embedded or searched).
+        ``fact_ivf``: persisted (blob, fact count when trained) from ``TrainedIVF``, so the fact IVF is rebuilt
+        without k-means; a missing or unusable blob leaves fact search exact (``fact_index_needs_training()``)."""
+        from ._restore import fill
+
         kg = cls(dim, **options)  # type: ignore[arg-type]
-        for p, text in phrases:
-            kg._phrase_text[p] = text
-            kg._phrase_passages[p] = set()
-        kg._phrase_index.add(np.asarray([p for p, _ in phrases], np.int64), phrase_vectors)
-        for fact in facts:
-            kg._facts[fact.fact_id] = fact
-            kg._fact_passages[fact.fact_id] = set()
-        kg._fact_index.add(np.asarray([f.fact_id for f in facts], np.int64), fact_vectors)
-        for seq in passages:
-            kg._passage_phrases.setdefault(int(seq), set())
-            kg._passage_facts.setdefault(int(seq), set())
-        for seq, p in passage_phrases:
-            kg._passage_phrases.setdefault(seq, set()).add(p)
-            kg._passage_facts.setdefault(seq, set())
-            kg._phrase_passages[p].add(seq)
-        for seq, f in passage_facts:
-            kg._passage_facts.setdefault(seq, set()).add(f)
-            kg._passage_phrases.setdefault(seq, set())
-            kg._fact_passages[f].add(seq)
-        for a, b, sim in synonyms:
-            kg._near.setdefault(a, {})[b] = sim
-            kg._near.setdefault(b, {})[a] = sim
+        fill(kg, columns)
+        if fact_ivf is not None:
+            kg._fact_index.restore_ivf(*fact_ivf)
         return kg
 
     # ----------------------------------------------------------------- PPR view
 
+    def build_matrix(self) -> GraphMatrix:
+        """A fresh PPR snapshot at the current ``version``: a pure read, safe beside queries (shared lock)."""
+        seqs = np.fromiter(self._passage_phrases.keys(), np.int64, len(self._passage_phrases))
+        arrays = list(self._passage_phrases.values())
+        lengths = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))
+        edge_phrases = np.concatenate(arrays) if arrays else _EMPTY
+        fa, fb, fw = self._fact_pairs.arrays()
+        sa, sb, sw = self._synonyms.arrays()
+        return assemble(
+            version=self._version,
+            phrase_ids=np.sort(np.fromiter(self._phrase_text.keys(), np.int64, len(self._phrase_text))),
+            passage_seqs=np.sort(seqs),
+            fact_a=fa, fact_b=fb, fact_weight=fw,
+            passage_edge_seq=np.repeat(seqs, lengths), passage_edge_phrase=edge_phrases,
+            synonym_a=sa, synonym_b=sb, synonym_weight=sw,
+        )
+
+    def install_matrix(self, matrix: GraphMatrix) -> bool:
+        """Make ``matrix`` the one queries use, if it is current (exclusive lock; O(1)). False if stale."""
+        if matrix.version != self._version:
+            return False
+        self._matrix = matrix
+        self._installed = True
+        return True
+
+    def matrix_current(self) -> bool:
+        """An installed (or lazily built) matrix describes the graph as it is now."""
+        return self._matrix is not None and self._matrix.version == self._version
+
     def matrix(self, synonym_threshold: float | None = None) -> GraphMatrix:
-        """The symmetric weighted adjacency for PPR, built once per change.
+        """The installed PPR snapshot (possibly older than the graph). Never builds once a matrix has been
+        installed; a graph whose owner never installs one builds lazily on the first call after a change.
 
         A ``synonym_threshold`` above the graph's own keeps only the stronger synonymy edges (a per-query
         override, cached per value); one at or below it changes nothing, since weaker pairs were never stored.
         """
-        if self._matrix is None:
-            self._matrix = self._build_matrix()
         base = self._matrix
+        if base is None or (not self._installed and base.version != self._version):
+            base = self._matrix = self.build_matrix()
         if synonym_threshold is None or synonym_threshold <= self.synonym_threshold:
             return base
         key = round(float(synonym_threshold), 4)
         cached = self._matrix_variants.get(key)
         if cached is None or cached[0] is not base:
-            cached = (base, self._build_matrix(min_synonym_similarity=key))
+            cached = (base, base.with_min_synonym_similarity(key))
             self._matrix_variants[key] = cached
         return cached[1]
 
     def specific_phrase_density(self, max_passages: int = 3) -> float:
         """Mean number of *specific* phrases (in at most ``max_passages`` passages) per passage: how much the
         graph can tell passages apart. Entity-rich documents give ~10; chat turns, where the only recurring
-        names are the speakers, well under 1. Cached until the graph changes."""
-        base = self.matrix()
+        names are the speakers, well under 1. From a maintained histogram, cached per version."""
         cached = self._density_cache.get(max_passages)
-        if cached is None or cached[0] is not base:
-            if not self._passage_phrases:
-                value = 0.0
-            else:
-                specific = sum(1 for ps in self._phrase_passages.values() if len(ps) <= max_passages for _ in ps)
-                value = specific / len(self._passage_phrases)
-            cached = (base, value)
+        if cached is None or cached[0] != self._version:
+            n = len(self._passage_phrases)
+            specific = sum(c * k for c, k in self._count_hist.items() if c <= max_passages)
+            cached = (self._version, specific / n if n else 0.0)
             self._density_cache[max_passages] = cached
         return cached[1]
+
+    # ----------------------------------------------------------------- fact IVF, off the lock
+
+    def fact_index_needs_training(self) -> bool:
+        return self._fact_index.needs_ivf()
+
+    def fact_ivf_job(self) -> IVFJob | None:
+        """Snapshot for training the fact IVF (a pure read; shared lock), or None when none is due.
+        Run ``job.run()`` with no lock held, then ``install_fact_ivf`` under the exclusive lock."""
+        return self._fact_index.ivf_job()
+
+    def install_fact_ivf(self, trained: TrainedIVF) -> bool:
+        """Exclusive lock. Catches up with facts added/removed since the snapshot (O(changes)); no k-means."""
+        return self._fact_index.install_ivf(trained)
+
+    @property
+    def fact_search_approximate(self) -> bool:
+        return self._fact_index.approximate
 
     def texts_to_embed(self, items: Iterable[tuple[int, _Extraction]]) -> list[str]:
         """Phrase and fact texts these extractions would add (not yet in the graph), so a caller can embed them
@@ -308,19 +444,20 @@ class KnowledgeGraph:
         return list(out)
 
     def edges(self, min_synonym_similarity: float | None = None) -> Iterator[Edge]:
-        """Every edge once, with canonical endpoint order (used by export and by equality tests)."""
+        """Every edge once, with canonical endpoint order (used by export and by equality tests). Computed from
+        the primary structures (facts, passages, synonymy candidates), independently of the edge tables."""
         fact_weight: dict[tuple[int, int], float] = {}
         fact_preds: dict[tuple[int, int], list[str]] = {}
         for f, fact in self._facts.items():
             if fact.subject_id == fact.object_id:
                 continue  # a self-loop carries no walk between phrases
-            key = (min(fact.subject_id, fact.object_id), max(fact.subject_id, fact.object_id))
+            key = _pair_key(fact.subject_id, fact.object_id)
             fact_weight[key] = fact_weight.get(key, 0.0) + len(self._fact_passages[f])
             fact_preds.setdefault(key, []).append(fact.predicate)
         for (a, b), w in sorted(fact_weight.items()):
             yield Edge("fact", ("phrase", a), ("phrase", b), w, tuple(sorted(set(fact_preds[(a, b)]))))
         for seq in sorted(self._passage_phrases):
-            for p in sorted(self._passage_phrases[seq]):
+            for p in self._passage_phrases[seq].tolist():
                 yield Edge("passage", ("passage", seq), ("phrase", p), 1.0)
         for a, b, sim in self._synonym_edges():
             if min_synonym_similarity is None or sim >= min_synonym_similarity:
@@ -352,32 +489,70 @@ class KnowledgeGraph:
                 phrase(entity)
         return _PassageContent(phrases, facts)
 
+    def _count_changed(self, old: int, new: int) -> None:
+        if old:
+            left = self._count_hist[old] - 1
+            if left:
+                self._count_hist[old] = left
+            else:
+                del self._count_hist[old]
+        if new:
+            self._count_hist[new] = self._count_hist.get(new, 0) + 1
+
+    def _phrase_gain(self, p: int, seq: int) -> None:
+        s = self._phrase_passages[p]
+        if seq not in s:
+            s.add(seq)
+            self._count_changed(len(s) - 1, len(s))
+
+    def _fact_gain(self, f: int, seq: int) -> None:
+        s = self._fact_passages[f]
+        if seq not in s:
+            s.add(seq)
+            fact = self._facts[f]
+            if fact.subject_id != fact.object_id:
+                self._fact_pairs.update(_pair_key(fact.subject_id, fact.object_id), refs=0, weight_delta=1.0)
+
     def _remove(self, seqs: list[int], delta: GraphDelta, keep_phrases: set[int], keep_facts: set[int]) -> None:
         dead_phrases: list[int] = []
         dead_facts: list[int] = []
         for seq in seqs:
-            for p in self._passage_phrases.pop(seq, set()):
-                self._phrase_passages[p].discard(seq)
-                if not self._phrase_passages[p] and p not in keep_phrases:
+            pids = self._passage_phrases.pop(seq, _EMPTY).tolist()
+            self._passage_edges -= len(pids)
+            for p in pids:
+                s = self._phrase_passages[p]
+                s.discard(seq)
+                self._count_changed(len(s) + 1, len(s))
+                if not s and p not in keep_phrases:
                     dead_phrases.append(p)
-            for f in self._passage_facts.pop(seq, set()):
+            for f in self._passage_facts.pop(seq, _EMPTY).tolist():
                 self._fact_passages[f].discard(seq)
+                fact = self._facts[f]
+                if fact.subject_id != fact.object_id:
+                    self._fact_pairs.update(_pair_key(fact.subject_id, fact.object_id), refs=0, weight_delta=-1.0)
                 if not self._fact_passages[f] and f not in keep_facts:
                     dead_facts.append(f)
+        touched = set(dead_phrases)
+        for p in dead_phrases:
+            touched.update(self._near.get(p, ()))
+        before = {x: self._top_synonyms(x) for x in touched}
         for p in dead_phrases:
             del self._phrase_text[p], self._phrase_passages[p]
             for other in self._near.pop(p, {}):
                 self._near[other].pop(p, None)
                 if not self._near[other]:
                     del self._near[other]
+        self._apply_synonym_caps(before)
         for f in dead_facts:
-            del self._facts[f], self._fact_passages[f]
+            fact = self._facts.pop(f)
+            del self._fact_passages[f]
+            if fact.subject_id != fact.object_id:
+                self._fact_pairs.update(_pair_key(fact.subject_id, fact.object_id), refs=-1)
         self._phrase_index.remove(np.asarray(dead_phrases, np.int64))
         self._fact_index.remove(np.asarray(dead_facts, np.int64))
         delta.removed_passages.extend(seqs)
         delta.removed_phrases.extend(sorted(dead_phrases))
         delta.removed_facts.extend(sorted(dead_facts))
-        self._matrix = None
 
     def _synonym_eligible(self, text: str) -> bool:
         return sum(ch.isalnum() for ch in text) >= self.min_synonym_chars
@@ -401,45 +576,38 @@ class KnowledgeGraph:
         left = self._phrase_index.vectors(np.asarray([a for a, _ in ordered], np.int64)).astype(np.float64)
         right = self._phrase_index.vectors(np.asarray([b for _, b in ordered], np.int64)).astype(np.float64)
         sims = np.einsum("ij,ij->i", left, right)
-        added: list[tuple[int, int, float]] = []
-        for (a, b), sim in zip(ordered, sims.tolist()):
-            if sim >= self.synonym_threshold and b not in self._near.get(a, {}):
-                self._near.setdefault(a, {})[b] = sim
-                self._near.setdefault(b, {})[a] = sim
-                added.append((a, b, sim))
+        added = [(a, b, sim) for (a, b), sim in zip(ordered, sims.tolist())
+                 if sim >= self.synonym_threshold and b not in self._near.get(a, {})]
+        before = {x: self._top_synonyms(x) for a, b, _ in added for x in (a, b)}
+        for a, b, sim in added:
+            self._near.setdefault(a, {})[b] = sim
+            self._near.setdefault(b, {})[a] = sim
+        self._apply_synonym_caps(before)
         return added
 
+    def _top_synonyms(self, a: int) -> list[int]:
+        """The candidates phrase ``a`` keeps: its ``max_synonyms`` most similar (ties: smaller id first)."""
+        near = self._near.get(a)
+        if not near:
+            return []
+        if len(near) <= self.max_synonyms:
+            return list(near)
+        return [b for b, _ in heapq.nsmallest(self.max_synonyms, near.items(), key=lambda item: (-item[1], item[0]))]
+
+    def _apply_synonym_caps(self, before: Mapping[int, list[int]]) -> None:
+        """Update the synonymy edge table for phrases whose candidates changed (``before``: their old picks)."""
+        for x, old in before.items():
+            was, now = set(old), set(self._top_synonyms(x))
+            for y in was - now:
+                self._synonyms.update(_pair_key(x, y), refs=-1)
+            for y in now - was:
+                self._synonyms.update(_pair_key(x, y), refs=1, weight=self._near[x][y])
+
     def _synonym_edges(self) -> list[tuple[int, int, float]]:
+        """Reference form of the cap, from the candidates alone (``edges()``; tests compare the edge table)."""
         kept: dict[tuple[int, int], float] = {}
         for a, near in self._near.items():
             best = sorted(near.items(), key=lambda item: (-item[1], item[0]))[: self.max_synonyms]
             for b, sim in best:
                 kept[(min(a, b), max(a, b))] = sim
         return sorted((a, b, s) for (a, b), s in kept.items())
-
-    def _build_matrix(self, min_synonym_similarity: float | None = None) -> GraphMatrix:
-        phrase_ids = np.array(sorted(self._phrase_text), dtype=np.int64)
-        passage_seqs = np.array(sorted(self._passage_phrases), dtype=np.int64)
-        phrase_node = {int(p): i for i, p in enumerate(phrase_ids)}
-        offset = len(phrase_ids)
-        passage_node = {int(s): offset + j for j, s in enumerate(passage_seqs)}
-
-        def node(key: tuple[str, int]) -> int:
-            return phrase_node[key[1]] if key[0] == "phrase" else passage_node[key[1]]
-
-        rows: list[int] = []
-        cols: list[int] = []
-        weights: list[float] = []
-        for edge in self.edges(min_synonym_similarity):
-            rows.append(node(edge.u))
-            cols.append(node(edge.v))
-            weights.append(edge.weight)
-        n = offset + len(passage_seqs)
-        r = np.asarray(rows, dtype=np.int64)
-        c = np.asarray(cols, dtype=np.int64)
-        w = np.asarray(weights, dtype=np.float64)
-        # Symmetric; a phrase pair with both a fact and a synonymy edge gets the sum (duplicates are summed).
-        adjacency = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([r, c]), np.concatenate([c, r]))),
-                                  shape=(n, n)).tocsr()
-        return GraphMatrix(PPRMatrix.from_adjacency(adjacency, dtype=np.float32), phrase_ids, passage_seqs,
-                           phrase_node, passage_node)

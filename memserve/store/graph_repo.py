@@ -14,8 +14,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from memserve.graph.delta import Fact, GraphDelta
-from memserve.graph.kg import KnowledgeGraph
+from memserve.graph.delta import GraphDelta
+from memserve.graph.kg import GraphColumns, KnowledgeGraph
 
 _GRAPH_TABLES = (
     "graph_passages",
@@ -24,6 +24,7 @@ _GRAPH_TABLES = (
     "graph_passage_phrases",
     "graph_passage_facts",
     "graph_synonyms",
+    "graph_fact_ivf",
 )
 _names = itertools.count()
 
@@ -93,47 +94,63 @@ def save_delta(conn: duckdb.DuckDBPyConnection, namespace: str, delta: GraphDelt
     })
 
 
-def _arrow(conn: duckdb.DuckDBPyConnection, sql: str, namespace: str) -> pa.Table:
+def _columns(conn: duckdb.DuckDBPyConnection, sql: str, namespace: str) -> pa.Table:
     return conn.sql(sql, params=[namespace]).to_arrow_table()
 
 
-def _matrix(column: pa.ChunkedArray, n: int, dim: int) -> np.ndarray:
+def _ints(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).to_numpy(), dtype=np.int64)
+
+
+def _vector_matrix(table: pa.Table, name: str, dim: int) -> np.ndarray:
+    """A FLOAT[] column as one (n, dim) float32 block (no per-row Python lists)."""
+    n = table.num_rows
     if n == 0:
         return np.zeros((0, dim), np.float32)
-    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    flat = table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return np.asarray(flat, dtype=np.float32).reshape(n, dim)
 
 
 def load_graph(conn: duckdb.DuckDBPyConnection, namespace: str, dim: int, **options: object) -> KnowledgeGraph:
-    """Rebuild a namespace's graph from its tables (bulk Arrow reads; nothing is embedded again).
-    ``options`` are ``KnowledgeGraph`` settings (synonym_threshold, max_synonyms, ...)."""
-    ph = _arrow(conn, "SELECT phrase_id, text, embedding FROM graph_phrases WHERE namespace = ? ORDER BY phrase_id",
-                namespace)
-    fa = _arrow(conn, "SELECT fact_id, subject_id, predicate, object_id, text, embedding FROM graph_facts "
-                "WHERE namespace = ? ORDER BY fact_id", namespace)
-    pp = _arrow(conn, "SELECT seq, phrase_id FROM graph_passage_phrases WHERE namespace = ?", namespace)
-    pf = _arrow(conn, "SELECT seq, fact_id FROM graph_passage_facts WHERE namespace = ?", namespace)
-    sy = _arrow(conn, "SELECT phrase_a, phrase_b, similarity FROM graph_synonyms WHERE namespace = ?", namespace)
-    ps = _arrow(conn, "SELECT seq FROM graph_passages WHERE namespace = ?", namespace)
-
-    phrase_ids = ph.column("phrase_id").to_pylist()
-    facts = [
-        Fact(f, s, p, o, t)
-        for f, s, p, o, t in zip(*(fa.column(c).to_pylist() for c in ("fact_id", "subject_id", "predicate",
-                                                                        "object_id", "text")))
-    ]
-    return KnowledgeGraph.restore(
-        dim,
-        phrases=list(zip(phrase_ids, ph.column("text").to_pylist())),
-        phrase_vectors=_matrix(ph.column("embedding"), len(phrase_ids), dim),
-        facts=facts,
-        fact_vectors=_matrix(fa.column("embedding"), len(facts), dim),
-        passage_phrases=zip(pp.column("seq").to_pylist(), pp.column("phrase_id").to_pylist()),
-        passage_facts=zip(pf.column("seq").to_pylist(), pf.column("fact_id").to_pylist()),
-        synonyms=zip(*(sy.column(c).to_pylist() for c in ("phrase_a", "phrase_b", "similarity"))),
-        passages=ps.column("seq").to_pylist(),
-        **options,
+    """Rebuild a namespace's graph from its tables: columnar reads handed to the vectorised restore, the fact
+    IVF rebuilt from its persisted quantizer (no k-means), and the PPR matrix built and installed, so neither
+    the first query nor start-up pays for anything per row. ``options`` are ``KnowledgeGraph`` settings."""
+    ph = _columns(conn, "SELECT phrase_id, text, embedding FROM graph_phrases WHERE namespace = ? ORDER BY phrase_id",
+                  namespace)
+    fa = _columns(conn, "SELECT fact_id, subject_id, predicate, object_id, text, embedding FROM graph_facts "
+                  "WHERE namespace = ? ORDER BY fact_id", namespace)
+    pp = _columns(conn, "SELECT seq, phrase_id FROM graph_passage_phrases WHERE namespace = ?", namespace)
+    pf = _columns(conn, "SELECT seq, fact_id FROM graph_passage_facts WHERE namespace = ?", namespace)
+    sy = _columns(conn, "SELECT phrase_a, phrase_b, similarity FROM graph_synonyms WHERE namespace = ?", namespace)
+    ps = _columns(conn, "SELECT seq FROM graph_passages WHERE namespace = ?", namespace)
+    columns = GraphColumns(
+        phrase_ids=_ints(ph, "phrase_id"), phrase_texts=ph.column("text").to_pylist(),
+        phrase_vectors=_vector_matrix(ph, "embedding", dim),
+        fact_ids=_ints(fa, "fact_id"), fact_subjects=_ints(fa, "subject_id"),
+        fact_predicates=fa.column("predicate").to_pylist(), fact_objects=_ints(fa, "object_id"),
+        fact_texts=fa.column("text").to_pylist(), fact_vectors=_vector_matrix(fa, "embedding", dim),
+        passage_phrase_seqs=_ints(pp, "seq"), passage_phrase_ids=_ints(pp, "phrase_id"),
+        passage_fact_seqs=_ints(pf, "seq"), passage_fact_ids=_ints(pf, "fact_id"),
+        synonym_a=_ints(sy, "phrase_a"), synonym_b=_ints(sy, "phrase_b"),
+        synonym_similarity=np.asarray(sy.column("similarity").to_numpy(), np.float64),
+        passages=_ints(ps, "seq"),
     )
+    kg = KnowledgeGraph.restore_columns(dim, columns, fact_ivf=load_fact_ivf(conn, namespace), **options)
+    kg.install_matrix(kg.build_matrix())
+    return kg
+
+
+def save_fact_ivf(conn: duckdb.DuckDBPyConnection, namespace: str, blob: bytes, fact_count: int) -> None:
+    """Persist a trained fact IVF quantizer (``TrainedIVF.blob``, ``TrainedIVF.built_at``), replacing any."""
+    conn.execute("DELETE FROM graph_fact_ivf WHERE namespace = ?", [namespace])
+    conn.execute("INSERT INTO graph_fact_ivf (namespace, fact_count, quantizer, update_time) VALUES (?, ?, ?, now())",
+                 [namespace, int(fact_count), bytes(blob)])
+
+
+def load_fact_ivf(conn: duckdb.DuckDBPyConnection, namespace: str) -> tuple[bytes, int] | None:
+    """(blob, fact count when trained), or None if none was saved."""
+    row = conn.execute("SELECT quantizer, fact_count FROM graph_fact_ivf WHERE namespace = ?", [namespace]).fetchone()
+    return None if row is None else (bytes(row[0]), int(row[1]))
 
 
 def delete_namespace_graph(conn: duckdb.DuckDBPyConnection, namespace: str) -> None:
@@ -200,3 +217,14 @@ def job_counts(conn: duckdb.DuckDBPyConnection, namespace: str) -> dict[str, int
         "SELECT state, count(*) FROM extraction_jobs WHERE namespace = ? GROUP BY state", [namespace]
     ).fetchall()
     return {state: n for state, n in rows}
+
+
+def failed_seqs(conn: duckdb.DuckDBPyConnection, namespace: str, seqs: Sequence[int]) -> list[int]:
+    """Those of ``seqs`` whose extraction job failed for good."""
+    if not seqs:
+        return []
+    rows = conn.execute(
+        "SELECT seq FROM extraction_jobs WHERE namespace = ? AND state = 'failed' AND seq = ANY(?) ORDER BY seq",
+        [namespace, [int(s) for s in seqs]],
+    ).fetchall()
+    return [int(r[0]) for r in rows]

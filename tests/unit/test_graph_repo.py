@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "memserve" / "store" / "migra
 @pytest.fixture
 def conn():
     c = duckdb.connect(":memory:")
-    for name in ("0001_core.sql", "0002_graph.sql"):
+    for name in ("0001_core.sql", "0002_graph.sql", "0006_graph_fact_ivf.sql"):
         c.execute((MIGRATIONS / name).read_text())
     yield c
     c.close()
@@ -69,3 +69,78 @@ def test_extraction_jobs_resume_after_crash(conn: duckdb.DuckDBPyConnection) -> 
     graph_repo.finish_jobs(conn, "ns", claimed[:2])
     graph_repo.fail_job(conn, "ns", claimed[2], "llm timeout", max_attempts=1)
     assert graph_repo.job_counts(conn, "ns") == {"done": 2, "failed": 1}
+
+
+def _many_facts(n: int) -> list:
+    return [(i, er((f"person {i}", "lives in", f"town {i % 17}"))) for i in range(1, n + 1)]
+
+
+def test_load_graph_equals_live_graph_and_installs_its_matrix(conn: duckdb.DuckDBPyConnection) -> None:
+    from tests.unit.test_graph_matrix import assert_matches_reference
+
+    kg = KnowledgeGraph(64, synonym_threshold=0.5, max_synonyms=1)
+    items = list(CORPUS.items())
+    for chunk in (items[:3], items[3:]):
+        graph_repo.save_delta(conn, "ns", kg.add_passages(chunk, EMBED.embed))
+    graph_repo.save_delta(conn, "ns", kg.remove_passages([4]))
+    loaded = graph_repo.load_graph(conn, "ns", 64, synonym_threshold=0.5, max_synonyms=1)
+    _same(loaded, kg)
+    assert loaded.matrix_current() and loaded.edge_count == kg.edge_count
+    assert_matches_reference(loaded)
+    live, back = kg.build_matrix(), loaded.matrix()
+    assert (live.ppr.adjacency != back.ppr.adjacency).nnz == 0
+    assert loaded.specific_phrase_density() == kg.specific_phrase_density()
+    # The restored graph keeps changing like the live one.
+    more = [(8, er(("Paris", "twinned with", "Rome")))]
+    kg.add_passages(more, EMBED.embed)
+    loaded.add_passages(more, EMBED.embed)
+    _same(loaded, kg)
+    assert_matches_reference(loaded)
+    kg.remove_passages([1, 8])
+    loaded.remove_passages([1, 8])
+    _same(loaded, kg)
+    assert_matches_reference(loaded)
+    assert len(loaded.facts) == len(kg.facts) and len(loaded.phrases) == len(kg.phrases)
+
+
+def test_fact_ivf_is_trained_off_lock_persisted_and_reused(conn: duckdb.DuckDBPyConnection,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from memserve.graph.embedding_index import IVFJob
+
+    opts = {"fact_index_exact_max": 50, "train_fact_ivf_inline": False}
+    kg = KnowledgeGraph(64, **opts)
+    graph_repo.save_delta(conn, "ns", kg.add_passages(_many_facts(100), EMBED.embed))
+    assert kg.fact_index_needs_training() and not kg.fact_search_approximate  # never trained under the lock
+    job = kg.fact_ivf_job()
+    assert job is not None
+    trained = job.run()  # no lock
+    # Changes between the snapshot and the install are caught up, not lost.
+    graph_repo.save_delta(conn, "ns", kg.add_passages(_many_facts(140)[100:], EMBED.embed))
+    graph_repo.save_delta(conn, "ns", kg.remove_passages([1, 2]))
+    assert kg.install_fact_ivf(trained)
+    assert kg.fact_search_approximate and not kg.fact_index_needs_training()
+    graph_repo.save_fact_ivf(conn, "ns", trained.blob, trained.built_at)
+    q = EMBED.embed(["person 120 lives in town 1"])[0]
+    assert kg.search_facts(q, 1)[0][0].text == "person 120 lives in town 1"
+    assert all(f.text != "person 1 lives in town 1" for f, _ in kg.search_facts(q, 200))
+
+    def no_kmeans(self: IVFJob) -> None:
+        raise AssertionError("start-up trained k-means")
+
+    monkeypatch.setattr(IVFJob, "run", no_kmeans)
+    loaded = graph_repo.load_graph(conn, "ns", 64, **opts)
+    assert loaded.fact_search_approximate and not loaded.fact_index_needs_training()
+    assert [f.fact_id for f, _ in loaded.search_facts(q, 5)] == [f.fact_id for f, _ in kg.search_facts(q, 5)]
+
+
+def test_unusable_fact_ivf_blob_falls_back_to_exact_search(conn: duckdb.DuckDBPyConnection) -> None:
+    opts = {"fact_index_exact_max": 50, "train_fact_ivf_inline": False}
+    kg = KnowledgeGraph(64, **opts)
+    graph_repo.save_delta(conn, "ns", kg.add_passages(_many_facts(100), EMBED.embed))
+    graph_repo.save_fact_ivf(conn, "ns", b"not a faiss index", 100)
+    loaded = graph_repo.load_graph(conn, "ns", 64, **opts)
+    assert not loaded.fact_search_approximate and loaded.fact_index_needs_training()
+    q = EMBED.embed(["person 7 lives in town 7"])[0]
+    assert loaded.search_facts(q, 1)[0][0].text == "person 7 lives in town 7"
+    graph_repo.delete_namespace_graph(conn, "ns")
+    assert graph_repo.load_fact_ivf(conn, "ns") is None

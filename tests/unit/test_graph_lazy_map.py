@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memserve.graph.lazy_map import LazyMap
+
+
+def test_lazy_map_behaves_like_a_dict() -> None:
+    built: list[int] = []
+
+    def make(i: int) -> set[int]:
+        built.append(i)
+        return {i}
+
+    m = LazyMap(np.array([-5, 2, 9], dtype=np.int64), make)
+    ref = {-5: {0}, 2: {1}, 9: {2}}
+    assert len(m) == 3 and built == []
+    assert m[2] == {1} and m[2] is m[2] and built == [1]
+    m[2].add(7)
+    ref[2].add(7)
+    del m[-5], ref[-5]
+    m[4] = {4}
+    ref[4] = {4}
+    assert -5 not in m and 4 in m and 3 not in m
+    with pytest.raises(KeyError):
+        m[-5]
+    with pytest.raises(KeyError):
+        del m[-5]
+    assert dict(m) == ref and len(m) == len(ref)
+    m[-5] = {1}  # a deleted base key comes back
+    ref[-5] = {1}
+    del m[9], ref[9]
+    assert dict(m) == ref and len(m) == len(ref) and sorted(m) == sorted(ref)
+    assert m.setdefault(11, set()) == set() and m.pop(11) == set() and len(m) == len(ref)
