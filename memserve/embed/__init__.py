@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .base import Embedder, normalize_rows
 from .fake import HashEmbedder
+from .scheduler import EncoderScheduler
 
-__all__ = ["Embedder", "HashEmbedder", "make_embedder", "normalize_rows"]
+__all__ = ["Embedder", "EncoderScheduler", "HashEmbedder", "make_embedder", "normalize_rows"]
 
 
 def make_embedder(model: str, *, device: str = "auto", batch_size: int = 32,

@@ -53,7 +53,8 @@ class SentenceTransformerEmbedder:
             self._model.get_sentence_embedding_dimension()
         self.dim = int(dim)
         # torch modules are not guaranteed thread-safe for concurrent forward passes with shared buffers;
-        # the server calls us from a thread pool, so one encode at a time (it uses every core anyway).
+        # the server calls us from a thread pool, so one encode at a time (it uses every core anyway). Behind an
+        # EncoderScheduler only its thread calls us, so the lock is uncontended; it stays for direct callers.
         self._lock = threading.Lock()
         log.info("embedding model %s loaded on %s (dim %d)", Path(path).name, device, self.dim)
 

@@ -1,0 +1,208 @@
+"""One encoder thread in front of an embedder, so latency-critical queries never queue behind bulk writes.
+
+A single lock around ``model.encode`` let one 256-text write batch hold every query for its whole encode. Here
+one thread owns the inner embedder and, each time it is free, first encodes *all* waiting queries in one call
+(concurrent queries share a forward pass), and only when no query waits encodes one chunk of at most
+``chunk_size`` bulk texts. A query therefore waits for at most one bulk chunk.
+
+Bulk requests are sorted by text length before chunking (the padding win the inner embedder gets from sorting
+one call would otherwise be lost across chunks) and served round-robin, a request going to the back of the line
+after each of its chunks, so one huge batch does not starve a small write.
+
+Errors: an exception from the inner embedder fails exactly the requests whose texts were in that call. A failed
+micro-batch of several queries is retried one query at a time, so one bad text fails only its own caller.
+
+Threads: on CPU, torch already spreads one forward pass over its intra-op threads (every core), so a single
+encoder thread loses no throughput; concurrent forwards would only contend for the same cores.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future
+from typing import Self
+
+import numpy as np
+
+from .base import Embedder
+
+__all__ = ["EncoderScheduler"]
+
+_SHUT_DOWN = "encoder is shut down"
+
+
+class _BulkJob:
+    __slots__ = ("future", "next", "order", "out", "texts")
+
+    def __init__(self, texts: list[str], dim: int) -> None:
+        self.texts = texts
+        self.order = np.argsort([len(t) for t in texts], kind="stable")
+        self.out = np.empty((len(texts), dim), dtype=np.float32)
+        self.next = 0
+        self.future: Future[np.ndarray] = Future()
+
+
+class EncoderScheduler:
+    """An ``Embedder`` that serialises all calls to ``inner`` on one thread, queries first."""
+
+    def __init__(self, inner: Embedder, *, chunk_size: int = 16) -> None:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.chunk_size = chunk_size
+        self._cond = threading.Condition()
+        self._queries: list[tuple[str, Future[np.ndarray]]] = []
+        self._bulk: deque[_BulkJob] = deque()
+        self._inflight: _BulkJob | None = None  # off the deque while encoding, yet close() must still fail it
+        self._closed = False
+        self._stats = {"query_batches": 0, "queries": 0, "bulk_chunks": 0, "bulk_texts": 0}
+        self._thread = threading.Thread(target=self._run, name="memserve-encoder", daemon=True)
+        self._thread.start()
+
+    # -- callers -------------------------------------------------------------------------------------------
+
+    def submit_query(self, text: str) -> Future[np.ndarray]:
+        """Queue one latency-critical text; the future gives its (dim,) vector. Lets async callers avoid
+        blocking a thread (``asyncio.wrap_future``) and tests know the request is queued when this returns."""
+        future: Future[np.ndarray] = Future()
+        with self._cond:
+            self._check_open()
+            self._queries.append((text, future))
+            self._cond.notify()
+        return future
+
+    def submit(self, texts: list[str]) -> Future[np.ndarray]:
+        """Queue a bulk request; the future gives its (len(texts), dim) vectors in the original order."""
+        job = _BulkJob(list(texts), self.dim)
+        if not texts:
+            job.future.set_result(job.out)
+            return job.future
+        with self._cond:
+            self._check_open()
+            self._bulk.append(job)
+            self._cond.notify()
+        return job.future
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.submit_query(text).result()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.submit(texts).result()
+
+    def stats(self) -> dict[str, int]:
+        with self._cond:
+            return dict(self._stats)
+
+    def close(self) -> None:
+        """Fail every pending request (a bulk request mid-way included), then wait for the in-flight call (at
+        most one chunk) to finish; queries already in that call still get their vectors."""
+        with self._cond:
+            self._closed = True
+            self._fail_pending()
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(_SHUT_DOWN)
+
+    def _fail_pending(self) -> None:
+        # Caller holds the lock. One exception object per caller: raising a shared one from several threads
+        # would splice their tracebacks together.
+        pending = [f for _, f in self._queries] + [job.future for job in self._bulk]
+        if self._inflight is not None:
+            pending.append(self._inflight.future)
+        self._queries.clear()
+        self._bulk.clear()
+        self._inflight = None
+        for future in pending:
+            if not future.done():
+                future.set_exception(RuntimeError(_SHUT_DOWN))
+
+    # -- encoder thread ------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not (self._closed or self._queries or self._bulk):
+                        self._cond.wait()
+                    if self._closed:
+                        return
+                    if self._queries:
+                        batch, self._queries = self._queries, []
+                        job = None
+                    else:
+                        job = self._inflight = self._bulk.popleft()
+                if job is None:
+                    self._encode_queries(batch)
+                else:
+                    self._encode_chunk(job)
+        finally:
+            # Reached on close, or if something escaped the per-call handlers (BaseException): nobody may be
+            # left waiting on a thread that is gone.
+            with self._cond:
+                self._closed = True
+                self._fail_pending()
+
+    def _encode_queries(self, batch: list[tuple[str, Future[np.ndarray]]]) -> None:
+        try:
+            vectors = self.inner.embed([text for text, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - any failure belongs to the callers, not to this thread
+            if len(batch) == 1:
+                self._fail(batch[0][1], exc)
+            else:
+                for item in batch:
+                    self._encode_queries([item])
+            return
+        with self._cond:
+            self._stats["query_batches"] += 1
+            self._stats["queries"] += len(batch)
+        for row, (_, future) in enumerate(batch):
+            self._resolve(future, np.array(vectors[row], dtype=np.float32))
+
+    def _encode_chunk(self, job: _BulkJob) -> None:
+        start, stop = job.next, min(job.next + self.chunk_size, len(job.texts))
+        rows = job.order[start:stop]
+        try:
+            vectors = self.inner.embed([job.texts[i] for i in rows])
+        except Exception as exc:  # noqa: BLE001 - as above
+            with self._cond:
+                self._inflight = None
+            self._fail(job.future, exc)
+            return
+        job.out[rows] = vectors
+        job.next = stop
+        with self._cond:
+            self._stats["bulk_chunks"] += 1
+            self._stats["bulk_texts"] += stop - start
+            mine = self._inflight is job  # if not, close() took it and already failed the caller
+            if mine:
+                self._inflight = None
+                if stop < len(job.texts):
+                    self._bulk.append(job)  # to the back: other waiting requests get the next chunk
+                    return
+        if mine:
+            self._resolve(job.future, job.out)
+
+    def _resolve(self, future: Future[np.ndarray], result: np.ndarray) -> None:
+        with self._cond:  # close() may resolve the same future from another thread
+            if not future.done():
+                future.set_result(result)
+
+    def _fail(self, future: Future[np.ndarray], exc: BaseException) -> None:
+        with self._cond:
+            if not future.done():
+                future.set_exception(exc)
