@@ -37,6 +37,14 @@ class Settings:
     snapshot_interval_s: float = _doc("Seconds between index snapshots to disk (0: only at shutdown).",
                                       default=60.0)
     log_level: str = _doc("Logging level.", default="INFO")
+    max_concurrent_rpcs: int = _doc("Calls served at once; past it a call gets RESOURCE_EXHAUSTED at once "
+                                    "(retry with back-off) instead of queueing without bound.", default=64)
+    rpc_threads: int = _doc("Threads that run RPC work (DuckDB, FAISS, PPR). Waits for the graph hold none.",
+                            default=16)
+    background_threads: int = _doc("Threads per background worker (extraction, summaries): with 2 or more, "
+                                   "one tenant's slow LLM batch does not hold up another tenant's.", default=2)
+    encode_chunk: int = _doc("Texts per encoder call for writes and graph updates: a query waits for at "
+                             "most one such chunk before its own encode runs.", default=16)
     # --- limits -------------------------------------------------------------------------------------------
     max_text_bytes: int = _doc("Largest episode text (UTF-8 bytes).", default=64 * 1024)
     max_batch_episodes: int = _doc("Most episodes in one WriteEpisodes call.", default=1000)
@@ -104,7 +112,8 @@ _CHOICES = {
 _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_top_k", "embedding_batch_size",
              "hnsw_threshold", "llm_timeout_s", "llm_max_concurrency", "extraction_batch", "summary_segment_size",
              "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
-             "max_metadata_entries"}
+             "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
+             "encode_chunk"}
 _NON_NEGATIVE = {"query_entity_weight", "port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
                  "prune_max_bytes", "prune_interval_s"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold"}

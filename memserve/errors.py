@@ -47,6 +47,12 @@ class FailedPrecondition(MemserveError):
     reason = "FAILED_PRECONDITION"
 
 
+class ExtractionFailed(FailedPrecondition):
+    """wait_for_graph: the episodes are stored, but their graph update failed for good."""
+
+    reason = "EXTRACTION_FAILED"
+
+
 class ResourceExhausted(MemserveError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"

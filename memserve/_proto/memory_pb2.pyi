@@ -292,7 +292,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ...) -> None: ...
 
 class NamespaceStats(_message.Message):
-    __slots__ = ("namespace", "episode_count", "vector_count", "index_type", "index_bytes", "phrase_count", "fact_count", "graph_edge_count", "extraction_backlog", "session_count", "create_time")
+    __slots__ = ("namespace", "episode_count", "vector_count", "index_type", "index_bytes", "phrase_count", "fact_count", "graph_edge_count", "extraction_backlog", "session_count", "create_time", "extraction_failed")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     EPISODE_COUNT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -304,6 +304,7 @@ class NamespaceStats(_message.Message):
     EXTRACTION_BACKLOG_FIELD_NUMBER: _ClassVar[int]
     SESSION_COUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXTRACTION_FAILED_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     episode_count: int
     vector_count: int
@@ -315,7 +316,8 @@ class NamespaceStats(_message.Message):
     extraction_backlog: int
     session_count: int
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, namespace: _Optional[str] = ..., episode_count: _Optional[int] = ..., vector_count: _Optional[int] = ..., index_type: _Optional[str] = ..., index_bytes: _Optional[int] = ..., phrase_count: _Optional[int] = ..., fact_count: _Optional[int] = ..., graph_edge_count: _Optional[int] = ..., extraction_backlog: _Optional[int] = ..., session_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    extraction_failed: int
+    def __init__(self, namespace: _Optional[str] = ..., episode_count: _Optional[int] = ..., vector_count: _Optional[int] = ..., index_type: _Optional[str] = ..., index_bytes: _Optional[int] = ..., phrase_count: _Optional[int] = ..., fact_count: _Optional[int] = ..., graph_edge_count: _Optional[int] = ..., extraction_backlog: _Optional[int] = ..., session_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., extraction_failed: _Optional[int] = ...) -> None: ...
 
 class LlmUsage(_message.Message):
     __slots__ = ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "cost_usd", "failed_calls")

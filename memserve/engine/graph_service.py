@@ -5,8 +5,15 @@ worker then claims jobs in seq order, extracts what has no stored extraction, em
 facts outside any lock, and commits graph delta + extraction + "job done" in one transaction. A crash at
 any point leaves jobs 'pending' or 'running' (reset at start-up), so extraction resumes where it stopped.
 
-Lock order is always: DuckDB write transaction, then the namespace's graph lock. Queries take only the
-graph lock.
+Locks (docs/CONCURRENCY.md): each namespace's graph has a readers-writer lock. Queries, stats and the
+matrix build read under it, together; add_passages / remove_passages / installing a new PPR matrix take it
+alone, briefly. Lock order is always: DuckDB write transaction, then the graph lock. Nothing slow happens
+under the graph lock: extraction and embedding run before it is taken, and the LLM fact filter of a query
+runs between two read sections (a reader that waits for the network would hold back every writer).
+
+The PPR matrix is derived and rebuilt by the worker after each change, off the query path: a query uses the
+newest installed matrix, which may be one batch behind the graph (passages not in it yet rank by their
+dense prior, like passages still waiting for extraction).
 """
 
 from __future__ import annotations
@@ -24,8 +31,17 @@ from ..graph.kg import KnowledgeGraph
 from ..store import episodes_repo, extractions_repo, graph_repo
 from ..store.db import Database
 from ..types import EpisodeIn, QueryMode
-from .background import Worker
-from .graph_retrieval import FactFilter, GraphParams, GraphResult, HybridParams, graph_retrieve, hybrid_retrieve
+from .background import Settled, Worker
+from .rwlock import RWLock
+from .graph_retrieval import (
+    FactFilter,
+    GraphParams,
+    GraphResult,
+    HybridParams,
+    ScoredFact,
+    graph_retrieve,
+    hybrid_retrieve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +77,11 @@ class GraphService:
         self.extractor = make_extractor(settings, llm)
         self._query_extractor = OfflineExtractor()
         self._graphs: dict[str, KnowledgeGraph] = {}
-        self._locks: dict[str, threading.RLock] = {}
+        self._locks: dict[str, RWLock] = {}
         self._registry = threading.Lock()
-        self._worker = Worker("extract", self._process)
+        self._worker = Worker("extract", self._process, threads=settings.background_threads)
+        # Facts past which fact search uses an IVF (trained by the worker, persisted; see _refresh_fact_ivf).
+        self.fact_index_exact_max = 50_000
         self._fact_filter_factory: Callable[[str], FactFilter] | None = None
         if llm is not None:
             from .fact_filter import llm_fact_filter
@@ -77,11 +95,12 @@ class GraphService:
     # -- lifecycle ---------------------------------------------------------------------------------------
     def _new_graph(self) -> KnowledgeGraph:
         return KnowledgeGraph(self._dim, synonym_threshold=self._settings.synonym_threshold,
-                              max_synonyms=self._settings.synonym_max_neighbors)
+                              max_synonyms=self._settings.synonym_max_neighbors, train_fact_ivf_inline=False,
+                                   fact_index_exact_max=self.fact_index_exact_max)
 
-    def _lock(self, namespace: str) -> threading.RLock:
+    def _lock(self, namespace: str) -> RWLock:
         with self._registry:
-            return self._locks.setdefault(namespace, threading.RLock())
+            return self._locks.setdefault(namespace, RWLock())
 
     def _graph(self, namespace: str) -> KnowledgeGraph:
         with self._registry:
@@ -93,7 +112,8 @@ class GraphService:
     def _reload(self, namespace: str) -> None:
         kg = graph_repo.load_graph(self._db.reader(), namespace, self._dim,
                                    synonym_threshold=self._settings.synonym_threshold,
-                                   max_synonyms=self._settings.synonym_max_neighbors)
+                                   max_synonyms=self._settings.synonym_max_neighbors, train_fact_ivf_inline=False,
+                                   fact_index_exact_max=self.fact_index_exact_max)
         with self._registry:
             self._graphs[namespace] = kg
 
@@ -106,11 +126,12 @@ class GraphService:
             self._reload(ns)
         self._worker.start()
         for ns in namespaces:
-            if graph_repo.job_counts(self._db.reader(), ns).get("pending"):
+            if graph_repo.job_counts(self._db.reader(), ns).get("pending") or \
+                    self._graph(ns).fact_index_needs_training():
                 self._worker.kick(ns)
 
-    def stop(self) -> None:
-        self._worker.stop()
+    def stop(self, timeout: float = 10.0) -> None:
+        self._worker.stop(timeout)
 
     # -- writes ------------------------------------------------------------------------------------------
     def on_write(self, tx, namespace: str, items: Sequence[tuple[int, EpisodeIn]]) -> None:
@@ -123,24 +144,37 @@ class GraphService:
     def kick(self, namespace: str) -> None:
         self._worker.kick(namespace)
 
-    def wait(self, namespace: str, timeout: float | None) -> bool:
+    def wait(self, namespace: str, timeout: float | None) -> Settled:
         return self._worker.wait_idle(namespace, timeout)
+
+    def when_settled(self, namespace: str, callback) -> Settled | None:
+        """See ``Worker.when_settled``: for waiters that must not hold a thread (the gRPC server)."""
+        return self._worker.when_settled(namespace, callback)
+
+    def forget_waiter(self, namespace: str, callback) -> None:
+        self._worker.forget_waiter(namespace, callback)
+
+    def failed_episodes(self, namespace: str, seqs: Sequence[int]) -> list[int]:
+        """Those of ``seqs`` whose extraction failed for good."""
+        return graph_repo.failed_seqs(self._db.reader(), namespace, seqs)
 
     def on_delete(self, tx, namespace: str, seqs: Sequence[int]) -> None:
         """Inside the delete transaction: drop the passages, their edges and orphaned phrases and facts."""
         if not seqs:
             return
-        with self._lock(namespace):
+        with self._lock(namespace).write():
             kg = self._graph(namespace)
             delta = kg.remove_passages(seqs)
             try:
                 graph_repo.save_delta(tx, namespace, delta)
             except BaseException:
-                self._graphs.pop(namespace, None)  # in-memory graph is ahead of the store: reload lazily
+                with self._registry:
+                    self._graphs.pop(namespace, None)  # in-memory graph is ahead of the store: reload lazily
                 raise
         extractions_repo.delete(tx, namespace, seqs)
         tx.execute("DELETE FROM extraction_jobs WHERE namespace = ? AND seq IN (SELECT unnest(?::BIGINT[]))",
                    [namespace, [int(s) for s in seqs]])
+        self._worker.kick(namespace)  # the worker rebuilds the PPR matrix without the removed passages
 
     def on_delete_namespace(self, tx, namespace: str) -> None:
         graph_repo.delete_namespace_graph(tx, namespace)
@@ -153,6 +187,8 @@ class GraphService:
         with self._db.transaction() as tx:
             seqs = graph_repo.claim_jobs(tx, namespace, batch)
         if not seqs:
+            self._refresh_matrix(namespace)  # after a delete, or a failed rebuild
+            self._refresh_fact_ivf(namespace)  # after a start without a persisted IVF
             return False
         try:
             self._extract_and_add(namespace, seqs)
@@ -163,7 +199,41 @@ class GraphService:
                 for seq in seqs:
                     graph_repo.fail_job(tx, namespace, seq, "graph update failed; see the server log", MAX_ATTEMPTS)
             raise
+        self._refresh_matrix(namespace)
+        self._refresh_fact_ivf(namespace)
         return True
+
+    def _refresh_fact_ivf(self, namespace: str) -> None:
+        """Past ``fact_index_exact_max`` facts, fact search goes through an IVF; its k-means (tens of seconds
+        at 100k facts) is trained here, with no lock held, and persisted so a restart never trains it."""
+        lock = self._lock(namespace)
+        with lock.read():
+            kg = self._graph(namespace)
+            job = kg.fact_ivf_job() if kg.fact_index_needs_training() else None
+        if job is None:
+            return
+        trained = job.run()
+        with lock.write():
+            if self._graph(namespace) is not kg or not kg.install_fact_ivf(trained):
+                return
+        with self._db.transaction() as tx:
+            if episodes_repo.namespace_exists(tx, namespace):
+                graph_repo.save_fact_ivf(tx, namespace, trained.blob, trained.built_at)
+
+    def _refresh_matrix(self, namespace: str) -> None:
+        """Build the PPR matrix of the current graph while queries keep reading, then swap it in. A delete
+        that lands during the build makes it stale: build again (each try sees a newer version)."""
+        lock = self._lock(namespace)
+        for _ in range(5):
+            with lock.read():
+                kg = self._graph(namespace)
+                if kg.matrix_current():
+                    return
+                matrix = kg.build_matrix()
+            with lock.write():
+                if self._graph(namespace) is kg and kg.install_matrix(matrix):
+                    return
+        log.warning("%s: graph kept changing during 5 matrix builds; the next batch rebuilds it", namespace)
 
     def _extract_and_add(self, namespace: str, seqs: list[int]) -> None:
         cur = self._db.reader()
@@ -177,7 +247,7 @@ class GraphService:
         failed = {seq: r.error for seq, r in fresh.items() if r.error}
         ready = {**{s: r for s, r in fresh.items() if not r.error}, **stored}
         items = sorted(ready.items())
-        with self._lock(namespace):
+        with self._lock(namespace).read():
             texts = self._graph(namespace).texts_to_embed(items)
         vectors = dict(zip(texts, self._embed(texts))) if texts else {}
 
@@ -190,7 +260,7 @@ class GraphService:
         with self._db.transaction() as tx:
             live = set(episodes_repo.get_by_seqs(tx, namespace, [s for s, _ in items]))
             items = [(s, r) for s, r in items if s in live]  # deleted since the claim: skip
-            with self._lock(namespace):
+            with self._lock(namespace).write():
                 kg = self._graph(namespace)
                 try:
                     delta = kg.add_passages(items, embed_fn)
@@ -209,14 +279,25 @@ class GraphService:
 
     # -- reads -------------------------------------------------------------------------------------------
     def has_graph(self, namespace: str) -> bool:
-        with self._lock(namespace):
-            return bool(self._graph(namespace).passages)
+        with self._lock(namespace).read():
+            return self._graph(namespace).passage_count > 0
 
     def retrieve(self, namespace: str, query_text: str, qvec: np.ndarray, dense_scores: Mapping[int, float],
                  mode: QueryMode, params: GraphParams) -> GraphResult:
-        fact_filter = self._fact_filter_factory(query_text) if self._fact_filter_factory else None
         phrases = self.query_phrases(query_text) if params.query_entity_weight > 0 else ()
-        with self._lock(namespace):
+        lock = self._lock(namespace)
+        fact_filter = None
+        if self._fact_filter_factory is not None:
+            # The LLM filter is a network call: decide on the candidates between two read sections, then
+            # replay the decision (a pure set lookup) inside the ranking.
+            with lock.read():
+                kg = self._graph(namespace)
+                candidates = [ScoredFact(f.fact_id, kg.phrases.get(f.subject_id, ""), f.predicate,
+                                         kg.phrases.get(f.object_id, ""), score)
+                              for f, score in kg.search_facts(qvec, params.fact_top_k)]
+            kept = {f.fact_id for f in self._fact_filter_factory(query_text)(candidates)} if candidates else set()
+            fact_filter = lambda found: [f for f in found if f.fact_id in kept]  # noqa: E731
+        with lock.read():
             kg = self._graph(namespace)
             if mode == QueryMode.HYBRID:
                 return hybrid_retrieve(qvec, kg, dense_scores, HybridParams(graph=params), fact_filter=fact_filter,
@@ -229,16 +310,18 @@ class GraphService:
         return tuple(dict.fromkeys(p for p in (normalize_phrase(e) for e in entities) if p))
 
     def stats(self, namespace: str) -> dict[str, int]:
-        with self._lock(namespace):
+        """Counters only: never walks the graph (a dashboard polling stats must not slow queries)."""
+        with self._lock(namespace).read():
             kg = self._graph(namespace)
-            edges = sum(1 for _ in kg.edges())
-            counts = {"phrase_count": len(kg.phrases), "fact_count": len(kg.facts), "graph_edge_count": edges}
+            counts = {"phrase_count": len(kg.phrases), "fact_count": len(kg.facts),
+                      "graph_edge_count": kg.edge_count}
         jobs = graph_repo.job_counts(self._db.reader(), namespace)
         counts["extraction_backlog"] = int(jobs.get("pending", 0) + jobs.get("running", 0))
+        counts["extraction_failed"] = int(jobs.get("failed", 0))
         return counts
 
     def export(self, namespace: str, fmt: str, labels: Mapping[int, str]) -> tuple[bytes, int, int]:
-        with self._lock(namespace):
+        with self._lock(namespace).read():
             kg = self._graph(namespace)
             graph = graph_export.to_networkx(kg, passage_labels=labels)
         data = graph_export.node_link_bytes(graph) if fmt == "node-link" else graph_export.graphml_bytes(graph)

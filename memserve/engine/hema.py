@@ -55,7 +55,7 @@ class Hema:
         self.counter: TokenCounter = load_token_counter()
         self.weights = RetentionWeights(half_life_days=settings.prune_half_life_days,
                                         access_half_life_days=settings.prune_half_life_days)
-        self._summary_worker = Worker("summary", self._fold_some)
+        self._summary_worker = Worker("summary", self._fold_some, threads=settings.background_threads)
         self._accesses: queue.SimpleQueue = queue.SimpleQueue()
         self._access_lock = threading.Lock()
 
@@ -66,8 +66,8 @@ class Hema:
         for key in hema_repo.pending_summaries(self._db.reader()):
             self._summary_worker.kick(key)
 
-    def stop(self) -> None:
-        self._summary_worker.stop()
+    def stop(self, timeout: float = 10.0) -> None:
+        self._summary_worker.stop(timeout)
         self.flush_accesses()
 
     # -- compact memory ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 from ..store import episodes_repo
 from ..store.db import Database
 from ..vector import VectorIndex, load_index, make_index
+from .rwlock import RWLock
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ def single_query_threads() -> Iterator[None]:
 
 
 class IndexRegistry:
+    """Lock order: DuckDB's write lock (when a caller holds it), then ``_registry_lock`` (a dict lookup, never
+    held while waiting for anything), then one namespace's RWLock. Searches share the namespace lock; add,
+    remove and replacing the index take it alone. Snapshots clone under the shared lock and write the file
+    with no lock held, so neither queries nor writes wait for an fsync (docs/CONCURRENCY.md)."""
+
     def __init__(self, db: Database, folder: Path, *, dim: int, kind: str, hnsw_threshold: int,
                  use_gpu: str) -> None:
         self._db = db
@@ -47,9 +53,11 @@ class IndexRegistry:
         self._settings = {"hnsw_threshold": hnsw_threshold, "use_gpu": use_gpu}
         self._kind = kind
         self._indexes: dict[str, VectorIndex] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, RWLock] = {}
         self._dirty: set[str] = set()
         self._registry_lock = threading.Lock()
+        # One snapshot writer at a time: two writers of the same file would race on its temporary name.
+        self._snapshot_lock = threading.Lock()
 
     def _path(self, namespace: str) -> Path:
         return self._folder / f"{namespace}.faiss"
@@ -59,64 +67,87 @@ class IndexRegistry:
             return make_index("exact", self._dim)
         return make_index(self._kind, self._dim, **self._settings)
 
-    # -- access ------------------------------------------------------------------------------------------
-    @contextmanager
-    def locked(self, namespace: str, create: bool = True) -> Iterator[VectorIndex | None]:
-        """The namespace's index under its lock (FAISS indexes are not safe for a search during an add)."""
+    def lock(self, namespace: str) -> RWLock:
+        with self._registry_lock:
+            return self._locks.setdefault(namespace, RWLock())
+
+    def _get(self, namespace: str, create: bool) -> VectorIndex | None:
         with self._registry_lock:
             index = self._indexes.get(namespace)
             if index is None and create:
                 index = self._indexes[namespace] = self._new()
-            lock = self._locks.setdefault(namespace, threading.Lock())
-        with lock:
-            yield index
+            return index
+
+    # -- access ------------------------------------------------------------------------------------------
+    @contextmanager
+    def reading(self, namespace: str) -> Iterator[VectorIndex]:
+        """The namespace's index for searching; other searches run at the same time (FAISS searches are
+        const). An unknown namespace reads as an empty index."""
+        lock = self.lock(namespace)
+        with lock.read():
+            index = self._get(namespace, create=False)
+            yield index if index is not None else self._new()
+
+    @contextmanager
+    def writing(self, namespace: str, create: bool = True) -> Iterator[VectorIndex | None]:
+        """The namespace's index alone (FAISS indexes are not safe for a search during an add)."""
+        lock = self.lock(namespace)
+        with lock.write():
+            yield self._get(namespace, create)
 
     def add(self, namespace: str, seqs: np.ndarray, vectors: np.ndarray) -> None:
         if len(seqs) == 0:
             return
-        with self.locked(namespace) as index:
+        with self.writing(namespace) as index:
             index.add(np.asarray(seqs, dtype=np.int64), vectors)  # type: ignore[union-attr]
-        self._dirty.add(namespace)
+            self._dirty.add(namespace)
 
     def remove(self, namespace: str, seqs: np.ndarray) -> None:
         if len(seqs) == 0:
             return
-        with self.locked(namespace, create=False) as index:
+        with self.writing(namespace, create=False) as index:
             if index is not None:
                 index.remove(np.asarray(seqs, dtype=np.int64))
-        self._dirty.add(namespace)
+                self._dirty.add(namespace)
 
     def drop(self, namespace: str) -> None:
-        with self._registry_lock:
-            self._indexes.pop(namespace, None)
-            self._dirty.discard(namespace)
-        for path in self._folder.glob(f"{namespace}.faiss*"):
-            path.unlink()
+        """Forget the namespace's index. The engine calls this inside the transaction that deletes the
+        namespace, so a concurrent write that re-creates it commits (and adds its vectors) strictly after."""
+        with self.writing(namespace, create=False):
+            with self._registry_lock:
+                self._indexes.pop(namespace, None)
+                self._dirty.discard(namespace)
+            for path in self._folder.glob(f"{namespace}.faiss*"):
+                path.unlink(missing_ok=True)
 
     def describe(self, namespace: str) -> tuple[int, str, int]:
         """(vector count, index kind, bytes)."""
-        with self.locked(namespace, create=False) as index:
-            if index is None:
-                return 0, "none", 0
+        index = self._get(namespace, create=False)
+        if index is None:
+            return 0, "none", 0
+        with self.lock(namespace).read():
             return len(index), index.kind, int(index.nbytes())
 
     @property
     def gpu(self) -> bool:
-        return any(getattr(i, "gpu", False) for i in self._indexes.values())
+        with self._registry_lock:
+            indexes = list(self._indexes.values())
+        return any(getattr(i, "gpu", False) for i in indexes)
 
     # -- persistence -------------------------------------------------------------------------------------
     def load_all(self, namespaces: list[str]) -> dict[str, tuple[int, int]]:
         """Load every namespace's snapshot and reconcile it with DuckDB; returns {ns: (added, removed)}."""
         repairs = {}
         for ns in namespaces:
-            repairs[ns] = self._load_one(ns)
+            repairs[ns] = self.reload(ns)
         # Snapshots of namespaces that no longer exist (deleted while a snapshot was being written).
         for path in self._folder.glob("*.faiss"):
             if path.stem not in set(namespaces):
                 path.unlink()
         return repairs
 
-    def _load_one(self, namespace: str) -> tuple[int, int]:
+    def reload(self, namespace: str) -> tuple[int, int]:
+        """Load the snapshot (if any) and make it agree with DuckDB; returns (added, removed)."""
         path = self._path(namespace)
         index: VectorIndex | None = None
         if path.exists():
@@ -143,9 +174,9 @@ class IndexRegistry:
                 chunk = missing[start:start + 50_000]
                 seqs, vectors = episodes_repo.load_embeddings(cur, namespace, chunk.tolist())
                 index.add(seqs, vectors)
-        with self._registry_lock:
-            self._indexes[namespace] = index
-            self._locks.setdefault(namespace, threading.Lock())
+        with self.lock(namespace).write():
+            with self._registry_lock:
+                self._indexes[namespace] = index
         if len(missing) or len(extra):
             log.info("namespace %s: index repaired (+%d missing, -%d stale)", namespace, len(missing), len(extra))
             self._dirty.add(namespace)
@@ -153,17 +184,28 @@ class IndexRegistry:
 
     def snapshot(self, *, all_namespaces: bool = False) -> int:
         """Write dirty indexes to disk (atomic per file); returns how many were written."""
-        with self._registry_lock:
-            names = list(self._indexes) if all_namespaces else list(self._dirty)
-        written = 0
-        for ns in names:
-            self._dirty.discard(ns)
-            with self.locked(ns, create=False) as index:
-                if index is None:
+        with self._snapshot_lock:
+            with self._registry_lock:
+                names = list(self._indexes) if all_namespaces else list(self._dirty)
+            written = 0
+            for ns in names:
+                lock = self.lock(ns)
+                with lock.read():
+                    # Cleared under the lock that every change takes: a change after this point marks the
+                    # namespace dirty again and is written by the next snapshot.
+                    self._dirty.discard(ns)
+                    index = self._get(ns, create=False)
+                    copy = index.clone() if index is not None else None
+                if copy is None:
                     continue
-                index.save(self._path(ns))
-            written += 1
-        return written
+                copy.save(self._path(ns))
+                with self._registry_lock:
+                    dropped = ns not in self._indexes
+                if dropped:  # deleted while we wrote: the file must not outlive the namespace
+                    for path in self._folder.glob(f"{ns}.faiss*"):
+                        path.unlink(missing_ok=True)
+                written += 1
+            return written
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self._folder.glob("*") if p.is_file())

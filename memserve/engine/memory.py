@@ -13,11 +13,12 @@ from datetime import datetime
 import numpy as np
 
 from ..config import Settings
-from ..embed import Embedder, make_embedder
+from ..embed import Embedder, EncoderScheduler, make_embedder
 from ..errors import (
     ConfigError,
     DeadlineExceeded,
     EpisodeNotFound,
+    ExtractionFailed,
     InvalidArgument,
     NamespaceNotFound,
 )
@@ -27,6 +28,7 @@ from ..store.llm_cache_repo import DuckDBLLMCache
 from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
 from . import paging
 from .clock import SystemClock
+from .background import Settled
 from .graph_service import GraphService
 from .hema import Hema, SummaryView
 from .ids import episode_id
@@ -38,6 +40,10 @@ from .validation import check_episode_id, check_episodes, check_namespace, check
 log = logging.getLogger(__name__)
 
 
+def _check_deadline(deadline: float | None, message: str) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded(message)
+
 
 class MemoryEngine:
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None, clock=None) -> None:
@@ -45,8 +51,10 @@ class MemoryEngine:
         self.clock = clock or SystemClock().now
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.data_dir / DB_FILE)
-        self.embedder = embedder or make_embedder(settings.embedding_model, device=settings.embedding_device,
-                                                  batch_size=settings.embedding_batch_size)
+        raw = embedder or make_embedder(settings.embedding_model, device=settings.embedding_device,
+                                        batch_size=settings.embedding_batch_size)
+        # Every encode goes through one scheduler: queries first, writes and graph updates in small chunks.
+        self.embedder = EncoderScheduler(raw, chunk_size=settings.encode_chunk)
         self._check_embedder_matches()
         self.indexes = IndexRegistry(self.db, settings.data_dir / "indexes", dim=self.embedder.dim,
                                      kind=settings.index_kind, hnsw_threshold=settings.hnsw_threshold,
@@ -91,16 +99,19 @@ class MemoryEngine:
     def flush(self) -> None:
         self.indexes.snapshot()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the workers (each gets at most ``timeout`` s to finish its batch: unfinished work is queued in
+        DuckDB and resumes at the next start), snapshot the indexes, checkpoint and close."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
             self._maintenance_stop.set()
             if self._maintenance.is_alive():
-                self._maintenance.join(10)
-            self.graph.stop()
-            self.hema.stop()
+                self._maintenance.join(timeout)
+            self.graph.stop(timeout)
+            self.hema.stop(timeout)
+            self.embedder.close()
             self.indexes.snapshot(all_namespaces=True)
             self.db.close_readers()
             self.db.checkpoint()
@@ -134,6 +145,20 @@ class MemoryEngine:
     # -- writes ------------------------------------------------------------------------------------------
     def write(self, namespace: str, episodes: Sequence[EpisodeIn], *, wait_for_graph: bool = False,
               timeout: float | None = None) -> WriteResult:
+        """Store (and, with ``wait_for_graph``, wait for the graph) on the calling thread. The gRPC server
+        calls ``store`` and waits for the graph on its event loop instead (``graph.when_settled``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        result, seqs = self.store(namespace, episodes, deadline=deadline)
+        if wait_for_graph:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self.check_graph(namespace, seqs, self.graph.wait(namespace, remaining))
+        return result
+
+    def store(self, namespace: str, episodes: Sequence[EpisodeIn], *,
+              deadline: float | None = None) -> tuple[WriteResult, list[int]]:
+        """Validate, embed and commit. Returns the result and the seqs of every episode named (new or not).
+        ``deadline`` (time.monotonic()) is checked before the encode and again before the commit, so a call
+        the client has given up on never lands after its DEADLINE_EXCEEDED."""
         check_namespace(namespace)
         check_episodes(episodes, self.settings)
         ids = [episode_id(ep) for ep in episodes]
@@ -142,12 +167,13 @@ class MemoryEngine:
         for id_, ep in zip(ids, episodes):
             if id_ not in existing and id_ not in fresh:
                 fresh[id_] = ep
+        _check_deadline(deadline, "the deadline passed before the episodes were encoded; nothing was written")
         # Embedding is the slow part: do it before taking the write lock.
         vectors = self.embedder.embed([ep.text for ep in fresh.values()]) if fresh else None
         now = self.clock()
         stored: list[Episode] = []
         try:
-            self._commit_new(namespace, fresh, vectors, now, stored)
+            self._commit_new(namespace, fresh, vectors, now, stored, deadline)
         except BaseException:
             if stored:  # the transaction rolled back: take its vectors out of the index again
                 self.indexes.remove(namespace, np.array([e.seq for e in stored], dtype=np.int64))
@@ -155,19 +181,30 @@ class MemoryEngine:
         if stored:
             self.hema.episodes_written(namespace, {e.session_id for e in stored})
             self.graph.kick(namespace)
-        if wait_for_graph and not self.graph.wait(namespace, None if timeout is None else max(0.0, timeout - 0.5)):
-            raise DeadlineExceeded("the episodes are stored and searchable, but the graph has not caught up "
-                                   "before the deadline; re-send the same write (it is idempotent) to keep waiting")
         created_ids = {e.id for e in stored}
         created, seen = [], set()
         for id_ in ids:
             created.append(id_ in created_ids and id_ not in seen)
             seen.add(id_)
-        return WriteResult(ids=ids, created=created)
+        seq_of = {**existing, **{e.id: e.seq for e in stored}}
+        return WriteResult(ids=ids, created=created), sorted({seq_of[i] for i in ids if i in seq_of})
+
+    def check_graph(self, namespace: str, seqs: Sequence[int], status: Settled) -> None:
+        """Turn the outcome of a wait for the graph into the write's answer."""
+        if status is Settled.TIMEOUT:
+            raise DeadlineExceeded("the episodes are stored and searchable, but the graph has not caught up "
+                                   "before the deadline; re-send the same write (it is idempotent) to keep waiting")
+        failed = self.graph.failed_episodes(namespace, seqs)
+        if failed or status is Settled.FAILED:
+            raise ExtractionFailed(
+                f"the episodes are stored and searchable by dense search, but the graph update failed for good"
+                f" ({len(failed)} of {len(seqs)} episodes; GetStats shows extraction_failed, the server log "
+                "the error)")
 
     def _commit_new(self, namespace: str, fresh: dict[str, EpisodeIn], vectors, now: datetime,
-                    stored: list[Episode]) -> None:
+                    stored: list[Episode], deadline: float | None) -> None:
         with self.db.transaction() as tx:
+            _check_deadline(deadline, "the deadline passed before the episodes were committed; nothing was written")
             episodes_repo.ensure_namespace(tx, namespace, now)
             # A concurrent identical write may have landed since the check above.
             raced = episodes_repo.existing_ids(tx, namespace, list(fresh))
@@ -205,11 +242,17 @@ class MemoryEngine:
     def delete_namespace(self, namespace: str) -> int:
         check_namespace(namespace)
         self.require_namespace(namespace)
-        with self.db.transaction() as tx:
-            count = episodes_repo.delete_namespace(tx, namespace)
-            hema_repo.delete_namespace(tx, namespace)
-            self.graph.on_delete_namespace(tx, namespace)
-        self.indexes.drop(namespace)
+        try:
+            with self.db.transaction() as tx:
+                count = episodes_repo.delete_namespace(tx, namespace)
+                hema_repo.delete_namespace(tx, namespace)
+                self.graph.on_delete_namespace(tx, namespace)
+                # Inside the transaction, like a write's index add: a write that re-creates the namespace
+                # commits after this and adds its vectors to a fresh index, never to the one being dropped.
+                self.indexes.drop(namespace)
+        except BaseException:
+            self.indexes.reload(namespace)  # rolled back: the index follows the database again
+            raise
         return count
 
     # -- reads -------------------------------------------------------------------------------------------
@@ -246,9 +289,10 @@ class MemoryEngine:
         token = paging.encode("namespaces", "", rows[size - 1][0]) if len(rows) > size else ""
         return rows[:size], token
 
-    def query(self, q: QueryIn) -> QueryResult:
+    def query(self, q: QueryIn, *, deadline: float | None = None) -> QueryResult:
         check_query(q, self.settings)
         self.require_namespace(q.namespace)
+        _check_deadline(deadline, "the deadline passed before the query started")
         return self.retriever.query(q)
 
     # -- HEMA --------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from ..config import Settings
-from ..embed import Embedder
+from ..embed import EncoderScheduler
 from ..store import episodes_repo
 from ..store.db import Database
 from ..types import FactOut, Hit, QueryIn, QueryMode, QueryResult
@@ -23,7 +23,7 @@ DENSE_POOL = 5000
 
 
 class Retriever:
-    def __init__(self, settings: Settings, db: Database, embedder: Embedder, indexes: IndexRegistry,
+    def __init__(self, settings: Settings, db: Database, embedder: EncoderScheduler, indexes: IndexRegistry,
                  graph: GraphService, hema: Hema) -> None:
         self.settings = settings
         self.db = db
@@ -43,7 +43,7 @@ class Retriever:
             return now
 
         t = time.perf_counter()
-        qvec = self.embedder.embed([q.text])[0]
+        qvec = self.embedder.embed_query(q.text)  # ahead of any queued write or graph encode
         t = lap("embed", t)
         allowed = None
         if not q.filter.empty:
@@ -51,7 +51,7 @@ class Retriever:
             t = lap("filter", t)
         mode = q.mode or QueryMode(self.settings.default_query_mode)
         use_graph = mode != QueryMode.DENSE and self.graph.has_graph(q.namespace)
-        with self.indexes.locked(q.namespace) as index:
+        with self.indexes.reading(q.namespace) as index:
             # The graph modes seed every passage with its dense score (HippoRAG 2): take a wide dense pool.
             k = q.top_k if not use_graph else min(len(index), max(q.top_k, DENSE_POOL)) or 1
             with single_query_threads():

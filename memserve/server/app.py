@@ -1,4 +1,10 @@
-"""The grpc.aio server: MemoryService + grpc.health.v1 + reflection, graceful shutdown."""
+"""The grpc.aio server: MemoryService + grpc.health.v1 + reflection, graceful shutdown.
+
+Start-up order: bind the port first (a port in use is a one-line error, not a traceback after the model
+loaded), then load the engine (model, indexes, graphs) off the event loop, then start serving. Shutdown is
+bounded: in-flight calls get ``shutdown_grace_s``; RPC threads still running after that (a call stuck in a
+slow encode) are not waited for past a second grace, and the engine's workers get the same bound.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +24,8 @@ from .._proto import memory_pb2 as pb
 from .._proto import memory_pb2_grpc
 from ..config import Settings
 from ..engine.memory import MemoryEngine
-from .interceptors import MemserveInterceptor
+from ..errors import ConfigError
+from .interceptors import Admission, MemserveInterceptor
 from .servicer import MemoryServicer
 
 log = logging.getLogger(__name__)
@@ -35,34 +43,44 @@ class MemoryServer:
 
     def __init__(self, settings: Settings, engine: MemoryEngine | None = None) -> None:
         self.settings = settings
-        self.engine = engine or MemoryEngine(settings)
-        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="memserve-rpc")
+        self.engine: MemoryEngine | None = engine
+        self._executor = ThreadPoolExecutor(max_workers=settings.rpc_threads, thread_name_prefix="memserve-rpc")
+        self.admission = Admission(settings.max_concurrent_rpcs)
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self._snapshot_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
         self.port: int = 0
 
+    def _bind(self, server: grpc.aio.Server) -> int:
+        address = f"{self.settings.host}:{self.settings.port}"
+        if ":" in self.settings.host and not self.settings.host.startswith("["):
+            address = f"[{self.settings.host}]:{self.settings.port}"
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as exc:  # grpc raises RuntimeError("Failed to bind ...")
+            raise ConfigError(f"cannot listen on {address} (is the port in use?): {exc}", field="port") from exc
+        if port == 0:
+            raise ConfigError(f"cannot listen on {address} (is the port in use?)", field="port")
+        return port
+
     async def start(self) -> int:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.engine.start)
         limit = self.settings.max_message_bytes
         server = grpc.aio.server(
-            interceptors=[MemserveInterceptor(self.settings.api_key, _request_types())],
+            interceptors=[MemserveInterceptor(self.settings.api_key, _request_types(), self.admission)],
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                      ("grpc.so_reuseport", 0)],
         )
+        self.port = self._bind(server)  # before the slow part: fail fast on a taken port
+        loop = asyncio.get_running_loop()
+        if self.engine is None:
+            self.engine = await loop.run_in_executor(self._executor, MemoryEngine, self.settings)
+        await loop.run_in_executor(self._executor, self.engine.start)
         memory_pb2_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(self.engine, self._executor), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server)
-        address = f"{self.settings.host}:{self.settings.port}"
-        if ":" in self.settings.host and not self.settings.host.startswith("["):
-            address = f"[{self.settings.host}]:{self.settings.port}"
-        self.port = server.add_insecure_port(address)
-        if self.port == 0:
-            raise OSError(f"cannot bind {address}")
         await server.start()
         self._server = server
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
@@ -82,7 +100,7 @@ class MemoryServer:
         while True:
             await asyncio.sleep(self.settings.snapshot_interval_s)
             try:
-                await loop.run_in_executor(self._executor, self.engine.flush)
+                await loop.run_in_executor(self._executor, self.engine.flush)  # type: ignore[union-attr]
             except Exception:  # a failed snapshot is repaired from DuckDB at next start; keep serving
                 log.exception("index snapshot failed")
 
@@ -96,12 +114,33 @@ class MemoryServer:
             self._snapshot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._snapshot_task
-        await server.stop(self.settings.shutdown_grace_s if grace is None else grace)
+        grace = self.settings.shutdown_grace_s if grace is None else grace
+        await server.stop(grace)
+        # Calls cancelled by server.stop may still run on RPC threads (a thread cannot be interrupted).
+        # Their writes check the deadline before committing; give them one more grace, then close anyway:
+        # a write that never got its answer was never acknowledged.
+        self._executor.shutdown(wait=False, cancel_futures=True)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.engine.close)
-        self._executor.shutdown(wait=True)
+        closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memserve-close")
+        try:
+            await asyncio.wait_for(loop.run_in_executor(closer, self._drain_and_close, grace), 2 * grace + 30.0)
+        except asyncio.TimeoutError:
+            log.error("engine did not close within %.0fs; exiting anyway (DuckDB replays its WAL at start)",
+                      2 * grace + 30.0)
+        closer.shutdown(wait=False)
         self._stopped.set()
         log.info("memserve stopped")
+
+    def _drain_and_close(self, grace: float) -> None:
+        threads = list(getattr(self._executor, "_threads", ()))
+        deadline = time.monotonic() + grace
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        busy = sum(t.is_alive() for t in threads)
+        if busy:
+            log.warning("closing with %d RPC threads still busy", busy)
+        if self.engine is not None:
+            self.engine.close(timeout=grace)
 
     async def wait(self) -> None:
         await self._stopped.wait()

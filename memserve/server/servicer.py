@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -11,6 +12,7 @@ import grpc
 from .._proto import memory_pb2 as pb
 from .._proto import memory_pb2_grpc
 from ..engine import stats as engine_stats
+from ..engine.background import Settled
 from ..engine.memory import MemoryEngine
 from . import convert
 
@@ -27,14 +29,43 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
 
     async def WriteEpisodes(self, request: pb.WriteEpisodesRequest, context: grpc.aio.ServicerContext):
         episodes = [convert.episode_in(e, i) for i, e in enumerate(request.episodes)]
-        timeout = context.time_remaining()
-        result = await self._run(self._engine.write, request.namespace, episodes,
-                                 wait_for_graph=request.wait_for_graph, timeout=timeout)
+        deadline = _deadline(context)
+        result, seqs = await self._run(self._engine.store, request.namespace, episodes, deadline=deadline)
+        if request.wait_for_graph:
+            # Half a second of the deadline is kept to answer "not yet" before the client gives up.
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic() - 0.5)
+            status = await self._wait_graph(request.namespace, timeout)
+            await self._run(self._engine.check_graph, request.namespace, seqs, status)
         return pb.WriteEpisodesResponse(ids=result.ids, created=result.created)
+
+    async def _wait_graph(self, namespace: str, timeout: float | None) -> Settled:
+        """Wait for the graph on the event loop: a waiting client holds no RPC thread."""
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[Settled] = loop.create_future()
+
+        def resolve(status: Settled) -> None:  # runs on a worker thread
+            def set_result() -> None:
+                if not settled.done():
+                    settled.set_result(status)
+            try:
+                loop.call_soon_threadsafe(set_result)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+        graph = self._engine.graph
+        now = graph.when_settled(namespace, resolve)
+        if now is not None:
+            return now
+        try:
+            return await asyncio.wait_for(settled, timeout)
+        except asyncio.TimeoutError:
+            return Settled.TIMEOUT
+        finally:
+            graph.forget_waiter(namespace, resolve)
 
     async def Query(self, request: pb.QueryRequest, context: grpc.aio.ServicerContext):
         q = convert.query_in(request)
-        return convert.query_out(await self._run(self._engine.query, q))
+        return convert.query_out(await self._run(self._engine.query, q, deadline=_deadline(context)))
 
     async def GetEpisode(self, request: pb.GetEpisodeRequest, context: grpc.aio.ServicerContext):
         episode = await self._run(self._engine.get, request.namespace, request.id)
@@ -100,3 +131,9 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         fmt = "node-link" if request.format == pb.GRAPH_FORMAT_NODE_LINK_JSON else "graphml"
         data, nodes, edges = await self._run(self._engine.export_graph, request.namespace, fmt)
         return pb.ExportGraphResponse(data=data, node_count=nodes, edge_count=edges)
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    """The client's deadline on this process's monotonic clock (None: the client set none)."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining

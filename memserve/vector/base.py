@@ -78,6 +78,11 @@ class VectorIndex(Protocol):
 
     def save(self, path: Path) -> None: ...
 
+    def clone(self) -> VectorIndex:
+        """An independent copy (later adds and removes on either do not affect the other): the registry
+        snapshots a clone, so the slow write and fsync happen outside the namespace's lock."""
+        ...
+
 
 # -- validation shared by implementations: one place for the error messages the engine will surface --
 

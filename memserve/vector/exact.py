@@ -77,6 +77,12 @@ class ExactIndex:
             hits.append(Hits(row[order].astype(np.float32), ids[order]))
         return hits
 
+    def clone(self) -> ExactIndex:
+        # add() and remove() always build new arrays, never write into these: sharing them is a copy.
+        twin = ExactIndex(self._dim)
+        twin._ids, twin._vectors = self._ids, self._vectors
+        return twin
+
     def save(self, path: Path) -> None:
         write_atomically(Path(path), lambda fh: np.savez(fh, ids=self._ids, vectors=self._vectors))
 

@@ -300,6 +300,7 @@ def namespace_stats_from_proto(message: pb.NamespaceStats) -> NamespaceStats:
         extraction_backlog=message.extraction_backlog,
         session_count=message.session_count,
         create_time=from_timestamp(message, "create_time"),
+        extraction_failed=message.extraction_failed,
     )
 
 

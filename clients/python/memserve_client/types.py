@@ -192,6 +192,7 @@ class NamespaceStats:
     extraction_backlog: int
     session_count: int
     create_time: datetime | None
+    extraction_failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
