@@ -56,6 +56,10 @@ class Settings:
                                 default="bundled:all-MiniLM-L6-v2")
     embedding_device: str = _doc("auto, cpu or cuda.", default="auto")
     embedding_batch_size: int = _doc("Encoder batch size.", default=32)
+    query_encoder_replica: bool = _doc("Load a second copy of the embedding model for queries (loaded in the "
+                                       "background after start-up): queries then never wait for a write's "
+                                       "encode. Costs the model's memory once more (~90 MB for MiniLM).",
+                                       default=True)
     index_kind: str = _doc("auto (exact flat, HNSW past hnsw_threshold), flat, hnsw or exact (NumPy).",
                            default="auto")
     hnsw_threshold: int = _doc("Vectors per namespace past which `auto` switches to HNSW.", default=200_000)

@@ -51,8 +51,8 @@ class MemoryEngine:
         self.clock = clock or SystemClock().now
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.data_dir / DB_FILE)
-        raw = embedder or make_embedder(settings.embedding_model, device=settings.embedding_device,
-                                        batch_size=settings.embedding_batch_size)
+        self._own_embedder = embedder is None
+        raw = embedder or self._load_embedder()
         # Every encode goes through one scheduler: queries first, writes and graph updates in small chunks.
         self.embedder = EncoderScheduler(raw, chunk_size=settings.encode_chunk)
         self._check_embedder_matches()
@@ -68,6 +68,17 @@ class MemoryEngine:
         self._maintenance_stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintenance_loop, name="memserve-maintenance",
                                              daemon=True)
+
+    def _load_embedder(self) -> Embedder:
+        s = self.settings
+        return make_embedder(s.embedding_model, device=s.embedding_device, batch_size=s.embedding_batch_size)
+
+    def _start_query_lane(self) -> None:
+        try:
+            self.embedder.start_query_lane(self._load_embedder())
+            log.info("query encoder replica loaded: queries no longer share the encoder with writes")
+        except Exception:  # queries keep jumping the bulk queue on the shared encoder
+            log.exception("could not start the query encoder replica")
 
     def _make_llm(self, settings: Settings):
         if not settings.llm_model:
@@ -93,6 +104,9 @@ class MemoryEngine:
         self.graph.start(namespaces)
         self.hema.start()
         self._maintenance.start()
+        if self._own_embedder and self.settings.query_encoder_replica \
+                and not self.settings.embedding_model.startswith("hash:"):
+            threading.Thread(target=self._start_query_lane, name="memserve-replica-load", daemon=True).start()
         log.info("loaded %d namespaces in %.2fs%s", len(namespaces), time.perf_counter() - t0,
                  f"; repaired indexes {repaired}" if repaired else "")
 
@@ -111,7 +125,7 @@ class MemoryEngine:
                 self._maintenance.join(timeout)
             self.graph.stop(timeout)
             self.hema.stop(timeout)
-            self.embedder.close()
+            self.embedder.close(timeout)
             self.indexes.snapshot(all_namespaces=True)
             self.db.close_readers()
             self.db.checkpoint()

@@ -214,3 +214,49 @@ def test_satisfies_the_embedder_protocol(sched: EncoderScheduler) -> None:
 def test_rejects_a_non_positive_chunk_size(inner: GatedEmbedder) -> None:
     with pytest.raises(ValueError):
         EncoderScheduler(inner, chunk_size=0)
+
+
+def test_query_lane_never_waits_for_a_bulk_chunk(inner: GatedEmbedder) -> None:
+    """With a query replica, a query completes while the bulk lane is stuck inside a chunk."""
+    replica = GatedEmbedder()
+    replica.name = inner.name
+    sched = EncoderScheduler(inner, chunk_size=4, query_inner=replica)
+    try:
+        entered0, release0 = inner.hold(0)
+        bulk = sched.submit(passages(12))
+        assert entered0.wait(WAIT)
+        first = sched.submit_query("first question")
+        assert np.allclose(first.result(WAIT), expected(["first question"])[0])  # bulk chunk still held
+        assert not bulk.done() and inner.calls == [passages(4)]
+        # Queries that arrive while the query lane is busy still share one call.
+        q_entered, q_release = replica.hold(1)
+        second = sched.submit_query("second")
+        assert q_entered.wait(WAIT)
+        later = [sched.submit_query(f"q{i}") for i in range(3)]
+        q_release.set()
+        for i, fut in enumerate(later):
+            assert np.allclose(fut.result(WAIT), expected([f"q{i}"])[0])
+        assert second.result(WAIT).shape == (DIM,)
+        assert replica.calls[2] == ["q0", "q1", "q2"]
+        release0.set()
+        assert np.allclose(bulk.result(WAIT), expected(passages(12)))
+        assert all(len(call) <= 4 for call in inner.calls) and not any("q0" in c for c in inner.calls)
+    finally:
+        release0.set()
+        sched.close()
+
+
+def test_query_replica_must_match_the_model(inner: GatedEmbedder) -> None:
+    with pytest.raises(ValueError, match="replica"):
+        EncoderScheduler(inner, query_inner=HashEmbedder(DIM))
+
+
+def test_close_is_bounded_while_a_call_is_stuck(inner: GatedEmbedder) -> None:
+    entered, release = inner.hold(0)
+    sched = EncoderScheduler(inner, chunk_size=4)
+    pending = sched.submit(passages(8))
+    assert entered.wait(WAIT)
+    sched.close(timeout=0.01)  # returns although the inner call never finishes before it
+    with pytest.raises(RuntimeError, match="shut down"):
+        pending.result(WAIT)
+    release.set()
