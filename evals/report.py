@@ -108,6 +108,65 @@ def core(folder: Path) -> list[str]:
     return out
 
 
+def _live_figures(r: dict) -> dict[str, tuple[str, str]]:
+    """Headline figures of a bench_live.json: name -> (value, target)."""
+    s, out = r.get("sections", {}), {}
+    qi = s.get("query_ingest", {})
+    for m in ("dense", "hybrid"):
+        if "idle" in qi:
+            out[f"{m} idle p95 ms"] = (f"{qi['idle'][m]['p95_ms']}", "")
+        for scen, label in (("cross_ingest", "other namespace ingesting"), ("self_ingest", "own namespace ingesting")):
+            if scen in qi and "p95_ratio_to_idle" in qi[scen]:
+                out[f"{m} p95 / idle, {label}"] = (f"{qi[scen]['p95_ratio_to_idle'][m]}", "≤ 2")
+    cc = s.get("concurrency")
+    if cc:
+        lo, hi = cc["levels"][0], cc["levels"][-1]
+        for m, v in cc["modes"].items():
+            qps = f"{v['levels'][str(lo)]['qps']} / {v['levels'][str(hi)]['qps']}"
+            out[f"{m} qps at {lo} / {hi} clients"] = (qps, "")
+            out[f"{m} qps{hi} / qps{lo}"] = (f"{v[f'qps{hi}_over_qps{lo}']}", "≥ 2.5")
+            out[f"{m} p50 at {hi} / p50 at {lo}"] = (f"{v[f'p50_{hi}_over_p50_{lo}']}", "≤ 3")
+    al = s.get("agent_loop")
+    if al:
+        out["agent loop: query after a write / steady, p50"] = (f"{al['p50_ratio']}", "≤ 1.2")
+    st = s.get("stats")
+    if st:
+        out[f"GetStats p95 ms (2Wiki graph, {st['namespace']['passages']} passages)"] = (
+            f"{st['stats_namespace']['p95_ms']}", "≤ 5")
+        for m in ("dense", "hybrid"):
+            out[f"{m} p95 / idle while polling GetStats"] = (f"{st['p95_ratio_polling'][m]}", "≤ 2")
+    su = s.get("startup")
+    if su:
+        out["start-up floor (torch + model load) s"] = (f"{su['floor']['median_s']}", "")
+        for key, label in (("dense", f"{su['dense']['episodes']:,} dense episodes"),
+                           ("wiki", f"2Wiki graph, {su['wiki'].get('passages', '?')} passages")):
+            for snap in ("with_snapshot", "without_snapshot"):
+                out[f"start-up − floor s, {label}, {snap.replace('_', ' ')}"] = (
+                    f"{su[key][snap]['over_floor_s']:+}", "≤ 3" if snap == "with_snapshot" else "")
+    return out
+
+
+def live(folder: Path) -> list[str]:
+    after, before = load(folder, "bench_live.json"), load(folder, "bench_live_before.json")
+    if after is None and before is None:
+        return []
+    a = _live_figures(after) if after else {}
+    b = _live_figures(before) if before else {}
+    names = list(dict.fromkeys([*b, *a]))
+    head = ([f"before ({before['code']['git_sha'][:7]})"] if before else []) + \
+           ([f"after ({after['code']['git_sha'][:7]})"] if after else [])
+    out = ["| figure | " + " | ".join(head) + " | target |", "| --- | " + " | ".join("---" for _ in head) + " | --- |"]
+    for n in names:
+        vals = ([b.get(n, ("—", ""))[0]] if before else []) + ([a.get(n, ("—", ""))[0]] if after else [])
+        target = (a.get(n) or b.get(n))[1]
+        out.append(f"| {n} | " + " | ".join(vals) + f" | {target} |")
+    r = after or before
+    out += ["", f"Ratios against floors measured in the same run on {r['machine']['cpus']} CPUs "
+                f"({r['machine'].get('cpu_model', '')}), possibly loaded; sizes: "
+                + ", ".join(f"{k} {v}" for k, v in r["sizes"].items()) + "."]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -119,6 +178,7 @@ def main() -> int:
         ("Graph indexing growth (2WikiMultihopQA corpus, offline extractor)", "evals/bench_graph_indexing.py", indexing),
         ("Core write and query path (synthetic chat turns, extraction off)",
          "evals/bench_ingest_query.py --sizes 10000,100000 --prune-to 50000", core),
+        ("Fast while agents write (live benchmark)", "evals/bench_live.py", live),
     ]
     for title, command, render in sections:
         lines = render(folder)

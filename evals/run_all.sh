@@ -19,4 +19,7 @@ run $PY evals/conversation_recall.py --modes dense,graph,hybrid --json $OUT/loco
 run $PY evals/bench_pruning.py --json $OUT/pruning_locomo.json
 run $PY evals/bench_graph_indexing.py --json $OUT/graph_indexing_2wiki.json
 run $PY evals/bench_ingest_query.py --sizes 10000,100000 --prune-to 50000 --json $OUT/bench_ingest_query.json
+# Same sizes as evals/results/bench_live_before.json (HEAD ae13d4a), so the README shows before -> after.
+run $PY evals/bench_live.py --quiet --prefill 600 --queries 60 --duration 8 --agent-turns 30 --wiki-passages 1000 \
+    --startup-episodes 10000 --startup-reps 2 --out $OUT/bench_live.json --plot $OUT/bench_live.png
 run $PY evals/report.py > $OUT/tables.md  # the README tables

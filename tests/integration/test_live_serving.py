@@ -111,9 +111,11 @@ def test_wait_for_graph_deadline_keeps_the_write(running):
     with MemoryClient(srv.target, timeout=LONG) as client:
         from memserve_client import DeadlineExceededError
 
+        assert client.write("ns", ["SLOWLLM Alice met Bob."]).created == (True,)
+        srv.extractor.gate.wait_entered()  # the graph cannot catch up until the gate opens
         with pytest.raises(DeadlineExceededError):
-            client.write("ns", ["SLOWLLM Alice met Bob."], wait_for_graph=True, timeout=1.0)
-        assert _waiters(srv, "ns") == 0  # the waiter was withdrawn, not leaked
+            client.write("ns", ["SLOWLLM Alice met Bob."], wait_for_graph=True, timeout=2.0)
+        wait_until(lambda: _waiters(srv, "ns") == 0, "the waiter to be withdrawn, not leaked")
         srv.extractor.gate.open()
         assert client.write("ns", ["SLOWLLM Alice met Bob."], wait_for_graph=True).created == (False,)
 
@@ -159,3 +161,20 @@ def test_a_port_in_use_is_a_one_line_error_before_the_model_loads(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("memserve:")]
     assert lines and "cannot listen on" in lines[0] and str(port) in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and "nonexistent" not in proc.stderr
+
+
+def test_no_llm_configured_never_imports_litellm(tmp_path):
+    """litellm's import took 20 s on a loaded machine: a server without an LLM must not pay it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pathlib; from memserve.config import Settings; from memserve.server.app import MemoryServer;"
+            "import asyncio\n"
+            f"s = Settings(data_dir=pathlib.Path({str(tmp_path / 'd')!r}), embedding_model='hash:64', port=0)\n"
+            "async def main():\n"
+            "    srv = MemoryServer(s); await srv.start(); await srv.stop()\n"
+            "asyncio.run(main())\n"
+            "print(sorted(m for m in ('litellm', 'openai') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=LONG * 2, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
