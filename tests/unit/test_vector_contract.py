@@ -169,3 +169,19 @@ def test_save_load_round_trip(filled: VectorIndex, data: np.ndarray, tmp_path: P
     assert_same(loaded.search(queries, 10, allowed=allowed), filled.search(queries, 10, allowed=allowed))
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_clone_is_independent_and_saves_like_the_original(filled: VectorIndex, data: np.ndarray,
+                                                          tmp_path: Path) -> None:
+    """The registry snapshots a clone outside the namespace lock: later changes must not leak into it."""
+    ids = np.arange(N, dtype=np.int64) * 10
+    twin = filled.clone()
+    filled.remove(ids[:50])
+    filled.add(np.array([99_999], dtype=np.int64), data[:1])
+    assert len(twin) == N and np.array_equal(np.sort(twin.ids()), ids)
+    twin.remove(ids[50:60])
+    assert len(filled) == N - 50 + 1  # and the other way round
+    twin.save(tmp_path / "twin.idx")
+    loaded = load_index(tmp_path / "twin.idx")
+    hits = loaded.search(data[70], 1)[0]
+    assert hits.ids[0] == ids[70] and len(loaded) == N - 10
