@@ -59,6 +59,12 @@ def make_extractor(settings: Settings, llm) -> Extractor | None:
     return OfflineExtractor()
 
 
+def job_stats(jobs: Mapping[str, int]) -> dict[str, int]:
+    """GetStats' view of a namespace's extraction queue (``graph_repo.job_counts``)."""
+    return {"extraction_backlog": int(jobs.get("pending", 0) + jobs.get("running", 0)),
+            "extraction_failed": int(jobs.get("failed", 0))}
+
+
 def client_extraction(ep: EpisodeIn) -> ExtractionResult | None:
     if ep.extraction is None:
         return None
@@ -309,16 +315,15 @@ class GraphService:
         entities = self._query_extractor.extract_one(query_text).entities
         return tuple(dict.fromkeys(p for p in (normalize_phrase(e) for e in entities) if p))
 
-    def stats(self, namespace: str) -> dict[str, int]:
-        """Counters only: never walks the graph (a dashboard polling stats must not slow queries)."""
+    def counters(self, namespace: str) -> dict[str, int]:
+        """In-memory counters only, O(1): never walks the graph (a dashboard polling stats must not slow
+        queries)."""
         with self._lock(namespace).read():
             kg = self._graph(namespace)
-            counts = {"phrase_count": len(kg.phrases), "fact_count": len(kg.facts),
-                      "graph_edge_count": kg.edge_count}
-        jobs = graph_repo.job_counts(self._db.reader(), namespace)
-        counts["extraction_backlog"] = int(jobs.get("pending", 0) + jobs.get("running", 0))
-        counts["extraction_failed"] = int(jobs.get("failed", 0))
-        return counts
+            return {"phrase_count": len(kg.phrases), "fact_count": len(kg.facts), "graph_edge_count": kg.edge_count}
+
+    def stats(self, namespace: str) -> dict[str, int]:
+        return {**self.counters(namespace), **job_stats(graph_repo.job_counts(self._db.reader(), namespace))}
 
     def export(self, namespace: str, fmt: str, labels: Mapping[int, str]) -> tuple[bytes, int, int]:
         with self._lock(namespace).read():

@@ -35,6 +35,7 @@ from .ids import episode_id
 from .index_registry import IndexRegistry
 from .pruning import PruneDecision
 from .retrieval import Retriever
+from .stats import StatsCache
 from .validation import check_episode_id, check_episodes, check_namespace, check_query
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,11 @@ class MemoryEngine:
         self.llm = self._make_llm(settings)
         self.hema = Hema(settings, self.db, self.clock, llm=self.llm)
         self.graph = GraphService(settings, self.db, self.embedder.embed, self.embedder.dim, llm=self.llm)
+        self.stats_cache = StatsCache()
         self.retriever = Retriever(settings, self.db, self.embedder, self.indexes, self.graph, self.hema)
         self._closed = False
         self._close_lock = threading.Lock()
+        self._replica_loader: threading.Thread | None = None
         self._maintenance_stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintenance_loop, name="memserve-maintenance",
                                              daemon=True)
@@ -110,7 +113,9 @@ class MemoryEngine:
         self._maintenance.start()
         if self._own_embedder and self.settings.query_encoder_replica \
                 and not self.settings.embedding_model.startswith("hash:"):
-            threading.Thread(target=self._start_query_lane, name="memserve-replica-load", daemon=True).start()
+            self._replica_loader = threading.Thread(target=self._start_query_lane, name="memserve-replica-load",
+                                                    daemon=True)
+            self._replica_loader.start()
         log.info("loaded %d namespaces in %.2fs%s", len(namespaces), time.perf_counter() - t0,
                  f"; repaired indexes {repaired}" if repaired else "")
 
@@ -129,6 +134,9 @@ class MemoryEngine:
                 self._maintenance.join(timeout)
             self.graph.stop(timeout)
             self.hema.stop(timeout)
+            if self._replica_loader is not None:
+                # A thread still inside torch's model load at interpreter exit aborts the process.
+                self._replica_loader.join(timeout)
             self.embedder.close(timeout)
             self.indexes.snapshot(all_namespaces=True)
             self.db.close_readers()

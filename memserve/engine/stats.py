@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..store import episodes_repo, extractions_repo
+import threading
+
+from ..store import episodes_repo, extractions_repo, graph_repo
+from .graph_service import job_stats
 from .validation import check_namespace
 
 
@@ -39,27 +42,56 @@ class ServerStats:
         return sum(s.episode_count for s in self.namespaces)
 
 
+class StatsCache:
+    """What GetStats reads from DuckDB (counts, create times, job states), cached until the next commit: a
+    dashboard polling an idle server costs microseconds, and a poll during ingest one pass of SQL."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[int, tuple]] = {}
+
+    def get(self, engine, key: str, compute):
+        commits = engine.db.commits  # read before computing: a commit meanwhile forces the next recompute
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0] == commits:
+            return hit[1]
+        value = compute()
+        with self._lock:
+            if len(self._entries) > 4096:
+                self._entries.clear()
+            self._entries[key] = (commits, value)
+        return value
+
+
+def _db_part(engine, ns: str) -> tuple:
+    cur = engine.db.reader()
+    return (episodes_repo.namespace_counts(cur, ns), episodes_repo.namespace_create_time(cur, ns),
+            job_stats(graph_repo.job_counts(cur, ns)))
+
+
 def collect(engine, namespace: str = "") -> ServerStats:
     """``engine``: a MemoryEngine. Raises NamespaceNotFound for an unknown namespace."""
-    cur = engine.db.reader()
+    cache: StatsCache = engine.stats_cache
     if namespace:
         check_namespace(namespace)
         engine.require_namespace(namespace)
         names = [namespace]
     else:
-        names = episodes_repo.all_namespaces(cur)
+        names = cache.get(engine, "\x00namespaces", lambda: episodes_repo.all_namespaces(engine.db.reader()))
     out = []
     for ns in names:
-        episodes, sessions, nbytes = episodes_repo.namespace_counts(cur, ns)
+        (episodes, sessions, nbytes), created, jobs = cache.get(engine, ns, lambda ns=ns: _db_part(engine, ns))
         count, kind, index_bytes = engine.indexes.describe(ns)
         out.append(NamespaceStats(namespace=ns, episode_count=episodes, session_count=sessions, text_bytes=nbytes,
                                   vector_count=count, index_type=kind, index_bytes=index_bytes,
-                                  create_time=episodes_repo.namespace_create_time(cur, ns),
-                                  graph=engine.graph.stats(ns)))
+                                  create_time=created, graph={**engine.graph.counters(ns), **jobs}))
     data_dir = engine.settings.data_dir
+    db_bytes = engine.db.file_bytes()  # before the walk: a commit meanwhile grows the WAL, never shrinks it
     disk = sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
-    return ServerStats(namespaces=out, db_bytes=engine.db.file_bytes(), disk_bytes=disk,
+    dropped = cache.get(engine, "\x00dropped", lambda: extractions_repo.dropped_total(engine.db.reader()))
+    return ServerStats(namespaces=out, db_bytes=db_bytes, disk_bytes=max(disk, db_bytes),
                        embedding_model=engine.embedder.name, embedding_dim=engine.embedder.dim,
                        extractor=engine.graph.extractor_name, gpu=engine.indexes.gpu,
                        llm_usage=engine.llm.usage() if engine.llm is not None else None,
-                       dropped_triples=extractions_repo.dropped_total(cur))
+                       dropped_triples=dropped)

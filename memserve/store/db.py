@@ -52,6 +52,9 @@ class Database:
         self._readers: list[duckdb.DuckDBPyConnection] = []
         self._readers_lock = threading.Lock()
         self._generation = 0
+        # Bumped after every commit (under the write lock): readers that cache what they computed from the
+        # database (GetStats) know when it may have changed. Read it *before* computing.
+        self.commits = 0
         self.migrate()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -111,6 +114,7 @@ class Database:
                     cur.execute("ROLLBACK")
                     raise
                 cur.execute("COMMIT")
+                self.commits += 1
             finally:
                 cur.close()
 

@@ -323,3 +323,23 @@ def test_fact_ivf_is_trained_by_the_worker_and_reused_at_start(tmp_path, monkeyp
         assert [h.episode.id for h in after.hits] == [h.episode.id for h in before.hits]
     finally:
         engine.close()
+
+
+def test_stats_are_cached_until_the_next_commit(engine_factory, monkeypatch):
+    """GetStats polled by a dashboard: no SQL while nothing changes, never a stale answer after a commit."""
+    from memserve.engine import stats as engine_stats
+    from memserve.store import episodes_repo
+
+    engine = engine_factory()
+    engine.write("ns", episodes(DOCS), wait_for_graph=True)
+    assert engine_stats.collect(engine, "ns").namespaces[0].episode_count == 4
+    calls = []
+    real = episodes_repo.namespace_counts
+    monkeypatch.setattr(episodes_repo, "namespace_counts", lambda cur, ns: calls.append(ns) or real(cur, ns))
+    for _ in range(5):
+        stats = engine_stats.collect(engine, "ns")
+    assert calls == [] and stats.namespaces[0].graph["phrase_count"] > 0
+    engine.write("ns", episodes(["One more episode about Acme."]))
+    assert engine_stats.collect(engine, "ns").namespaces[0].episode_count == 5 and calls == ["ns"]
+    engine.delete("ns", [engine.list("ns")[0][0].id])
+    assert engine_stats.collect(engine, "").namespaces[0].episode_count == 4
