@@ -269,12 +269,12 @@ class _PassageScores(Mapping[int, float]):
 
     def __init__(self, seqs: np.ndarray, values: np.ndarray) -> None:
         self.seqs = seqs
-        self.values = values
+        self.scores = values  # not "values": that would shadow Mapping.values()
         self._dict: dict[int, float] | None = None
 
     def _as_dict(self) -> dict[int, float]:
         if self._dict is None:
-            self._dict = dict(zip(self.seqs.tolist(), self.values.tolist()))
+            self._dict = dict(zip(self.seqs.tolist(), self.scores.tolist()))
         return self._dict
 
     def __getitem__(self, seq: int) -> float:
@@ -305,7 +305,7 @@ def _scored(kg: KnowledgeGraph, fact: Fact, score: float) -> ScoredFact:
 def _top(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
     """The k best (seq, score), best first, ties by seq ascending."""
     if isinstance(scores, _PassageScores):
-        return _top_arrays(scores.seqs, scores.values, k)
+        return _top_arrays(scores.seqs, scores.scores, k)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
 
 

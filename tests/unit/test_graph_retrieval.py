@@ -126,3 +126,13 @@ def test_passage_prior_rises_when_the_graph_cannot_tell_passages_apart() -> None
     # With the raised prior the walk keeps the dense order among equally connected turns; both keep all turns.
     assert [h.seq for h in adaptive.hits] == list(range(1, 9))
     assert {h.seq for h in fixed.hits} == set(range(1, 9))
+
+
+def test_passage_scores_behave_like_a_mapping():
+    import numpy as np
+
+    from memserve.engine.graph_retrieval import _PassageScores, _top
+
+    scores = _PassageScores(np.array([5, 3, 9], dtype=np.int64), np.array([0.2, 0.7, 0.2]))
+    assert dict(scores) == {5: 0.2, 3: 0.7, 9: 0.2} and sorted(scores.values()) == [0.2, 0.2, 0.7]
+    assert _top(scores, 2) == [(3, 0.7), (5, 0.2)]  # ties by ascending seq
