@@ -22,24 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Niaj",
-         "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Uma", "Victor", "Wendy"]
-PLACES = ["Paris", "Lisbon", "Osaka", "Nairobi", "Toronto", "Lima", "Oslo", "Hanoi", "Austin", "Cairo", "Dublin",
-          "Seoul", "Krakow", "Denver", "Porto", "Quito"]
-THINGS = ["a red bicycle", "the garden shed", "a sourdough starter", "the quarterly report", "a vintage camera",
-          "the new laptop", "a chess set", "the kitchen sink", "a hiking trail map", "the piano lessons",
-          "a jar of honey", "the car insurance", "a birthday cake", "the tax forms", "a pair of skis"]
-TEMPLATES = [
-    "{a} told {b} that {t} arrived in {p} last {d}.",
-    "Yesterday {a} and {b} argued about {t} while waiting in {p}.",
-    "{a} wants to sell {t} before moving to {p} in {m}.",
-    "Reminder: {a} promised {b} to bring {t} to the meeting in {p} on {d}.",
-    "{a} said the trip to {p} was cancelled because of {t}.",
-    "In {m}, {a} borrowed {t} from {b} and still has not returned it.",
-    "{a} asked whether {b} had ever been to {p}; {b} mentioned {t} instead.",
-]
-DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-MONTHS = ["January", "March", "May", "July", "September", "November"]
+from evals.synthetic import DAYS, MONTHS, NAMES, PLACES, TEMPLATES, THINGS, turn  # noqa: E402
 
 
 def make_texts(n: int, seed: int = 7) -> list[str]:
@@ -47,8 +30,7 @@ def make_texts(n: int, seed: int = 7) -> list[str]:
     out = []
     for i in range(n):
         a, b = rng.sample(NAMES, 2)
-        text = rng.choice(TEMPLATES).format(a=a, b=b, t=rng.choice(THINGS), p=rng.choice(PLACES),
-                                            d=rng.choice(DAYS), m=rng.choice(MONTHS))
+        text = turn(rng, a, b)
         out.append(f"{text} (note {i})")
     return out
 

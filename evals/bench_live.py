@@ -56,6 +56,7 @@ sys.path.append(str(HERE.parent))
 from memserve_client import EpisodeInput, MemoryClient  # noqa: E402
 
 import memserve  # noqa: E402
+from evals.synthetic import NAMES, turn  # noqa: E402
 from memserve.testing import ServerProcess  # noqa: E402
 
 CODE_ROOT = Path(memserve.__file__).resolve().parents[1]
@@ -149,24 +150,6 @@ def server_code_check(env: dict[str, str]) -> str:
 
 # --- data -----------------------------------------------------------------------------------------------------
 
-NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Niaj",
-         "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Uma", "Victor", "Wendy"]
-PLACES = ["Paris", "Lisbon", "Osaka", "Nairobi", "Toronto", "Lima", "Oslo", "Hanoi", "Austin", "Cairo", "Dublin",
-          "Seoul", "Krakow", "Denver", "Porto", "Quito"]
-THINGS = ["a red bicycle", "the garden shed", "a sourdough starter", "the quarterly report", "a vintage camera",
-          "the new laptop", "a chess set", "the kitchen sink", "a hiking trail map", "the piano lessons",
-          "a jar of honey", "the car insurance", "a birthday cake", "the tax forms", "a pair of skis"]
-TEMPLATES = [
-    "{a} told {b} that {t} arrived in {p} last {d}.",
-    "Yesterday {a} and {b} argued about {t} while waiting in {p}.",
-    "{a} wants to sell {t} before moving to {p} in {m}.",
-    "Reminder: {a} promised {b} to bring {t} to the meeting in {p} on {d}.",
-    "{a} said the trip to {p} was cancelled because of {t}.",
-    "In {m}, {a} borrowed {t} from {b} and still has not returned it.",
-    "{a} asked whether {b} had ever been to {p}; {b} mentioned {t} instead.",
-]
-DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-MONTHS = ["January", "March", "May", "July", "September", "November"]
 
 
 class Synthetic:
@@ -181,9 +164,7 @@ class Synthetic:
         with self.lock:
             for _ in range(n):
                 a, b = self.rng.sample(NAMES, 2)
-                text = self.rng.choice(TEMPLATES).format(a=a, b=b, t=self.rng.choice(THINGS),
-                                                         p=self.rng.choice(PLACES), d=self.rng.choice(DAYS),
-                                                         m=self.rng.choice(MONTHS))
+                text = turn(self.rng, a, b)
                 out.append(EpisodeInput(f"{a}: {text} ({self.tag} {self.i})", session_id=f"{self.tag}-s{self.i % 40}",
                                         speaker=a))
                 self.i += 1
