@@ -281,6 +281,17 @@ def fill(c: MemoryClient, ns: str, episodes: Sequence[EpisodeInput], batch: int,
     return time.perf_counter() - t0
 
 
+def prefill_q(c: MemoryClient, args, data: Data, questions: Sequence[str], modes: Sequence[str]) -> float:
+    """Namespace Q: the first ``args.prefill`` LoCoMo turns, graph caught up, then 10 warm-up queries per mode;
+    returns the seconds the fill took."""
+    seconds = fill(c, "Q", data.locomo_episodes(0, args.prefill), 64, "prefill Q", args.quiet)
+    settle(c, ["Q"])
+    for q in questions[:10]:
+        for m in modes:
+            c.query("Q", q, top_k=10, mode=m)
+    return seconds
+
+
 def timed_queries(c: MemoryClient, ns: str, questions: Sequence[str], modes: Sequence[str], n: int,
                   quiet: bool, desc: str, stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """n questions (cycled) in each mode, modes interleaved in a rotating order; latency at the client."""
@@ -355,14 +366,10 @@ def sec_query_ingest(args, data: Data, which: set[str]) -> dict[str, Any]:
     try:
         target = live.start()
         with client(target) as c:
-            out["prefill_s"] = r2(fill(c, "Q", data.locomo_episodes(0, args.prefill), 64, "prefill Q", args.quiet))
-            settle(c, ["Q"])
+            out["prefill_s"] = r2(prefill_q(c, args, data, questions, MODES))
             st = c.stats("Q").namespaces[0]
             out["q_stats_before"] = {"episodes": st.episode_count, "phrases": st.phrase_count, "facts": st.fact_count,
                                      "edges": st.graph_edge_count}
-            for q in questions[:10]:  # warm-up
-                for m in MODES:
-                    c.query("Q", q, top_k=10, mode=m)
             if "idle" in which:
                 note("idle queries")
                 out["idle"] = timed_queries(c, "Q", questions, MODES, args.queries, args.quiet, "idle")
@@ -424,11 +431,7 @@ def sec_concurrency(args, data: Data) -> dict[str, Any]:
     try:
         target = live.start()
         with client(target) as c:
-            fill(c, "Q", data.locomo_episodes(0, args.prefill), 64, "prefill Q", args.quiet)
-            settle(c, ["Q"])
-            for q in questions[:10]:
-                for m in MODES:
-                    c.query("Q", q, top_k=10, mode=m)
+            prefill_q(c, args, data, questions, MODES)
         for mode in MODES:
             rows = {}
             for n in levels:
@@ -488,10 +491,7 @@ def sec_agent_loop(args, data: Data) -> dict[str, Any]:
     try:
         target = live.start()
         with client(target) as c:
-            fill(c, "Q", data.locomo_episodes(0, args.prefill), 64, "prefill Q", args.quiet)
-            settle(c, ["Q"])
-            for q in questions[:10]:
-                c.query("Q", q, top_k=10, mode="hybrid")
+            prefill_q(c, args, data, questions, ["hybrid"])
             new = data.locomo_episodes(args.prefill, n)
             new += Synthetic("agent").take(n - len(new))
             write_s, after, after_stages = [], [], []

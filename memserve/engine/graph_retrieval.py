@@ -190,11 +190,7 @@ def _graph_scores(
 ) -> _Scores | None:
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    candidates = [
-        _scored(kg, fact, score)
-        for fact, score in kg.search_facts(query, params.fact_top_k)
-        if score >= params.min_fact_score
-    ]
+    candidates = candidate_facts(query, kg, params)
     timings["fact_search"] = (time.perf_counter() - t) * 1e3
     if fact_filter is not None and candidates:
         t = time.perf_counter()
@@ -296,6 +292,12 @@ def _dense_prior(dense_scores: Mapping[int, float], power: float, weight: float)
     if power != 1.0:
         normalised = np.array([v**power for v in normalised.tolist()])  # Python's pow, as the scalar path had
     return seqs, normalised * weight
+
+
+def candidate_facts(query: np.ndarray, kg: KnowledgeGraph, params: GraphParams) -> list[ScoredFact]:
+    """The query's top facts above ``min_fact_score``, best first: what a fact filter gets to judge."""
+    return [_scored(kg, fact, score) for fact, score in kg.search_facts(query, params.fact_top_k)
+            if score >= params.min_fact_score]
 
 
 def _scored(kg: KnowledgeGraph, fact: Fact, score: float) -> ScoredFact:

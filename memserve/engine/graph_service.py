@@ -32,16 +32,16 @@ from ..store import episodes_repo, extractions_repo, graph_repo
 from ..store.db import Database
 from ..types import EpisodeIn, QueryMode
 from .background import Settled, Worker
-from .rwlock import RWLock
 from .graph_retrieval import (
     FactFilter,
     GraphParams,
     GraphResult,
     HybridParams,
-    ScoredFact,
+    candidate_facts,
     graph_retrieve,
     hybrid_retrieve,
 )
+from .rwlock import RWLock
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,14 @@ class GraphService:
         return self.extractor.name if self.extractor is not None else "none"
 
     # -- lifecycle ---------------------------------------------------------------------------------------
+    def _graph_options(self) -> dict[str, object]:
+        """KnowledgeGraph settings, the same for a new graph and one loaded from DuckDB."""
+        return {"synonym_threshold": self._settings.synonym_threshold,
+                "max_synonyms": self._settings.synonym_max_neighbors,
+                "train_fact_ivf_inline": False, "fact_index_exact_max": self.fact_index_exact_max}
+
     def _new_graph(self) -> KnowledgeGraph:
-        return KnowledgeGraph(self._dim, synonym_threshold=self._settings.synonym_threshold,
-                              max_synonyms=self._settings.synonym_max_neighbors, train_fact_ivf_inline=False,
-                                   fact_index_exact_max=self.fact_index_exact_max)
+        return KnowledgeGraph(self._dim, **self._graph_options())  # type: ignore[arg-type]
 
     def _lock(self, namespace: str) -> RWLock:
         with self._registry:
@@ -116,10 +120,7 @@ class GraphService:
             return kg
 
     def _reload(self, namespace: str) -> None:
-        kg = graph_repo.load_graph(self._db.reader(), namespace, self._dim,
-                                   synonym_threshold=self._settings.synonym_threshold,
-                                   max_synonyms=self._settings.synonym_max_neighbors, train_fact_ivf_inline=False,
-                                   fact_index_exact_max=self.fact_index_exact_max)
+        kg = graph_repo.load_graph(self._db.reader(), namespace, self._dim, **self._graph_options())
         with self._registry:
             self._graphs[namespace] = kg
 
@@ -192,10 +193,15 @@ class GraphService:
         batch = self._settings.extraction_batch
         with self._db.transaction() as tx:
             seqs = graph_repo.claim_jobs(tx, namespace, batch)
-        if not seqs:
-            self._refresh_matrix(namespace)  # after a delete, or a failed rebuild
-            self._refresh_fact_ivf(namespace)  # after a start without a persisted IVF
-            return False
+        if seqs:
+            self._add_batch(namespace, seqs)
+        # After a batch, and also without one: a delete leaves the matrix stale, a start without a
+        # persisted IVF leaves the fact index untrained.
+        self._refresh_matrix(namespace)
+        self._refresh_fact_ivf(namespace)
+        return bool(seqs)
+
+    def _add_batch(self, namespace: str, seqs: list[int]) -> None:
         try:
             self._extract_and_add(namespace, seqs)
         except BaseException:
@@ -205,9 +211,6 @@ class GraphService:
                 for seq in seqs:
                     graph_repo.fail_job(tx, namespace, seq, "graph update failed; see the server log", MAX_ATTEMPTS)
             raise
-        self._refresh_matrix(namespace)
-        self._refresh_fact_ivf(namespace)
-        return True
 
     def _refresh_fact_ivf(self, namespace: str) -> None:
         """Past ``fact_index_exact_max`` facts, fact search goes through an IVF; its k-means (tens of seconds
@@ -297,10 +300,7 @@ class GraphService:
             # The LLM filter is a network call: decide on the candidates between two read sections, then
             # replay the decision (a pure set lookup) inside the ranking.
             with lock.read():
-                kg = self._graph(namespace)
-                candidates = [ScoredFact(f.fact_id, kg.phrases.get(f.subject_id, ""), f.predicate,
-                                         kg.phrases.get(f.object_id, ""), score)
-                              for f, score in kg.search_facts(qvec, params.fact_top_k)]
+                candidates = candidate_facts(qvec, self._graph(namespace), params)
             kept = {f.fact_id for f in self._fact_filter_factory(query_text)(candidates)} if candidates else set()
             fact_filter = lambda found: [f for f in found if f.fact_id in kept]  # noqa: E731
         with lock.read():
@@ -321,9 +321,6 @@ class GraphService:
         with self._lock(namespace).read():
             kg = self._graph(namespace)
             return {"phrase_count": len(kg.phrases), "fact_count": len(kg.facts), "graph_edge_count": kg.edge_count}
-
-    def stats(self, namespace: str) -> dict[str, int]:
-        return {**self.counters(namespace), **job_stats(graph_repo.job_counts(self._db.reader(), namespace))}
 
     def export(self, namespace: str, fmt: str, labels: Mapping[int, str]) -> tuple[bytes, int, int]:
         with self._lock(namespace).read():

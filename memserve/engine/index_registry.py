@@ -117,8 +117,11 @@ class IndexRegistry:
             with self._registry_lock:
                 self._indexes.pop(namespace, None)
                 self._dirty.discard(namespace)
-            for path in self._folder.glob(f"{namespace}.faiss*"):
-                path.unlink(missing_ok=True)
+            self._unlink(namespace)
+
+    def _unlink(self, namespace: str) -> None:
+        for path in self._folder.glob(f"{namespace}.faiss*"):  # the index and its tombstones
+            path.unlink(missing_ok=True)
 
     def describe(self, namespace: str) -> tuple[int, str, int]:
         """(vector count, index kind, bytes)."""
@@ -202,8 +205,7 @@ class IndexRegistry:
                 with self._registry_lock:
                     dropped = ns not in self._indexes
                 if dropped:  # deleted while we wrote: the file must not outlive the namespace
-                    for path in self._folder.glob(f"{ns}.faiss*"):
-                        path.unlink(missing_ok=True)
+                    self._unlink(ns)
                 written += 1
             return written
 

@@ -27,8 +27,8 @@ from ..store.db import DB_FILE, Database
 from ..store.llm_cache_repo import DuckDBLLMCache
 from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
 from . import paging
-from .clock import SystemClock
 from .background import Settled
+from .clock import SystemClock
 from .graph_service import GraphService
 from .hema import Hema, SummaryView
 from .ids import episode_id

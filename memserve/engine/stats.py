@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import threading
 
 from ..store import episodes_repo, extractions_repo, graph_repo
 from .graph_service import job_stats
