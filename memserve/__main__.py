@@ -107,11 +107,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:
-        asyncio.run(serve(settings, args.port_file))
+        return asyncio.run(serve(settings, args.port_file))
     except ConfigError as exc:
         print(f"memserve: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 def _client(args: argparse.Namespace):

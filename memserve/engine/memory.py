@@ -22,7 +22,8 @@ from ..errors import (
     InvalidArgument,
     NamespaceNotFound,
 )
-from ..store import episodes_repo, hema_repo
+from ..store import episodes_repo, hema_repo, snapshots_repo
+from ..store.commit_mark import MARK_FILE, CommitMark
 from ..store.db import DB_FILE, Database
 from ..store.llm_cache_repo import DuckDBLLMCache
 from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
@@ -55,7 +56,8 @@ class MemoryEngine:
         self.settings = settings
         self.clock = clock or SystemClock().now
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(settings.data_dir / DB_FILE)
+        self.db = Database(settings.data_dir / DB_FILE, checkpoint_threshold_mb=settings.checkpoint_threshold_mb)
+        self.commit_mark = CommitMark(settings.data_dir / MARK_FILE)
         self._own_embedder = embedder is None
         raw = embedder or self._load_embedder()
         # Every encode goes through one scheduler: queries first, writes and graph updates in small chunks.
@@ -105,6 +107,11 @@ class MemoryEngine:
     def start(self) -> None:
         """Load and reconcile every derived structure with DuckDB."""
         t0 = time.perf_counter()
+        replayed = self.db.max_seq()
+        short = self.commit_mark.check(replayed)
+        if short:
+            log.error("%s", short)
+        self.commit_mark.reset(replayed)
         namespaces = episodes_repo.all_namespaces(self.db.reader())
         repairs = self.indexes.load_all(namespaces)
         repaired = {ns: r for ns, r in repairs.items() if any(r)}
@@ -120,7 +127,8 @@ class MemoryEngine:
                  f"; repaired indexes {repaired}" if repaired else "")
 
     def flush(self) -> None:
-        self.indexes.snapshot()
+        if self.db.failed is None:
+            self.indexes.snapshot()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the workers (each gets at most ``timeout`` s to finish its batch: unfinished work is queued in
@@ -138,7 +146,8 @@ class MemoryEngine:
                 # A thread still inside torch's model load at interpreter exit aborts the process.
                 self._replica_loader.join(timeout)
             self.embedder.close(timeout)
-            self.indexes.snapshot(all_namespaces=True)
+            if self.db.failed is None:  # a failed database records no checksums: next start rebuilds
+                self.indexes.snapshot(all_namespaces=True)
             self.db.close_readers()
             self.db.checkpoint()
             self.db.close()
@@ -205,6 +214,7 @@ class MemoryEngine:
                 self.indexes.remove(namespace, np.array([e.seq for e in stored], dtype=np.int64))
             raise
         if stored:
+            self.commit_mark.advance(max(e.seq for e in stored))
             self.hema.episodes_written(namespace, {e.session_id for e in stored})
             self.graph.kick(namespace)
         created_ids = {e.id for e in stored}
@@ -273,6 +283,7 @@ class MemoryEngine:
                 count = episodes_repo.delete_namespace(tx, namespace)
                 hema_repo.delete_namespace(tx, namespace)
                 self.graph.on_delete_namespace(tx, namespace)
+                snapshots_repo.forget(tx, namespace)
                 # Inside the transaction, like a write's index add: a write that re-creates the namespace
                 # commits after this and adds its vectors to a fresh index, never to the one being dropped.
                 self.indexes.drop(namespace)

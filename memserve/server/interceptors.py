@@ -7,6 +7,8 @@ Every unary handler of MemoryService is wrapped here, so the servicer only conve
   request is even decoded into work), so overload is refused early instead of queued without bound;
 - a ``MemserveError`` becomes its status code, with trailing metadata ``memserve-reason``, ``memserve-field``
   and ``memserve-request-id``;
+- a storage failure that surfaced as a DuckDB or OS error (a full disk, an invalidated database) is mapped
+  by ``storage_errors`` (``Database.note_failure``) to ``DiskFull`` / ``StorageFailed``;
 - anything else is a bug: logged with a request id and returned as INTERNAL carrying that id.
 """
 
@@ -58,7 +60,23 @@ class Admission:
         self.active -= 1
 
 
-def wrap_unary(method: str, behavior: Callable[..., Awaitable], api_key: str, admission: Admission | None = None):
+StorageErrors = Callable[[BaseException], MemserveError | None]
+
+
+def _no_storage_errors(exc: BaseException) -> MemserveError | None:
+    return None
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: MemserveError, request_id: str) -> None:
+    md = [("memserve-reason", exc.reason), ("memserve-request-id", request_id)]
+    if exc.field:
+        md.append(("memserve-field", exc.field))
+    context.set_trailing_metadata(md)
+    await context.abort(exc.code, exc.message)
+
+
+def wrap_unary(method: str, behavior: Callable[..., Awaitable], api_key: str, admission: Admission | None = None,
+               storage_errors: StorageErrors = _no_storage_errors):
     async def handler(request, context: grpc.aio.ServicerContext):
         request_id = uuid.uuid4().hex[:16]
         started = time.perf_counter()
@@ -74,15 +92,17 @@ def wrap_unary(method: str, behavior: Callable[..., Awaitable], api_key: str, ad
             return await behavior(request, context)
         except MemserveError as exc:
             code = exc.code
-            md = [("memserve-reason", exc.reason), ("memserve-request-id", request_id)]
-            if exc.field:
-                md.append(("memserve-field", exc.field))
-            context.set_trailing_metadata(md)
-            await context.abort(exc.code, exc.message)
+            await _abort(context, exc, request_id)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             code = grpc.StatusCode.CANCELLED
             raise
-        except Exception:
+        except Exception as exc:
+            mapped = storage_errors(exc)
+            if mapped is not None:
+                code = mapped.code
+                log.warning("%s (request id %s): %s", method, request_id, mapped.message)
+                await _abort(context, mapped, request_id)
+                return None
             code = grpc.StatusCode.INTERNAL
             log.exception("internal error in %s (request id %s)", method, request_id)
             context.set_trailing_metadata([("memserve-reason", "INTERNAL"), ("memserve-request-id", request_id)])
@@ -97,10 +117,12 @@ def wrap_unary(method: str, behavior: Callable[..., Awaitable], api_key: str, ad
 
 
 class MemserveInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, api_key: str, request_types: dict[str, type], admission: Admission | None = None) -> None:
+    def __init__(self, api_key: str, request_types: dict[str, type], admission: Admission | None = None,
+                 storage_errors: StorageErrors = _no_storage_errors) -> None:
         self._api_key = api_key
         self._request_types = request_types
         self._admission = admission
+        self._storage_errors = storage_errors
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -109,7 +131,7 @@ class MemserveInterceptor(grpc.aio.ServerInterceptor):
             return handler
         name = method[len(SERVICE_PREFIX):]
         return grpc.unary_unary_rpc_method_handler(
-            wrap_unary(name, handler.unary_unary, self._api_key, self._admission),
+            wrap_unary(name, handler.unary_unary, self._api_key, self._admission, self._storage_errors),
             request_deserializer=safe_deserializer(self._request_types[name]),
             response_serializer=handler.response_serializer,
         )
