@@ -20,11 +20,12 @@ from ..errors import (
     EpisodeNotFound,
     ExtractionFailed,
     InvalidArgument,
+    MemserveError,
     NamespaceNotFound,
 )
 from ..store import episodes_repo, hema_repo, snapshots_repo
 from ..store.commit_mark import MARK_FILE, CommitMark
-from ..store.db import DB_FILE, Database
+from ..store.db import DB_FILE, Database, storage_error
 from ..store.llm_cache_repo import DuckDBLLMCache
 from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
 from . import paging
@@ -147,7 +148,11 @@ class MemoryEngine:
                 self._replica_loader.join(timeout)
             self.embedder.close(timeout)
             if self.db.failed is None:  # a failed database records no checksums: next start rebuilds
-                self.indexes.snapshot(all_namespaces=True)
+                try:
+                    self.indexes.snapshot(all_namespaces=True)
+                except (OSError, MemserveError) as exc:  # a full disk: the next start rebuilds from DuckDB
+                    log.error("index snapshot at shutdown failed (%s); the next start rebuilds the indexes",
+                              storage_error(exc) or exc)
             self.db.close_readers()
             self.db.checkpoint()
             self.db.close()
