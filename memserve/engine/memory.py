@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -24,11 +25,13 @@ from ..errors import (
     NamespaceNotFound,
 )
 from ..store import episodes_repo, hema_repo, snapshots_repo
+from ..store.backup import BackupInfo
+from ..store.backup import backup as backup_database
 from ..store.commit_mark import MARK_FILE, CommitMark
 from ..store.db import DB_FILE, Database, storage_error
 from ..store.llm_cache_repo import DuckDBLLMCache
 from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
-from . import paging
+from . import paging, transfer
 from .background import Settled
 from .clock import SystemClock
 from .graph_service import GraphService
@@ -195,25 +198,33 @@ class MemoryEngine:
         return result
 
     def store(self, namespace: str, episodes: Sequence[EpisodeIn], *,
-              deadline: float | None = None) -> tuple[WriteResult, list[int]]:
+              deadline: float | None = None, embeddings: np.ndarray | None = None,
+              create_times: Sequence[datetime] | None = None) -> tuple[WriteResult, list[int]]:
         """Validate, embed and commit. Returns the result and the seqs of every episode named (new or not).
         ``deadline`` (time.monotonic()) is checked before the encode and again before the commit, so a call
-        the client has given up on never lands after its DEADLINE_EXCEEDED."""
+        the client has given up on never lands after its DEADLINE_EXCEEDED. An import passes the episodes'
+        ``embeddings`` (row i for episodes[i]; nothing is encoded) and original ``create_times``."""
         check_namespace(namespace)
         check_episodes(episodes, self.settings)
         ids = [episode_id(ep) for ep in episodes]
         existing = episodes_repo.existing_ids(self.db.reader(), namespace, sorted(set(ids)))
         fresh: dict[str, EpisodeIn] = {}
-        for id_, ep in zip(ids, episodes):
+        rows: list[int] = []
+        for i, (id_, ep) in enumerate(zip(ids, episodes)):
             if id_ not in existing and id_ not in fresh:
                 fresh[id_] = ep
+                rows.append(i)
         _check_deadline(deadline, "the deadline passed before the episodes were encoded; nothing was written")
         # Embedding is the slow part: do it before taking the write lock.
-        vectors = self.embedder.embed([ep.text for ep in fresh.values()]) if fresh else None
+        if embeddings is not None:
+            vectors = embeddings[rows] if fresh else None
+        else:
+            vectors = self.embedder.embed([ep.text for ep in fresh.values()]) if fresh else None
+        born = None if create_times is None else {ids[i]: create_times[i] for i in rows}
         now = self.clock()
         stored: list[Episode] = []
         try:
-            self._commit_new(namespace, fresh, vectors, now, stored, deadline)
+            self._commit_new(namespace, fresh, vectors, now, stored, deadline, born)
         except BaseException:
             if stored:  # the transaction rolled back: take its vectors out of the index again
                 self.indexes.remove(namespace, np.array([e.seq for e in stored], dtype=np.int64))
@@ -243,7 +254,8 @@ class MemoryEngine:
                 "the error)")
 
     def _commit_new(self, namespace: str, fresh: dict[str, EpisodeIn], vectors, now: datetime,
-                    stored: list[Episode], deadline: float | None) -> None:
+                    stored: list[Episode], deadline: float | None,
+                    born: dict[str, datetime] | None = None) -> None:
         with self.db.transaction() as tx:
             _check_deadline(deadline, "the deadline passed before the episodes were committed; nothing was written")
             episodes_repo.ensure_namespace(tx, namespace, now)
@@ -259,7 +271,7 @@ class MemoryEngine:
                         seq=seq, namespace=namespace, id=id_, session_id=ep.session_id, speaker=ep.speaker,
                         text=ep.text, event_time=ep.event_time, metadata=dict(ep.metadata),
                         importance=0.5 if ep.importance is None else float(ep.importance), pinned=ep.pinned,
-                        create_time=now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
+                        create_time=born[id_] if born else now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
                 vectors = vectors[keep]
                 episodes_repo.insert_episodes(tx, stored, vectors)
                 self.graph.on_write(tx, namespace, [(e.seq, fresh[e.id]) for e in stored])
@@ -370,6 +382,31 @@ class MemoryEngine:
             log.info("pruned %d episodes from %s", len(decisions), namespace)
         remaining = episodes_repo.namespace_counts(self.db.reader(), namespace)[0]
         return decisions, remaining, texts
+
+    # -- administration -----------------------------------------------------------------------------------
+    def backup(self, directory: str) -> BackupInfo:
+        if not directory:
+            raise InvalidArgument("directory is required", field="directory")
+        return backup_database(self.db, Path(directory))
+
+    @property
+    def embedder_key(self) -> str:
+        return f"{self.embedder.name}|{self.embedder.dim}"
+
+    def export_namespace(self, namespace: str, *, page_size: int = 0,
+                         page_token: str = "") -> tuple[list[transfer.ExportedEpisode], str]:
+        check_namespace(namespace)
+        self.require_namespace(namespace)
+        return transfer.export_page(self.db, namespace, page_size, page_token)
+
+    def import_namespace(self, namespace: str, episodes: Sequence[EpisodeIn], embeddings: list[bytes],
+                         create_times: Sequence[datetime | None], model: str) -> WriteResult:
+        check_namespace(namespace)
+        vectors = transfer.check_embeddings(embeddings, self.embedder.dim, model, self.embedder_key)
+        now = self.clock()
+        result, _ = self.store(namespace, episodes, embeddings=vectors,
+                               create_times=[t or now for t in create_times])
+        return result
 
     def export_graph(self, namespace: str, fmt: str) -> tuple[bytes, int, int]:
         check_namespace(namespace)

@@ -157,6 +157,22 @@ class Database:
                 log.error("checkpoint failed (%s); the WAL will be replayed at the next start", mapped.message)
                 return False
 
+    def checkpoint_locked(self) -> None:
+        """CHECKPOINT for a caller that holds the write lock and needs it to happen (a backup): raises the
+        domain error instead of logging. A checkpoint refused for an open read transaction is not an error:
+        the caller copies the WAL too, and no commit can change it while the lock is held."""
+        if self.failed is not None:
+            raise StorageFailed(self.failed.message)
+        try:
+            self._conn.execute("CHECKPOINT")
+        except duckdb.TransactionException as exc:
+            log.info("checkpoint refused (%s): the backup copies the WAL as well", exc)
+        except duckdb.Error as exc:
+            mapped = self.note_failure(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
     def note_failure(self, exc: BaseException) -> MemserveError | None:
         """Translate ``exc`` (``storage_error``); on the first fatal one, mark the database failed and run the
         ``on_fatal`` callbacks. Returns the domain error, or None for an error that is not about storage."""
@@ -218,6 +234,12 @@ class Database:
                 if mapped is None:
                     raise
                 raise mapped from exc
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """The write lock with no transaction: nothing commits until the block ends (a backup's copy)."""
+        with self._write_lock:
+            yield
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for the calling thread (DuckDB cursors are not shared across threads)."""
