@@ -103,3 +103,38 @@ def test_full_disk_refuses_writes_keeps_serving_and_recovers(small_disk, tmp_pat
     (small_disk / "ballast").unlink()
     with ServerProcess(data, settings={**QUIET, "embedding_model": "hash:64"}) as again:
         assert _stored(again.target) == set(acked)
+
+
+def test_invalidated_database_stops_serving_and_exits_75(small_disk, tmp_path):
+    """A checkpoint that cannot be written makes DuckDB invalidate the database. A backup checkpoints on
+    purpose, so it is the deterministic way to get there: the WAL holds writes, the disk has no room."""
+    data = small_disk / "data"
+    settings = {**QUIET, "embedding_model": "hash:64"}
+    server = ServerProcess(data, settings=settings).start()
+    acked: list[str] = []
+    try:
+        with MemoryClient(server.target, timeout=30) as client:
+            for _ in range(3):
+                texts = _batch(10)
+                client.write("full", texts)
+                acked += texts
+            _fill(small_disk)
+            with pytest.raises(ResourceExhaustedError) as info:
+                client.admin.backup(str(tmp_path / "backup"))
+            assert info.value.reason == "DISK_FULL"
+            # From now on the server does not claim to serve: health says NOT_SERVING until it has gone.
+            try:
+                assert _health(server.target) == health_pb2.HealthCheckResponse.NOT_SERVING
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE  # already shut down
+        assert server.proc is not None
+        server.proc.wait(60)  # it exits on its own, for its supervisor to restart it
+        assert server.proc.returncode == 75, server.log_tail(60)
+        log = server.log()
+        assert "DuckDB invalidated the database" in log and "exiting with status 75" in log
+        assert "Traceback" not in log, server.log_tail(80)
+    finally:
+        server.kill()
+    (small_disk / "ballast").unlink()  # space is back: the restarted server replays the WAL
+    with ServerProcess(data, settings=settings) as again:
+        assert _stored(again.target) == set(acked)
