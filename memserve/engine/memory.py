@@ -394,12 +394,12 @@ class MemoryEngine:
         return f"{self.embedder.name}|{self.embedder.dim}"
 
     def export_namespace(self, namespace: str, *, page_size: int = 0,
-                         page_token: str = "") -> tuple[list[transfer.ExportedEpisode], str]:
+                         page_token: str = "") -> tuple[Sequence[transfer.ExportedEpisode], str]:
         check_namespace(namespace)
         self.require_namespace(namespace)
         return transfer.export_page(self.db, namespace, page_size, page_token)
 
-    def import_namespace(self, namespace: str, episodes: Sequence[EpisodeIn], embeddings: list[bytes],
+    def import_namespace(self, namespace: str, episodes: Sequence[EpisodeIn], embeddings: Sequence[bytes],
                          create_times: Sequence[datetime | None], model: str) -> WriteResult:
         check_namespace(namespace)
         vectors = transfer.check_embeddings(embeddings, self.embedder.dim, model, self.embedder_key)

@@ -8,6 +8,7 @@ importing server; access statistics stay behind (they describe the source's traf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,7 @@ def export_page(db: Database, namespace: str, page_size: int, page_token: str) -
     return out, token
 
 
-def check_embeddings(blobs: list[bytes], dim: int, model: str, expected_model: str) -> np.ndarray:
+def check_embeddings(blobs: Sequence[bytes], dim: int, model: str, expected_model: str) -> np.ndarray:
     """The imported embeddings as one (n, dim) float32 array, after checking they fit this server."""
     if model != expected_model:
         raise FailedPrecondition(

@@ -84,7 +84,11 @@ class MemoryServer:
         loop = asyncio.get_running_loop()
         if self.engine is None:
             self.engine = await loop.run_in_executor(self._executor, MemoryEngine, self.settings)
-        self.engine.db.on_fatal.append(lambda _exc: loop.call_soon_threadsafe(self._on_storage_failed))
+
+        def storage_failed(_exc: Exception) -> None:  # on whichever thread saw the failure
+            loop.call_soon_threadsafe(self._on_storage_failed)
+
+        self.engine.db.on_fatal.append(storage_failed)
         await loop.run_in_executor(self._executor, self.engine.start)
         memory_pb2_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(self.engine, self._executor), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
