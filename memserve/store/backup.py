@@ -86,6 +86,8 @@ def backup(db: Database, directory: Path) -> BackupInfo:
                 try:
                     _copy(src, directory / src.name)
                 except OSError as exc:
+                    for name in (*files, src.name):  # no half backup that restore could mistake for one
+                        (directory / name).unlink(missing_ok=True)
                     raise (storage_error(exc) or InvalidArgument(f"cannot write {directory}: {exc}",
                                                                  field="directory")) from exc
                 files[src.name] = _sha256(directory / src.name)
