@@ -181,7 +181,7 @@ def load_settings(*, config_file: Path | None = None, env: Mapping[str, str] | N
             name = key[len(ENV_PREFIX):].lower()
             if name in types:
                 values[name] = value
-            elif name not in ("config", "server"):  # read by the CLI, not the server
+            elif name not in ("config", "server", "tls", "tls_ca", "tls_cert", "tls_key"):  # CLI client flags
                 raise ConfigError(f"environment variable {key}: unknown setting {name!r}", field=name)
     for key, value in (overrides or {}).items():
         if key not in types:
