@@ -110,13 +110,14 @@ def test_auth_matrix_every_rpc_times_every_caller(keyed):
         for j, caller in enumerate(CALLERS):
             ns = f"t-{i}-{j}"
             with MemoryClient(srv.target, timeout=30, max_retries=0, api_key=secrets[caller]) as client:
-                got[rpc, caller] = outcome(lambda: CALLS[rpc](client, ns, seeded[ns]))
+                got[rpc, caller] = outcome(lambda rpc=rpc, ns=ns, client=client: CALLS[rpc](client, ns, seeded[ns]))
             want[rpc, caller] = expected(rpc, caller)
     assert got == want
     # The single api_key is all-access: every RPC works with it.
     with MemoryClient(srv.target, timeout=30, api_key=ROOT) as root:
         for i, rpc in enumerate(CALLS):
-            assert outcome(lambda: CALLS[rpc](root, f"t-{i}-0", seeded[f"t-{i}-0"])) == "OK", rpc
+            ns = f"t-{i}-0"
+            assert outcome(lambda rpc=rpc, ns=ns: CALLS[rpc](root, ns, seeded[ns])) == "OK", rpc
 
 
 def test_rpcs_outside_the_table_need_admin(keyed):
