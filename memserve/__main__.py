@@ -3,7 +3,7 @@
     memserve serve  [--data-dir DIR] [--port PORT] [--host HOST] [--config FILE] [--set NAME=VALUE ...]
     memserve ingest --server HOST:PORT --namespace NS FILE.jsonl [--openie FILE.json] [--batch-size N]
     memserve query  --server HOST:PORT --namespace NS [--top-k K] [--mode dense|graph|hybrid] [--json] TEXT
-    memserve stats | summary | prune | export | settings
+    memserve stats | summary | prune | export | settings | health
     memserve keys hash | keys add FILE --name N --namespace GLOB --scope read|write|admin
 """
 
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", type=Path, help="write the bound port here once serving (for scripts)")
 
     sub.add_parser("settings", help="print every setting with its env variable and default (markdown)")
+
+    p = sub.add_parser("health", help="exit 0 when the server reports SERVING (container health checks)")
+    _server_arg(p)
 
     p = sub.add_parser("keys", help="make entries for the scoped API keys file (see docs/SECURITY.md)")
     keys = p.add_subparsers(dest="keys_command", required=True)
@@ -234,6 +237,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        status = client.health(timeout=args.timeout)
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from .cli_keys import add_key, print_hash
 
@@ -246,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "ingest": cmd_ingest, "query": cmd_query, "stats": cmd_stats,
                 "summary": cmd_summary, "prune": cmd_prune, "export": cmd_export, "settings": cmd_settings,
-                "keys": cmd_keys}
+                "keys": cmd_keys, "health": cmd_health}
     if args.command in ("serve", "keys"):
         return handlers[args.command](args)
     try:

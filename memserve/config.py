@@ -19,6 +19,9 @@ from typing import Any
 from .errors import ConfigError
 
 ENV_PREFIX = "MEMSERVE_"
+# MEMSERVE_* variables of the client commands (memserve query/health/...), which a server may share a
+# container environment with.
+_CLIENT_ENV = frozenset({"config", "server", "tls", "tls_ca", "tls_cert", "tls_key", "health_server"})
 
 
 def _doc(text: str, **kw: Any) -> Any:
@@ -181,7 +184,7 @@ def load_settings(*, config_file: Path | None = None, env: Mapping[str, str] | N
             name = key[len(ENV_PREFIX):].lower()
             if name in types:
                 values[name] = value
-            elif name not in ("config", "server", "tls", "tls_ca", "tls_cert", "tls_key"):  # CLI client flags
+            elif name not in _CLIENT_ENV:  # read by the CLI client commands, not the server
                 raise ConfigError(f"environment variable {key}: unknown setting {name!r}", field=name)
     for key, value in (overrides or {}).items():
         if key not in types:

@@ -89,3 +89,15 @@ def test_loopback_hosts_need_no_key():
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "memserve.example.com"))
+
+
+def test_health_command_needs_no_key_and_speaks_tls(tmp_path):
+    ca = CA(tmp_path, "health")
+    pair = ca.issue("server", server=True)
+    settings = {"tls_cert_file": str(pair.cert), "tls_key_file": str(pair.key), "api_key": "k"}
+    creds = grpc.ssl_channel_credentials(ca.pem)
+    with ServerProcess(tmp_path / "data", settings=settings, channel_credentials=creds) as srv:
+        ok = memserve("health", "--server", srv.target, "--tls-ca", str(ca.path))
+        assert ok.stdout.strip() == "SERVING"
+        down = memserve("health", "--server", srv.target, "--timeout", "5", check=False)  # plaintext
+        assert down.returncode == 1
