@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import grpc
 from google.protobuf.message import Message
 
-from ..errors import PermissionDenied, Unauthenticated
+from ..errors import MemserveError, PermissionDenied, Unauthenticated
 from .keys import OPEN, KeyRing, Principal, Scope
 from .status_details import error_trailers
 
@@ -111,18 +111,78 @@ def _reject(method: str, code: grpc.StatusCode, message: str, reason: str) -> gr
     return grpc.stream_stream_rpc_method_handler(abort)
 
 
-def _with_principal(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMethodHandler:
-    inner = handler.unary_unary
+def _with_principal(method: str, handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMethodHandler:
+    """Run the handler with ``principal`` in the context. Unary calls are checked against their namespace by
+    the call wrapper in interceptors.py; streaming RPCs of MemoryService (none yet; a backup stream may come)
+    are checked here: a unary-request stream by its request's namespace, a client stream (whose requests
+    arrive later) only for keys that cover every namespace."""
+    ours = method.startswith(SERVICE_PREFIX)
+    name = method[len(SERVICE_PREFIX):]
 
-    async def behavior(request, context):
+    if handler.unary_unary is not None:
+        inner = handler.unary_unary
+
+        async def unary(request, context):
+            token = _principal.set(principal)
+            try:
+                return await inner(request, context)
+            finally:
+                _principal.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(unary, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)
+    if not ours:
+        return handler
+    async def check(request, context) -> None:
+        try:
+            if request is None:  # a client stream: its requests come later
+                if not principal.all_namespaces:
+                    raise PermissionDenied(f"key {principal.name!r} is limited to some namespaces; {name} "
+                                           "needs a key for '*'", field="namespace", reason="NAMESPACE_DENIED")
+            else:
+                authorize(name, request)
+        except MemserveError as exc:
+            request_id = new_request_id()
+            log.warning("%s refused %s: %s (peer %s, request id %s)", method, exc.code.name, exc.message,
+                        context.peer(), request_id)
+            await context.abort(exc.code, exc.message, trailing_metadata=tuple(
+                error_trailers(exc.code, exc.message, exc.reason, request_id, exc.field)))
+
+    async def relay(result):
+        if hasattr(result, "__aiter__"):
+            async for item in result:
+                yield item
+        else:  # a coroutine that writes with context.write
+            await result
+
+    def streaming_response(inner, request_streams: bool):
+        async def behavior(request, context):
+            token = _principal.set(principal)
+            try:
+                await check(None if request_streams else request, context)
+                async for item in relay(inner(request, context)):
+                    yield item
+            finally:
+                _principal.reset(token)
+        return behavior
+
+    opts = {"request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer}
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(streaming_response(handler.unary_stream, False), **opts)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(streaming_response(handler.stream_stream, True), **opts)
+    client_stream = handler.stream_unary
+
+    async def stream_unary(request_iterator, context):
         token = _principal.set(principal)
         try:
-            return await inner(request, context)
+            await check(None, context)
+            return await client_stream(request_iterator, context)
         finally:
             _principal.reset(token)
 
-    return grpc.unary_unary_rpc_method_handler(behavior, request_deserializer=handler.request_deserializer,
-                                               response_serializer=handler.response_serializer)
+    return grpc.stream_unary_rpc_method_handler(stream_unary, **opts)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -153,6 +213,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                                    f"key {principal.name!r} lacks the {scope.value!r} scope this call needs",
                                    "SCOPE_DENIED")
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        return _with_principal(handler, principal)
+        return _with_principal(method, handler, principal)
