@@ -171,8 +171,12 @@ class MemoryEngine:
                     last_prune = time.monotonic()
                     for ns in episodes_repo.all_namespaces(self.db.reader()):
                         self.prune(ns)
-            except Exception:  # never let housekeeping kill the server; the next round retries
-                log.exception("maintenance round failed")
+            except Exception as exc:  # never let housekeeping kill the server; the next round retries
+                known = self.db.note_failure(exc)
+                if known is None:
+                    log.exception("maintenance round failed")
+                else:  # a full disk: one line a round, not a traceback a second
+                    log.warning("maintenance round failed: %s", known.message)
 
     def _check_embedder_matches(self) -> None:
         key = f"{self.embedder.name}|{self.embedder.dim}"
