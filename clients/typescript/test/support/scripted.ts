@@ -95,12 +95,13 @@ export class ScriptedServer {
     };
   }
 
-  async start(): Promise<string> {
+  /** Listen on 127.0.0.1:0 (plaintext unless `credentials` say otherwise); resolves with the target. */
+  async start(credentials: ServerCredentials = ServerCredentials.createInsecure()): Promise<string> {
     const implementation: UntypedServiceImplementation = {};
     for (const name of Object.keys(RPCS) as RpcName[]) implementation[camel(name)] = this.handler(name);
     this.server.addService(pb.MemoryServiceService, implementation);
     const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) =>
+      this.server.bindAsync("127.0.0.1:0", credentials, (error, bound) =>
         (error ? reject(error) : resolve(bound))));
     this.target = `127.0.0.1:${port}`;
     return this.target;

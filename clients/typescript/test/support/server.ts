@@ -2,7 +2,8 @@
  * A real `memserve serve` subprocess on 127.0.0.1 port 0, for the node tests: the TypeScript twin of the
  * Python suite's memserve.testing.ServerProcess.
  *
- * The interpreter is $MEMSERVE_PYTHON (the Makefile sets it to the project's virtualenv), else `python3`; the
+ * The interpreter is $TEST_PYTHON (the Makefile sets it to the project's virtualenv), else `python3` (not a
+ * MEMSERVE_* name: the server reads every MEMSERVE_* variable as a setting and refuses unknown ones); the
  * server runs from the repository root so `-m memserve` is this checkout's code. The port comes from the
  * server's "memserve listening on HOST:PORT" line (logged once it serves), and the server counts as up once
  * grpc.health.v1 answers SERVING through the SDK itself.
@@ -19,7 +20,7 @@ import { MemoryClient, type ClientOptions } from "../../src/index.js";
 /** clients/typescript, whether this runs from test/ or dist/test/. */
 export const PACKAGE_ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), import.meta.url.includes("/dist/") ? "../../.." : "../..");
 export const REPO_ROOT = resolve(PACKAGE_ROOT, "../..");
-export const PYTHON = process.env.MEMSERVE_PYTHON || "python3";
+export const PYTHON = process.env.TEST_PYTHON || "python3";
 /** Only reached when the code under test is broken: a wait then fails instead of hanging. */
 export const LONG_MS = 90_000;
 
