@@ -44,7 +44,8 @@ $(VENV)/.test-done: $(VENV)/.setup-done
 serve: setup
 	$(BIN)/memserve serve --data-dir $(DATA_DIR) --port $(PORT)
 
-test: test-py test-ts
+# setup-ts first: the Python suite checks the generated TypeScript too (tests/unit/test_ts_codegen.py).
+test: setup-ts test-py test-ts
 
 test-py: setup-test
 	$(BIN)/python scripts/gen_protos.py --check

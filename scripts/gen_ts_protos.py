@@ -54,27 +54,37 @@ def generate() -> dict[str, str]:
         }
 
 
+def stale(files: dict[str, str], target: Path = TARGET) -> list[str]:
+    """Generated files under ``target`` that differ from ``files``, are missing, or are no longer generated."""
+    existing = {p.relative_to(target).as_posix() for p in target.rglob("*.ts")} if target.exists() else set()
+    out = [name for name, content in sorted(files.items())
+           if not (target / name).exists() or (target / name).read_text() != content]
+    return out + [f"{name} (no longer generated)" for name in sorted(existing - set(files))]
+
+
+def write(files: dict[str, str], target: Path = TARGET) -> None:
+    existing = {p.relative_to(target).as_posix() for p in target.rglob("*.ts")} if target.exists() else set()
+    for name in existing - set(files):
+        (target / name).unlink()
+    for name, content in files.items():
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail when generated files are stale")
     args = parser.parse_args()
     files = generate()
-    existing = {p.relative_to(TARGET).as_posix() for p in TARGET.rglob("*.ts")} if TARGET.exists() else set()
-    if args.check:
-        stale = sorted(name for name, content in files.items()
-                       if not (TARGET / name).exists() or (TARGET / name).read_text() != content)
-        stale += sorted(f"{name} (no longer generated)" for name in existing - set(files))
-        if stale:
-            print("stale generated TypeScript (run: python scripts/gen_ts_protos.py):\n  "
-                  + "\n  ".join(f"{TARGET.relative_to(ROOT)}/{name}" for name in stale))
-            return 1
+    if not args.check:
+        write(files)
         return 0
-    for name in existing - set(files):
-        (TARGET / name).unlink()
-    for name, content in files.items():
-        path = TARGET / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
+    problems = stale(files)
+    if problems:
+        print("stale generated TypeScript (run: python scripts/gen_ts_protos.py, or make protos):\n  "
+              + "\n  ".join(f"{TARGET.relative_to(ROOT)}/{name}" for name in problems))
+        return 1
     return 0
 
 

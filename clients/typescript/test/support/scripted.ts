@@ -13,7 +13,7 @@ import type { StatusName } from "../../src/errors.js";
 import * as pb from "../../src/gen/memserve/v1/memory.js";
 
 export interface Received {
-  request: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  request: any;
   metadata: Record<string, string>;
   /** Milliseconds left until the deadline the client sent, when it sent one. */
   timeRemainingMs: number | undefined;
@@ -91,7 +91,7 @@ export class ScriptedServer {
       const script = this.scripts.get(name);
       const step = script && (script.length > 1 ? script.shift() : script[0]);
       if (step) void step(call, callback);
-      else callback(null, (pb as Record<string, any>)[`${name}Response`].create()); // eslint-disable-line
+      else callback(null, (pb as Record<string, any>)[`${name}Response`].create());
     };
   }
 
