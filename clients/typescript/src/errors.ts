@@ -1,12 +1,16 @@
 /**
  * One error tree for everything the SDK throws about a call, the same tree as the Python SDK's.
  *
- * The server sends a gRPC status code plus trailing metadata (`memserve-reason`, `memserve-field`,
- * `memserve-request-id`); {@link fromServiceError} turns that back into a typed error. Arguments that are wrong
+ * The server sends a gRPC status code plus a `google.rpc.Status` in `grpc-status-details-bin` (the reason, field
+ * and request id) and the same three facts as plain trailers (`memserve-reason`, `memserve-field`,
+ * `memserve-request-id`); {@link fromServiceError} prefers the details, falls back to the trailers, and turns
+ * them back into a typed error, as the Python SDK does. Arguments that are wrong
  * before any call is made throw `TypeError` (wrong shape) or `RangeError` (wrong value) instead.
  */
 
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+
+import { DETAILS_KEY, statusDetails } from "./rpc_status.js";
 
 export const REASON_KEY = "memserve-reason";
 export const FIELD_KEY = "memserve-field";
@@ -107,19 +111,21 @@ export function isServiceError(error: unknown): error is ServiceError {
 function first(metadata: Metadata, key: string): string | undefined {
   const value = metadata.get(key)[0];
   if (value === undefined) return undefined;
-  return typeof value === "string" ? value : Buffer.from(value).toString("utf8");
+  return (typeof value === "string" ? value : Buffer.from(value).toString("utf8")) || undefined;
 }
 
 /** Map a failed call to the matching error; the original is kept as `cause`. */
 export function fromServiceError(error: ServiceError): MemserveError {
   const code = statusName(error.code);
-  const reason = first(error.metadata, REASON_KEY) || undefined;
+  const raw = error.metadata.get(DETAILS_KEY)[0];
+  const details = statusDetails(typeof raw === "string" ? undefined : raw);
+  const reason = details.reason ?? first(error.metadata, REASON_KEY);
   const Class = (reason && BY_REASON[reason]) || BY_CODE[code] || MemserveError;
   return new Class(error.details || code, {
     code,
     reason,
-    field: first(error.metadata, FIELD_KEY),
-    requestId: first(error.metadata, REQUEST_ID_KEY),
+    field: details.field ?? first(error.metadata, FIELD_KEY),
+    requestId: details.requestId ?? first(error.metadata, REQUEST_ID_KEY),
     cause: error,
   });
 }

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
@@ -107,6 +108,44 @@ describe("error mapping", () => {
     assert.equal(error.field, undefined);
     assert.equal(error.requestId, undefined);
     assert.equal(error.message, "INVALID_ARGUMENT: bad");
+  });
+});
+
+/** A google.rpc.Status with ErrorInfo, BadRequest and RequestInfo details, encoded by hand. */
+function rpcStatus(reason: string, field: string, requestId: string): Buffer {
+  const any = (type: string, value: Uint8Array): Uint8Array =>
+    new BinaryWriter().uint32(10).string(`type.googleapis.com/google.rpc.${type}`).uint32(18).bytes(value).finish();
+  const errorInfo = new BinaryWriter().uint32(10).string(reason).uint32(18).string("memserve").finish();
+  const violation = new BinaryWriter().uint32(10).string(field).uint32(18).string("bad").finish();
+  const badRequest = new BinaryWriter().uint32(10).bytes(violation).finish();
+  const requestInfo = new BinaryWriter().uint32(10).string(requestId).finish();
+  const status = new BinaryWriter().uint32(8).int32(7).uint32(18).string("refused");
+  for (const detail of [any("ErrorInfo", errorInfo), any("BadRequest", badRequest), any("RequestInfo", requestInfo)]) {
+    status.uint32(26).bytes(detail);
+  }
+  return Buffer.from(status.finish());
+}
+
+describe("google.rpc.Status details", () => {
+  test("win over the plain trailers", async () => {
+    server.script("GetEpisode", steps.abort("PERMISSION_DENIED", "refused", {
+      reason: "OLD", field: "old_field", requestId: "old-id",
+      statusDetails: rpcStatus("NAMESPACE_DENIED", "namespace", "rid-1"),
+    }));
+    const error = await withClient({}, (c) => c.get("ns", "x")).catch((e: unknown) => e);
+    assert.ok(error instanceof PermissionDeniedError, String(error));
+    assert.deepEqual([error.reason, error.field, error.requestId], ["NAMESPACE_DENIED", "namespace", "rid-1"]);
+  });
+
+  test("select the class by reason too, and unreadable details fall back to the trailers", async () => {
+    server.script("GetEpisode", steps.abort("NOT_FOUND", "gone", { statusDetails: rpcStatus("EPISODE_NOT_FOUND", "id", "rid-2") }));
+    await assert.rejects(withClient({}, (c) => c.get("ns", "x")), EpisodeNotFoundError);
+    server.script("Query", steps.abort("UNAUTHENTICATED", "who?", {
+      reason: "UNAUTHENTICATED", requestId: "rid-3", statusDetails: Buffer.from("\xff\xff not a status", "latin1"),
+    }));
+    const error = await withClient({}, (c) => c.query("ns", "q")).catch((e: unknown) => e);
+    assert.ok(error instanceof UnauthenticatedError, String(error));
+    assert.deepEqual([error.reason, error.requestId], ["UNAUTHENTICATED", "rid-3"]);
   });
 });
 

@@ -34,9 +34,11 @@ export const steps = {
   respond(message: object): Step {
     return (_call, callback) => callback(null, message);
   },
-  abort(code: StatusName, details: string, extra: { reason?: string; field?: string; requestId?: string | null } = {}): Step {
+  abort(code: StatusName, details: string,
+    extra: { reason?: string; field?: string; requestId?: string | null; statusDetails?: Buffer } = {}): Step {
     return (_call, callback) => {
       const metadata = new Metadata();
+      if (extra.statusDetails) metadata.set("grpc-status-details-bin", extra.statusDetails);
       metadata.set("memserve-reason", extra.reason ?? code);
       if (extra.field) metadata.set("memserve-field", extra.field);
       if (extra.requestId !== null) metadata.set("memserve-request-id", extra.requestId ?? "req-42");

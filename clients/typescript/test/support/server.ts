@@ -12,13 +12,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { MemoryClient, type ClientOptions } from "../../src/index.js";
 
-/** clients/typescript, whether this runs from test/ or dist/test/. */
-export const PACKAGE_ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), import.meta.url.includes("/dist/") ? "../../.." : "../..");
+const HERE = fileURLToPath(new URL(".", import.meta.url));
+/** clients/typescript, whether this runs compiled (dist/test/support) or not (test/support). */
+export const PACKAGE_ROOT = resolve(HERE, basename(resolve(HERE, "../..")) === "dist" ? "../../.." : "../..");
 export const REPO_ROOT = resolve(PACKAGE_ROOT, "../..");
 export const PYTHON = process.env.TEST_PYTHON || "python3";
 /** Only reached when the code under test is broken: a wait then fails instead of hanging. */
