@@ -11,6 +11,9 @@ Every unary handler of MemoryService is wrapped here, so the servicer only conve
 - a storage failure that surfaced as a DuckDB or OS error (a full disk, an invalidated database) is mapped
   by ``storage_errors`` (``Database.note_failure``) to ``DiskFull`` / ``StorageFailed``;
 - anything else is a bug: logged with a request id and returned as INTERNAL carrying that id.
+
+Each call ends with one DEBUG line: method, request id, duration, status and the ``memserve-namespace`` header
+the SDKs send (the tenant an L7 proxy routes by; ``-`` when absent).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from .wire import Malformed, safe_deserializer
 log = logging.getLogger("memserve.rpc")
 
 SERVICE_PREFIX = "/memserve.v1.MemoryService/"
+NAMESPACE_KEY = "memserve-namespace"
 
 
 class Admission:
@@ -100,7 +104,10 @@ def wrap_unary(method: str, behavior: Callable[..., Awaitable], admission: Admis
         finally:
             if admitted:
                 admission.leave()  # type: ignore[union-attr]
-            log.debug("%s %s %.1fms %s", method, request_id, (time.perf_counter() - started) * 1000, code.name)
+            if log.isEnabledFor(logging.DEBUG):
+                header = dict(context.invocation_metadata() or ()).get(NAMESPACE_KEY) or "-"
+                log.debug("%s %s %.1fms %s %s=%s", method, request_id, (time.perf_counter() - started) * 1000,
+                          code.name, NAMESPACE_KEY, header)
 
     return handler
 
