@@ -5,6 +5,10 @@
     memserve query  --server HOST:PORT --namespace NS [--top-k K] [--mode dense|graph|hybrid] [--json] TEXT
     memserve stats | summary | prune | export | settings | health
     memserve keys hash | keys add FILE --name N --namespace GLOB --scope read|write|admin
+    memserve backup  --server HOST:PORT DIR            (a consistent copy of a live server's database)
+    memserve restore DIR --data-dir D [--force]        (put a backup back; the server must be stopped)
+    memserve export-namespace --server HOST:PORT --namespace NS -o FILE.jsonl
+    memserve import-namespace --server HOST:PORT [--namespace NS] FILE.jsonl
 """
 
 from __future__ import annotations
@@ -107,6 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", required=True)
     p.add_argument("--format", choices=["graphml", "node-link"], default="graphml")
     p.add_argument("--output", "-o", type=Path, required=True)
+
+    p = sub.add_parser("backup", help="copy a live server's database consistently (admin)")
+    _server_arg(p)
+    p.add_argument("directory", type=Path, help="new directory on the server's machine")
+
+    p = sub.add_parser("restore", help="put a backup into a data directory (its server stopped)")
+    p.add_argument("directory", type=Path, help="a directory written by `memserve backup`")
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--force", action="store_true", help="replace a database already in --data-dir")
+
+    p = sub.add_parser("export-namespace", help="write one namespace (with embeddings, extractions) as JSONL")
+    _server_arg(p)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--output", "-o", type=Path, required=True)
+
+    p = sub.add_parser("import-namespace", help="load a namespace export into a server")
+    _server_arg(p)
+    p.add_argument("--namespace", help="target namespace (default: the exported one)")
+    p.add_argument("file", type=Path)
     return parser
 
 
@@ -132,11 +155,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:
-        asyncio.run(serve(settings, args.port_file))
+        return asyncio.run(serve(settings, args.port_file))
     except ConfigError as exc:
         print(f"memserve: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 def _client(args: argparse.Namespace):
@@ -230,6 +252,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from . import cli_admin
+
+    with _client(args) as client:
+        return cli_admin.backup(client, args.directory)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from . import cli_admin
+
+    return cli_admin.restore(args.directory, args.data_dir, force=args.force)
+
+
+def cmd_export_namespace(args: argparse.Namespace) -> int:
+    from . import cli_admin
+
+    with _client(args) as client:
+        return cli_admin.export_namespace(client, args.namespace, args.output)
+
+
+def cmd_import_namespace(args: argparse.Namespace) -> int:
+    from . import cli_admin
+
+    with _client(args) as client:
+        return cli_admin.import_namespace(client, args.file, args.namespace)
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from .config import describe_settings
 
@@ -256,8 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "ingest": cmd_ingest, "query": cmd_query, "stats": cmd_stats,
                 "summary": cmd_summary, "prune": cmd_prune, "export": cmd_export, "settings": cmd_settings,
-                "keys": cmd_keys, "health": cmd_health}
-    if args.command in ("serve", "keys"):
+                "keys": cmd_keys, "health": cmd_health,
+                "backup": cmd_backup, "restore": cmd_restore, "export-namespace": cmd_export_namespace,
+                "import-namespace": cmd_import_namespace}
+    if args.command in ("serve", "keys", "restore"):
         return handlers[args.command](args)
     try:
         from memserve_client import MemserveError

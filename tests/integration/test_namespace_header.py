@@ -45,8 +45,8 @@ def lines_for(server: ServerProcess, namespace: str) -> dict[str, str]:
 def test_the_calls_cover_every_namespaced_rpc() -> None:
     service = pb.DESCRIPTOR.services_by_name["MemoryService"]
     namespaced = {m.name for m in service.methods if "namespace" in m.input_type.fields_by_name}
-    # GetEpisode needs an existing id; it is checked on its own below.
-    assert {rpc for rpc, *_ in CALLS} | {"GetEpisode"} == namespaced
+    # GetEpisode needs an existing id; it is checked on its own below, like the admin calls (client.admin).
+    assert {rpc for rpc, *_ in CALLS} | {"GetEpisode", "ExportNamespace", "ImportNamespace"} == namespaced
 
 
 def test_sync_client_sends_the_namespace_on_every_namespaced_call(server: ServerProcess) -> None:
@@ -60,6 +60,14 @@ def test_sync_client_sends_the_namespace_on_every_namespaced_call(server: Server
     assert seen == {rpc: "OK" for rpc, *_ in CALLS}
     assert lines_for(server, "py-get") == {"WriteEpisodes": "OK", "GetEpisode": "OK"}
     assert re.search(r"memserve\.rpc: ListNamespaces \w+ [\d.]+ms OK memserve-namespace=-$", server.log(), re.MULTILINE)
+
+
+def test_admin_calls_send_the_namespace_too(server: ServerProcess) -> None:
+    with MemoryClient(server.target, timeout=60) as client:
+        client.write("py-admin", ["Alice moved to Paris in 2019."])
+        page = client.admin.export_namespace("py-admin")
+        client.admin.import_namespace("py-admin", page.items, embedding_model=page.embedding_model)
+    assert lines_for(server, "py-admin") == {"WriteEpisodes": "OK", "ExportNamespace": "OK", "ImportNamespace": "OK"}
 
 
 def test_async_client_sends_the_namespace_too(server: ServerProcess) -> None:

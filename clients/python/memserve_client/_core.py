@@ -22,12 +22,15 @@ from . import _convert as conv
 from . import errors
 from ._proto import memory_pb2 as pb
 from .types import (
+    BackupInfo,
     DeleteResult,
     Episode,
     EpisodeLike,
     EpisodePage,
+    ExportedEpisode,
     GraphExport,
     GraphOptions,
+    NamespaceExportPage,
     NamespacePage,
     PruneResult,
     QueryFilter,
@@ -90,6 +93,11 @@ RPCS: Mapping[str, Rpc] = {
     "GetSummary": _memory_rpc("GetSummary", 30.0, idempotent=True),
     # Each prune removes more; only a dry run (see prune()) is safe to repeat.
     "Prune": _memory_rpc("Prune", 120.0, idempotent=False),
+    # A retry would find the directory taken (BACKUP_EXISTS) and hide the success.
+    "BackupDatabase": _memory_rpc("BackupDatabase", 600.0, idempotent=False),
+    "ExportNamespace": _memory_rpc("ExportNamespace", 120.0, idempotent=True),
+    # Ids travel with the episodes, so a re-sent import is a no-op like a re-sent write.
+    "ImportNamespace": _memory_rpc("ImportNamespace", 120.0, idempotent=True),
 }
 
 HEALTH_CHECK = Rpc(
@@ -348,6 +356,38 @@ def prune(
     )
     call = Call(RPCS["Prune"], request, timeout, idempotent=True if dry_run else None)
     return _single(call, conv.prune_result_from_proto)
+
+
+def backup(directory: str, *, timeout: float | None) -> Plan[BackupInfo]:
+    request = pb.BackupDatabaseRequest(directory=directory)
+    return _single(Call(RPCS["BackupDatabase"], request, timeout), conv.backup_from_proto)
+
+
+def export_namespace(
+    namespace: str, *, page_size: int, page_token: str, timeout: float | None
+) -> Plan[NamespaceExportPage]:
+    request = pb.ExportNamespaceRequest(namespace=namespace, page_size=page_size, page_token=page_token)
+    return _single(Call(RPCS["ExportNamespace"], request, timeout), conv.export_page_from_proto)
+
+
+def import_namespace(
+    namespace: str,
+    episodes: Iterable[ExportedEpisode],
+    *,
+    embedding_model: str,
+    timeout: float | None,
+    max_batch: int,
+) -> Plan[WriteResult]:
+    items = list(episodes)
+    responses = []
+    for start in range(0, len(items), max_batch):
+        request = pb.ImportNamespaceRequest(
+            namespace=namespace,
+            episodes=[conv.exported_to_proto(x) for x in items[start : start + max_batch]],
+            embedding_model=embedding_model,
+        )
+        responses.append((yield Call(RPCS["ImportNamespace"], request, timeout)))
+    return conv.write_result_from_proto(responses)
 
 
 def health(service: str, *, timeout: float | None) -> Plan[str]:

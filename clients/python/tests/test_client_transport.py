@@ -19,7 +19,9 @@ from memserve_client import (
     AlreadyExistsError,
     AsyncMemoryClient,
     DeadlineExceededError,
+    Episode,
     EpisodeNotFoundError,
+    ExportedEpisode,
     FailedPreconditionError,
     InternalError,
     InvalidArgumentError,
@@ -41,6 +43,14 @@ Invoke = Callable[..., Any]
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 
 
+def _bound(client: Any, method: str) -> Any:
+    """``client.admin.backup`` for "admin.backup"."""
+    target = client
+    for part in method.split("."):
+        target = getattr(target, part)
+    return target
+
+
 @pytest.fixture(params=["sync", "async"])
 def invoke(request: pytest.FixtureRequest, target: str, servicer: ScriptedServicer) -> Invoke:
     """invoke("query", "ns", "text", client_kwargs={...}) on a fresh client of the parametrized kind."""
@@ -48,11 +58,11 @@ def invoke(request: pytest.FixtureRequest, target: str, servicer: ScriptedServic
     def run(method: str, *args: Any, client_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         if request.param == "sync":
             with MemoryClient(target, **(client_kwargs or {})) as client:
-                return getattr(client, method)(*args, **kwargs)
+                return _bound(client, method)(*args, **kwargs)
 
         async def run_async() -> Any:
             async with AsyncMemoryClient(target, **(client_kwargs or {})) as client:
-                return await getattr(client, method)(*args, **kwargs)
+                return await _bound(client, method)(*args, **kwargs)
 
         return asyncio.run(run_async())
 
@@ -213,6 +223,11 @@ NAMESPACED_CALLS = [
     ("export_graph", ("tenant-7",), {}, "ExportGraph"),
     ("summary", ("tenant-7",), {}, "GetSummary"),
     ("prune", ("tenant-7",), {"dry_run": True}, "Prune"),
+    ("admin.export_namespace", ("tenant-7",), {}, "ExportNamespace"),
+    ("admin.import_namespace", ("tenant-7", [ExportedEpisode(
+        episode=Episode(id="id-1", namespace="", session_id="", speaker="", text="hello", event_time=None,
+                        metadata={}, importance=0.5, pinned=False, create_time=None),
+        embedding=b"\0" * 16)]), {"embedding_model": "hash-4|4"}, "ImportNamespace"),
 ]
 
 

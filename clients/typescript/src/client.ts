@@ -285,6 +285,33 @@ export class MemoryClient {
     return conv.pruneResult(await this.invoke(call));
   }
 
+  /**
+   * Administration (admin scope; docs/DURABILITY.md). A consistent copy of the server's database in `directory`,
+   * an absolute path on the server's machine, taken while it keeps serving. Never retried.
+   */
+  async backup(directory: string, options: CallOptions = {}): Promise<pb.BackupDatabaseResponse> {
+    const request = pb.BackupDatabaseRequest.fromPartial({ directory });
+    return this.invoke({ rpc: RPCS.BackupDatabase, request, timeoutMs: options.timeoutMs });
+  }
+
+  /** One page of a namespace's episodes with their embeddings and extractions (admin scope). */
+  async exportNamespace(namespace: string, options: Omit<ListOptions, "sessionId"> = {}):
+    Promise<pb.ExportNamespaceResponse> {
+    const request = pb.ExportNamespaceRequest.fromPartial({
+      namespace,
+      pageSize: conv.integer(options.pageSize ?? 0, "pageSize"),
+      pageToken: options.pageToken ?? "",
+    });
+    return this.invoke({ rpc: RPCS.ExportNamespace, request, timeoutMs: options.timeoutMs });
+  }
+
+  /** Store exported episodes as they were (ids, embeddings, extractions); idempotent (admin scope). */
+  async importNamespace(namespace: string, episodes: pb.ExportedEpisode[], embeddingModel: string,
+    options: CallOptions = {}): Promise<pb.ImportNamespaceResponse> {
+    const request = pb.ImportNamespaceRequest.fromPartial({ namespace, episodes, embeddingModel });
+    return this.invoke({ rpc: RPCS.ImportNamespace, request, timeoutMs: options.timeoutMs });
+  }
+
   /** grpc.health.v1 status: "SERVING", "NOT_SERVING", "UNKNOWN" or "SERVICE_UNKNOWN". */
   async health(service = "", options: CallOptions = {}): Promise<HealthStatus> {
     return this.invoke({ rpc: HEALTH_CHECK, request: { service }, timeoutMs: options.timeoutMs });

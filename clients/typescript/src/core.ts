@@ -69,6 +69,11 @@ export const RPCS = {
   GetSummary: rpc("getSummary", 30_000, { idempotent: true }),
   // Each prune removes more; only a dry run (see MemoryClient.prune) is safe to repeat.
   Prune: rpc("prune", 120_000, { idempotent: false }),
+  // Administration (admin scope). A retried backup would find its directory taken and hide the success.
+  BackupDatabase: rpc("backupDatabase", 600_000, { idempotent: false }),
+  ExportNamespace: rpc("exportNamespace", 120_000, { idempotent: true }),
+  // Ids travel with the episodes, so a re-sent import is a no-op like a re-sent write.
+  ImportNamespace: rpc("importNamespace", 120_000, { idempotent: true }),
 } as const satisfies { readonly [K in Key as Capitalize<K>]: Rpc<RequestOf<K>, ResponseOf<K>> };
 
 export type RpcName = keyof typeof RPCS;

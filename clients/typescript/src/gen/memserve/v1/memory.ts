@@ -383,6 +383,61 @@ export interface PruneResponse {
   dryRun: boolean;
 }
 
+export interface BackupDatabaseRequest {
+  /** Absolute path on the server's machine; created if missing, and it must not already hold a backup. */
+  directory: string;
+}
+
+export interface BackupDatabaseResponse {
+  directory: string;
+  /** Bytes copied. */
+  sizeBytes: number;
+  /** The last episode sequence number in the copy: every write acknowledged before the call is at or below it. */
+  lastSeq: number;
+  backupTime: Date | undefined;
+  schemaVersion: number;
+}
+
+export interface ExportedEpisode {
+  episode:
+    | Episode
+    | undefined;
+  /** The stored embedding: little-endian float32, embedding_dim values. */
+  embedding: Uint8Array;
+  /** The stored extraction; unset when the episode has none (yet). */
+  extraction: Extraction | undefined;
+}
+
+export interface ExportNamespaceRequest {
+  namespace: string;
+  /** 1-1000; 0 means 100. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface ExportNamespaceResponse {
+  episodes: ExportedEpisode[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+  /** The embedder that produced the embeddings ("name|dim"), which ImportNamespace checks. */
+  embeddingModel: string;
+  embeddingDim: number;
+}
+
+export interface ImportNamespaceRequest {
+  /** Created on first import, like a write. */
+  namespace: string;
+  /** Each episode's id, fields, embedding and extraction as ExportNamespace returned them. */
+  episodes: ExportedEpisode[];
+  /** ExportNamespaceResponse.embedding_model of the export. */
+  embeddingModel: string;
+}
+
+export interface ImportNamespaceResponse {
+  ids: string[];
+  created: boolean[];
+}
+
 function createBaseTriple(): Triple {
   return { subject: "", predicate: "", object: "" };
 }
@@ -4039,6 +4094,577 @@ export const PruneResponse: MessageFns<PruneResponse> = {
   },
 };
 
+function createBaseBackupDatabaseRequest(): BackupDatabaseRequest {
+  return { directory: "" };
+}
+
+export const BackupDatabaseRequest: MessageFns<BackupDatabaseRequest> = {
+  encode(message: BackupDatabaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.directory !== "") {
+      writer.uint32(10).string(message.directory);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupDatabaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupDatabaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.directory = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BackupDatabaseRequest>, I>>(base?: I): BackupDatabaseRequest {
+    return BackupDatabaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupDatabaseRequest>, I>>(object: I): BackupDatabaseRequest {
+    const message = createBaseBackupDatabaseRequest();
+    message.directory = object.directory ?? "";
+    return message;
+  },
+};
+
+function createBaseBackupDatabaseResponse(): BackupDatabaseResponse {
+  return { directory: "", sizeBytes: 0, lastSeq: 0, backupTime: undefined, schemaVersion: 0 };
+}
+
+export const BackupDatabaseResponse: MessageFns<BackupDatabaseResponse> = {
+  encode(message: BackupDatabaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.directory !== "") {
+      writer.uint32(10).string(message.directory);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(16).int64(message.sizeBytes);
+    }
+    if (message.lastSeq !== 0) {
+      writer.uint32(24).int64(message.lastSeq);
+    }
+    if (message.backupTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.backupTime), writer.uint32(34).fork()).join();
+    }
+    if (message.schemaVersion !== 0) {
+      writer.uint32(40).int32(message.schemaVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupDatabaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupDatabaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.directory = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lastSeq = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.backupTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.schemaVersion = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BackupDatabaseResponse>, I>>(base?: I): BackupDatabaseResponse {
+    return BackupDatabaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupDatabaseResponse>, I>>(object: I): BackupDatabaseResponse {
+    const message = createBaseBackupDatabaseResponse();
+    message.directory = object.directory ?? "";
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.lastSeq = object.lastSeq ?? 0;
+    message.backupTime = object.backupTime ?? undefined;
+    message.schemaVersion = object.schemaVersion ?? 0;
+    return message;
+  },
+};
+
+function createBaseExportedEpisode(): ExportedEpisode {
+  return { episode: undefined, embedding: new Uint8Array(0), extraction: undefined };
+}
+
+export const ExportedEpisode: MessageFns<ExportedEpisode> = {
+  encode(message: ExportedEpisode, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.episode !== undefined) {
+      Episode.encode(message.episode, writer.uint32(10).fork()).join();
+    }
+    if (message.embedding.length !== 0) {
+      writer.uint32(18).bytes(message.embedding);
+    }
+    if (message.extraction !== undefined) {
+      Extraction.encode(message.extraction, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportedEpisode {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportedEpisode();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.episode = Episode.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.embedding = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.extraction = Extraction.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ExportedEpisode>, I>>(base?: I): ExportedEpisode {
+    return ExportedEpisode.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExportedEpisode>, I>>(object: I): ExportedEpisode {
+    const message = createBaseExportedEpisode();
+    message.episode = (object.episode !== undefined && object.episode !== null)
+      ? Episode.fromPartial(object.episode)
+      : undefined;
+    message.embedding = object.embedding ?? new Uint8Array(0);
+    message.extraction = (object.extraction !== undefined && object.extraction !== null)
+      ? Extraction.fromPartial(object.extraction)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseExportNamespaceRequest(): ExportNamespaceRequest {
+  return { namespace: "", pageSize: 0, pageToken: "" };
+}
+
+export const ExportNamespaceRequest: MessageFns<ExportNamespaceRequest> = {
+  encode(message: ExportNamespaceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportNamespaceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportNamespaceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ExportNamespaceRequest>, I>>(base?: I): ExportNamespaceRequest {
+    return ExportNamespaceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExportNamespaceRequest>, I>>(object: I): ExportNamespaceRequest {
+    const message = createBaseExportNamespaceRequest();
+    message.namespace = object.namespace ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseExportNamespaceResponse(): ExportNamespaceResponse {
+  return { episodes: [], nextPageToken: "", embeddingModel: "", embeddingDim: 0 };
+}
+
+export const ExportNamespaceResponse: MessageFns<ExportNamespaceResponse> = {
+  encode(message: ExportNamespaceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.episodes) {
+      ExportedEpisode.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.embeddingModel !== "") {
+      writer.uint32(26).string(message.embeddingModel);
+    }
+    if (message.embeddingDim !== 0) {
+      writer.uint32(32).int32(message.embeddingDim);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportNamespaceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportNamespaceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.episodes.push(ExportedEpisode.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.embeddingModel = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.embeddingDim = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ExportNamespaceResponse>, I>>(base?: I): ExportNamespaceResponse {
+    return ExportNamespaceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExportNamespaceResponse>, I>>(object: I): ExportNamespaceResponse {
+    const message = createBaseExportNamespaceResponse();
+    message.episodes = object.episodes?.map((e) => ExportedEpisode.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.embeddingModel = object.embeddingModel ?? "";
+    message.embeddingDim = object.embeddingDim ?? 0;
+    return message;
+  },
+};
+
+function createBaseImportNamespaceRequest(): ImportNamespaceRequest {
+  return { namespace: "", episodes: [], embeddingModel: "" };
+}
+
+export const ImportNamespaceRequest: MessageFns<ImportNamespaceRequest> = {
+  encode(message: ImportNamespaceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    for (const v of message.episodes) {
+      ExportedEpisode.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.embeddingModel !== "") {
+      writer.uint32(26).string(message.embeddingModel);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportNamespaceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportNamespaceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.episodes.push(ExportedEpisode.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.embeddingModel = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ImportNamespaceRequest>, I>>(base?: I): ImportNamespaceRequest {
+    return ImportNamespaceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportNamespaceRequest>, I>>(object: I): ImportNamespaceRequest {
+    const message = createBaseImportNamespaceRequest();
+    message.namespace = object.namespace ?? "";
+    message.episodes = object.episodes?.map((e) => ExportedEpisode.fromPartial(e)) || [];
+    message.embeddingModel = object.embeddingModel ?? "";
+    return message;
+  },
+};
+
+function createBaseImportNamespaceResponse(): ImportNamespaceResponse {
+  return { ids: [], created: [] };
+}
+
+export const ImportNamespaceResponse: MessageFns<ImportNamespaceResponse> = {
+  encode(message: ImportNamespaceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ids) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.created.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.created) {
+        writer.bool(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportNamespaceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportNamespaceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ids.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.created.push(reader.bool());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.created.push(reader.bool());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ImportNamespaceResponse>, I>>(base?: I): ImportNamespaceResponse {
+    return ImportNamespaceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportNamespaceResponse>, I>>(object: I): ImportNamespaceResponse {
+    const message = createBaseImportNamespaceResponse();
+    message.ids = object.ids?.map((e) => e) || [];
+    message.created = object.created?.map((e) => e) || [];
+    return message;
+  },
+};
+
 export type MemoryServiceService = typeof MemoryServiceService;
 export const MemoryServiceService = {
   /**
@@ -4156,6 +4782,55 @@ export const MemoryServiceService = {
     responseSerialize: (value: PruneResponse): Buffer => Buffer.from(PruneResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PruneResponse => PruneResponse.decode(value),
   },
+  /**
+   * --- administration (admin scope) ---
+   * A consistent copy of the whole database, taken while the server keeps serving: under the write lock the
+   * WAL is folded into the database file (CHECKPOINT) and the file is copied into `directory`, on the
+   * server's file system. Writes wait for the copy; queries do not. Every write acknowledged before the call
+   * is in the copy. Restore it with `memserve restore DIR --data-dir D` (docs/DURABILITY.md).
+   */
+  backupDatabase: {
+    path: "/memserve.v1.MemoryService/BackupDatabase" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BackupDatabaseRequest): Buffer =>
+      Buffer.from(BackupDatabaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BackupDatabaseRequest => BackupDatabaseRequest.decode(value),
+    responseSerialize: (value: BackupDatabaseResponse): Buffer =>
+      Buffer.from(BackupDatabaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BackupDatabaseResponse => BackupDatabaseResponse.decode(value),
+  },
+  /**
+   * One page of a namespace's episodes with their embeddings and extractions, in write order: everything
+   * ImportNamespace needs to rebuild the namespace on another server without encoding or extracting again.
+   */
+  exportNamespace: {
+    path: "/memserve.v1.MemoryService/ExportNamespace" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExportNamespaceRequest): Buffer =>
+      Buffer.from(ExportNamespaceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExportNamespaceRequest => ExportNamespaceRequest.decode(value),
+    responseSerialize: (value: ExportNamespaceResponse): Buffer =>
+      Buffer.from(ExportNamespaceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExportNamespaceResponse => ExportNamespaceResponse.decode(value),
+  },
+  /**
+   * Stores exported episodes as they were: ids, fields, embeddings (not encoded again) and extractions (the
+   * extractor does not run for them). Idempotent like WriteEpisodes. The embedding model must be the
+   * server's (FAILED_PRECONDITION, reason EMBEDDER_MISMATCH otherwise).
+   */
+  importNamespace: {
+    path: "/memserve.v1.MemoryService/ImportNamespace" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImportNamespaceRequest): Buffer =>
+      Buffer.from(ImportNamespaceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImportNamespaceRequest => ImportNamespaceRequest.decode(value),
+    responseSerialize: (value: ImportNamespaceResponse): Buffer =>
+      Buffer.from(ImportNamespaceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ImportNamespaceResponse => ImportNamespaceResponse.decode(value),
+  },
 } as const;
 
 export interface MemoryServiceServer extends UntypedServiceImplementation {
@@ -4178,6 +4853,25 @@ export interface MemoryServiceServer extends UntypedServiceImplementation {
   getSummary: handleUnaryCall<GetSummaryRequest, GetSummaryResponse>;
   /** Age-weighted forgetting. With dry_run nothing is removed; the response says what would go and why. */
   prune: handleUnaryCall<PruneRequest, PruneResponse>;
+  /**
+   * --- administration (admin scope) ---
+   * A consistent copy of the whole database, taken while the server keeps serving: under the write lock the
+   * WAL is folded into the database file (CHECKPOINT) and the file is copied into `directory`, on the
+   * server's file system. Writes wait for the copy; queries do not. Every write acknowledged before the call
+   * is in the copy. Restore it with `memserve restore DIR --data-dir D` (docs/DURABILITY.md).
+   */
+  backupDatabase: handleUnaryCall<BackupDatabaseRequest, BackupDatabaseResponse>;
+  /**
+   * One page of a namespace's episodes with their embeddings and extractions, in write order: everything
+   * ImportNamespace needs to rebuild the namespace on another server without encoding or extracting again.
+   */
+  exportNamespace: handleUnaryCall<ExportNamespaceRequest, ExportNamespaceResponse>;
+  /**
+   * Stores exported episodes as they were: ids, fields, embeddings (not encoded again) and extractions (the
+   * extractor does not run for them). Idempotent like WriteEpisodes. The embedding model must be the
+   * server's (FAILED_PRECONDITION, reason EMBEDDER_MISMATCH otherwise).
+   */
+  importNamespace: handleUnaryCall<ImportNamespaceRequest, ImportNamespaceResponse>;
 }
 
 export interface MemoryServiceClient extends Client {
@@ -4353,6 +5047,67 @@ export interface MemoryServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PruneResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * --- administration (admin scope) ---
+   * A consistent copy of the whole database, taken while the server keeps serving: under the write lock the
+   * WAL is folded into the database file (CHECKPOINT) and the file is copied into `directory`, on the
+   * server's file system. Writes wait for the copy; queries do not. Every write acknowledged before the call
+   * is in the copy. Restore it with `memserve restore DIR --data-dir D` (docs/DURABILITY.md).
+   */
+  backupDatabase(
+    request: BackupDatabaseRequest,
+    callback: (error: ServiceError | null, response: BackupDatabaseResponse) => void,
+  ): ClientUnaryCall;
+  backupDatabase(
+    request: BackupDatabaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BackupDatabaseResponse) => void,
+  ): ClientUnaryCall;
+  backupDatabase(
+    request: BackupDatabaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BackupDatabaseResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * One page of a namespace's episodes with their embeddings and extractions, in write order: everything
+   * ImportNamespace needs to rebuild the namespace on another server without encoding or extracting again.
+   */
+  exportNamespace(
+    request: ExportNamespaceRequest,
+    callback: (error: ServiceError | null, response: ExportNamespaceResponse) => void,
+  ): ClientUnaryCall;
+  exportNamespace(
+    request: ExportNamespaceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExportNamespaceResponse) => void,
+  ): ClientUnaryCall;
+  exportNamespace(
+    request: ExportNamespaceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExportNamespaceResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Stores exported episodes as they were: ids, fields, embeddings (not encoded again) and extractions (the
+   * extractor does not run for them). Idempotent like WriteEpisodes. The embedding model must be the
+   * server's (FAILED_PRECONDITION, reason EMBEDDER_MISMATCH otherwise).
+   */
+  importNamespace(
+    request: ImportNamespaceRequest,
+    callback: (error: ServiceError | null, response: ImportNamespaceResponse) => void,
+  ): ClientUnaryCall;
+  importNamespace(
+    request: ImportNamespaceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ImportNamespaceResponse) => void,
+  ): ClientUnaryCall;
+  importNamespace(
+    request: ImportNamespaceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImportNamespaceResponse) => void,
   ): ClientUnaryCall;
 }
 
