@@ -22,7 +22,7 @@ from memserve_client import EpisodeInput, MemoryClient
 
 from evals.server import ROOT, EvalServer
 
-MODES = ("dense", "graph", "hybrid")
+MODES = ("dense", "graph", "hybrid", "lexical")
 WRITE_BATCH = 64
 
 

@@ -39,7 +39,7 @@ from evals.datasets import (  # noqa: E402
 )
 from evals.server import EvalServerError  # noqa: E402
 
-LOCOMO_KS = (5, 10)
+LOCOMO_KS = (5, 10, 25)
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
 
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # Per mode: (category, per-question scores) rows and latencies, pooled over conversations.
     rows: dict[str, list[tuple[str, dict[str, float]]]] = {m: [] for m in args.modes}
+    by_conv: dict[str, list[tuple[str, dict[str, float]]]] = {m: [] for m in args.modes}
     latencies: dict[str, list[float]] = {m: [] for m in args.modes}
     ran_as: dict[str, dict[str, int]] = {m: {} for m in args.modes}
     index_seconds = 0.0
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for q, ranking in zip(conv.questions, mode_run.rankings):
                     gold = [frozenset({e}) for e in q.evidence]
                     scores = {f"recall@{k}": metrics.recall_at_k(ranking, gold, k) for k in LOCOMO_KS}
+                    by_conv[mode].append((conv.sample_id, scores))
                     if reader is not None:
                         answer = reader.answer(q.question, reader_passages(conv, ranking[:5]))
                         scores["f1"] = metrics.token_f1(answer, [q.answer])
@@ -128,6 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         overall = metrics.by_key_mean(("all", s) for _, s in rows[mode])["all"]
         result: dict[str, Any] = {name: overall[name] for name in overall if name != "n"}
         result["by_category"] = metrics.by_key_mean(rows[mode])
+        result["by_conversation"] = metrics.by_key_mean(by_conv[mode])
         result.update(metrics.latency_summary(latencies[mode]))
         result["ran_as"] = ran_as[mode]
         modes[mode] = result
@@ -171,7 +174,13 @@ def report_table(report: dict[str, Any]) -> str:
              f"evidence, {report['skipped_category_5']} category 5), embedder "
              f"{report['settings'].get('embedding_model', '?')}; indexed in {report['index_seconds']:.1f} s "
              f"({report['turns_per_second']:.1f} turns/s); evidence recall in %, latency at the client")
-    return title + "\n\n" + common.markdown_table(header, rows)
+    convs = sorted({c for m in report["modes"].values() for c in m.get("by_conversation", {})})
+    conv_rows = [[mode] + [f"{common.pct(m['by_conversation'][c]['recall@5'])} / "
+                           f"{common.pct(m['by_conversation'][c]['recall@10'])}" if c in m["by_conversation"]
+                           else "—" for c in convs] for mode, m in report["modes"].items()]
+    per_conv = "\n\nPer conversation, R@5 / R@10:\n\n" + common.markdown_table(["mode", *convs], conv_rows) \
+        if convs else ""
+    return title + "\n\n" + common.markdown_table(header, rows) + per_conv
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from ..config import Settings
 from ..embed import EncoderScheduler
 from ..store import episodes_repo
 from ..store.db import Database
 from ..types import FactOut, Hit, QueryIn, QueryMode, QueryResult
+from . import fusion
 from .graph_retrieval import GraphParams
 from .graph_service import GraphService
 from .hema import Hema
 from .index_registry import IndexRegistry, single_query_threads
+from .lexical_registry import LexicalRegistry
+from .query_hints import named_speaker
 
 # Dense candidates that seed PPR in the graph modes (HippoRAG 2 seeds every passage; past this many the
 # prior's tail weighs nothing next to the phrase seeds).
@@ -24,8 +29,9 @@ DENSE_POOL = 5000
 
 class Retriever:
     def __init__(self, settings: Settings, db: Database, embedder: EncoderScheduler, indexes: IndexRegistry,
-                 graph: GraphService, hema: Hema) -> None:
+                 graph: GraphService, hema: Hema, lexical: LexicalRegistry) -> None:
         self.settings = settings
+        self.lexical = lexical
         self.db = db
         self.embedder = embedder
         self.indexes = indexes
@@ -43,17 +49,24 @@ class Retriever:
             return now
 
         t = time.perf_counter()
-        qvec = self.embedder.embed_query(q.text)  # ahead of any queued write or graph encode
-        t = lap("embed", t)
         allowed = None
         if not q.filter.empty:
             allowed = episodes_repo.filter_seqs(self.db.reader(), q.namespace, q.filter)
             t = lap("filter", t)
         mode = q.mode or QueryMode(self.settings.default_query_mode)
-        use_graph = mode != QueryMode.DENSE and self.graph.has_graph(q.namespace)
+        if mode == QueryMode.LEXICAL:
+            return self._lexical_only(q, allowed, timings, lap, t, t_start)
+        qvec = self.embedder.embed_query(q.text)  # ahead of any queued write or graph encode
+        t = lap("embed", t)
+        s = self.settings
+        fusing = mode == QueryMode.HYBRID and (s.lexical_weight > 0 or s.speaker_boost > 0)
+        use_graph = mode != QueryMode.DENSE and self.graph.has_graph(q.namespace) \
+            and not (fusing and s.graph_fusion_weight == 0)
         with self.indexes.reading(q.namespace) as index:
-            # The graph modes seed every passage with its dense score (HippoRAG 2): take a wide dense pool.
-            k = q.top_k if not use_graph else min(len(index), max(q.top_k, DENSE_POOL)) or 1
+            # The graph modes seed every passage with its dense score (HippoRAG 2), and fusion normalises dense
+            # scores over the namespace: take a wide dense pool.
+            wide = use_graph or fusing
+            k = q.top_k if not wide else min(len(index), max(q.top_k, DENSE_POOL)) or 1
             with single_query_threads():
                 dense = index.search(qvec, k, allowed=allowed)[0]
         t = lap("dense", t)
@@ -82,6 +95,11 @@ class Retriever:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
                         ranked.append((h.seq, h.score, facts, tuple(h.seed_phrases)))
             t = lap("graph", t)
+        lexical_scores: dict[int, float] = {}
+        if fusing:
+            ranked, lexical_scores = self._fuse(q, allowed, dense, ranked, lap, t)
+            effective = QueryMode.HYBRID
+            t = time.perf_counter()
         seen = {seq for seq, *_ in ranked}
         for seq, score in zip(dense.ids.tolist(), dense.scores.tolist()):  # dense fills whatever is left
             if len(ranked) >= q.top_k:
@@ -98,11 +116,54 @@ class Retriever:
                 continue
             out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1,
                            dense_score=float(dense_scores.get(seq, 0.0)),
-                           graph_score=float(score) if effective != QueryMode.DENSE else 0.0,
-                           facts=facts, phrases=phrases))
+                           graph_score=float(score) if effective in (QueryMode.GRAPH, QueryMode.HYBRID)
+                           and not fusing else 0.0,
+                           facts=facts, phrases=phrases, lexical_score=float(lexical_scores.get(seq, 0.0))))
+        return self._finish(q, out, effective, timings, lap, t, t_start)
+
+    def _finish(self, q: QueryIn, out: list[Hit], effective: QueryMode, timings: dict[str, float], lap, t: float,
+                t_start: float) -> QueryResult:
         self.hema.record_accesses(q.namespace, [h.episode.seq for h in out])
         context, tokens = self.hema.context(q.namespace, q.summary_session_id, out, q.token_budget)
         t = lap("context", t)
         lap("total", t_start)
         return QueryResult(hits=out, timings_ms=timings, mode=effective, context=context,
                            context_tokens=tokens)
+
+    def _speaker_seqs(self, q: QueryIn) -> set[int]:
+        speaker = q.speaker or named_speaker(q.text, self.lexical.speakers(q.namespace))
+        return self.lexical.speaker_seqs(q.namespace, speaker) if speaker else set()
+
+    def _fuse(self, q: QueryIn, allowed, dense, ranked, lap, t: float):
+        """HYBRID: normalised dense + weighted normalised BM25 (+ the graph's ranking when weighted), then the
+        speaker lift. Returns the ranking (seq, score, facts, phrases) and the BM25 scores by seq."""
+        s = self.settings
+        keep = None if allowed is None else set(allowed.tolist())
+        lex_seqs, lex_scores = self.lexical.search(q.namespace, q.text, DENSE_POOL, keep)
+        t = lap("lexical", t)
+        channels = [(dense.ids, dense.scores.astype(np.float64), 1.0), (lex_seqs, lex_scores, s.lexical_weight)]
+        why: dict[int, tuple] = {}
+        if ranked and s.graph_fusion_weight > 0:
+            n = len(ranked)
+            channels.append((np.array([r[0] for r in ranked], dtype=np.int64),
+                             np.array([(n - i) / n for i in range(n)], dtype=np.float64), s.graph_fusion_weight))
+            why = {r[0]: (r[2], r[3]) for r in ranked}
+        fused = fusion.fuse(channels)
+        if s.speaker_boost > 0:
+            fused = fusion.boost(fused, self._speaker_seqs(q), s.speaker_boost)
+        out = [(seq, score, *why.get(seq, ((), ()))) for seq, score in fusion.ranked(fused, q.top_k)]
+        lap("fuse", t)
+        return out, dict(zip(lex_seqs.tolist(), lex_scores.tolist()))
+
+    def _lexical_only(self, q: QueryIn, allowed, timings, lap, t: float, t_start: float) -> QueryResult:
+        keep = None if allowed is None else set(allowed.tolist())
+        seqs, scores = self.lexical.search(q.namespace, q.text, q.top_k, keep)
+        t = lap("lexical", t)
+        found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, seqs.tolist())
+        t = lap("fetch", t)
+        out = []
+        for seq, score in zip(seqs.tolist(), scores.tolist()):
+            episode = found.get(seq)
+            if episode is not None:
+                out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1, lexical_score=float(score)))
+        return self._finish(q, out, QueryMode.LEXICAL, timings, lap, t, t_start)

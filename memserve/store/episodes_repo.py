@@ -196,3 +196,11 @@ def namespace_counts(cur: duckdb.DuckDBPyConnection, namespace: str) -> tuple[in
                       "WHERE namespace = ?", [namespace]).fetchone()
     return int(row[0]), int(row[1]), int(row[2])
 
+
+
+def lexical_rows(cur: duckdb.DuckDBPyConnection, namespace: str) -> list[tuple[int, str, str, str]]:
+    """(seq, session_id, speaker, text) of every live episode of the namespace, in seq order: what the lexical
+    channel is rebuilt from."""
+    rows = cur.execute("SELECT seq, session_id, speaker, text FROM episodes WHERE namespace = ? ORDER BY seq",
+                       [namespace]).fetchall()
+    return [(int(s), str(sess or ""), str(spk or ""), str(t)) for s, sess, spk, t in rows]

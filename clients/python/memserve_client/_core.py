@@ -259,6 +259,7 @@ def query(
     graph: GraphOptions | None,
     summary_session_id: str,
     timeout: float | None,
+    speaker: str = "",
 ) -> Plan[QueryResult]:
     request = conv.query_request(
         namespace,
@@ -269,6 +270,7 @@ def query(
         token_budget=token_budget,
         graph=graph,
         summary_session_id=summary_session_id,
+        speaker=speaker,
     )
     return _single(Call(RPCS["Query"], request, timeout), conv.query_result_from_proto)
 

@@ -121,12 +121,13 @@ class AsyncMemoryClient:
         token_budget: int = 0,
         graph: GraphOptions | None = None,
         summary_session_id: str = "",
+        speaker: str = "",
         timeout: float | None = None,
     ) -> QueryResult:
         return await self._run(
             _core.query(
                 namespace, text, top_k=top_k, mode=mode, filter=filter, token_budget=token_budget, graph=graph,
-                summary_session_id=summary_session_id, timeout=timeout,
+                summary_session_id=summary_session_id, speaker=speaker, timeout=timeout,
             )
         )
 

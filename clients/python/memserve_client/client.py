@@ -129,17 +129,20 @@ class MemoryClient:
         token_budget: int = 0,
         graph: GraphOptions | None = None,
         summary_session_id: str = "",
+        speaker: str = "",
         timeout: float | None = None,
     ) -> QueryResult:
-        """Retrieve episodes by meaning ("dense"), through the knowledge graph ("graph"), or both ("hybrid").
+        """Retrieve episodes by meaning ("dense"), through the knowledge graph ("graph"), by words ("lexical",
+        BM25), or fused ("hybrid": dense + BM25, the speaker lift, and the graph when weighted).
 
-        ``mode=None`` lets the server choose; an unknown mode raises ValueError before any call.
+        ``speaker`` prefers that speaker's turns in hybrid mode (empty: a query naming one known speaker of the
+        namespace does). ``mode=None`` lets the server choose; an unknown mode raises ValueError before any call.
         ``token_budget=0`` uses the server default for the packed ``context``.
         """
         return self._run(
             _core.query(
                 namespace, text, top_k=top_k, mode=mode, filter=filter, token_budget=token_budget, graph=graph,
-                summary_session_id=summary_session_id, timeout=timeout,
+                summary_session_id=summary_session_id, speaker=speaker, timeout=timeout,
             )
         )
 
