@@ -10,8 +10,11 @@ Each conversation goes to its own namespace; each turn is one episode: id = its 
 baseline does). Every QA of categories 1–4 is a query (1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop;
 5, adversarial, is excluded as everywhere). Questions whose evidence list is empty are skipped and counted.
 Evidence Recall@k = fraction of the evidence turns in the top k, averaged over questions, per category and
-overall, for each mode; latency p50/p95 is measured at the client. With ``--llm MODEL`` the top 5 turns (with
-their dates) are given to the model and its answers scored by token F1 (SQuAD normalisation).
+overall and per conversation, for each mode; latency p50/p95 is measured at the client. Each question is sent
+with ``now`` = the day after the conversation's last session (what "last year" in it resolves against). With
+``--llm MODEL`` the top 5 turns (with their dates) are given to the model and its answers scored by token F1
+(SQuAD normalisation). The ablation of each conversation signal, with leave-one-conversation-out constants, is
+evals/conversation_ablation.py.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
 def episodes_for(conv: Conversation) -> list[EpisodeInput]:
     return [EpisodeInput(t.text, id=t.dia_id, session_id=t.session, speaker=t.speaker, event_time=t.event_time)
             for t in conv.turns]
+
+
+def asked_at(conv: Conversation) -> datetime | None:
+    """Questions are asked the day after the conversation's last session: what "last year" resolves against."""
+    last = max((t.event_time for t in conv.turns if t.event_time), default=None)
+    return None if last is None else last + timedelta(days=1)
 
 
 def reader_passages(conv: Conversation, ids: list[str]) -> list[str]:
@@ -110,7 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             common.warm_up(client, namespace, conv.questions[0].question, args.modes, args.top_k)
             with common.progress(len(conv.questions), f"query {conv.sample_id}", "q", args.quiet) as bar:
                 runs = common.query_all(client, namespace, [q.question for q in conv.questions], args.modes,
-                                        args.top_k, bar)
+                                        args.top_k, bar, now=asked_at(conv))
             for mode, mode_run in runs.items():
                 latencies[mode] += mode_run.latencies_s
                 for name, count in mode_run.ran_as.items():

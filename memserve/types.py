@@ -91,6 +91,7 @@ class QueryIn:
     graph: GraphParams = field(default_factory=GraphParams)
     summary_session_id: str = ""
     speaker: str = ""  # prefer this speaker's turns (empty: detected from the text)
+    now: datetime | None = None  # what "last week" in the text is relative to (None: the server clock)
 
 
 @dataclass(frozen=True)

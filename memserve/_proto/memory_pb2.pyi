@@ -217,7 +217,7 @@ class GraphOptions(_message.Message):
     def __init__(self, damping: _Optional[float] = ..., fact_top_k: _Optional[int] = ..., passage_weight: _Optional[float] = ..., synonym_threshold: _Optional[float] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("namespace", "text", "top_k", "mode", "filter", "token_budget", "graph", "summary_session_id", "speaker")
+    __slots__ = ("namespace", "text", "top_k", "mode", "filter", "token_budget", "graph", "summary_session_id", "speaker", "now")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +227,7 @@ class QueryRequest(_message.Message):
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     text: str
     top_k: int
@@ -236,7 +237,8 @@ class QueryRequest(_message.Message):
     graph: GraphOptions
     summary_session_id: str
     speaker: str
-    def __init__(self, namespace: _Optional[str] = ..., text: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[QueryMode, str]] = ..., filter: _Optional[_Union[QueryFilter, _Mapping]] = ..., token_budget: _Optional[int] = ..., graph: _Optional[_Union[GraphOptions, _Mapping]] = ..., summary_session_id: _Optional[str] = ..., speaker: _Optional[str] = ...) -> None: ...
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, namespace: _Optional[str] = ..., text: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[QueryMode, str]] = ..., filter: _Optional[_Union[QueryFilter, _Mapping]] = ..., token_budget: _Optional[int] = ..., graph: _Optional[_Union[GraphOptions, _Mapping]] = ..., summary_session_id: _Optional[str] = ..., speaker: _Optional[str] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Fact(_message.Message):
     __slots__ = ("subject", "predicate", "object", "score")

@@ -43,6 +43,15 @@ def boost(fused: Mapping[int, float], favoured: Collection[int], weight: float) 
     return {seq: score + (weight * spread if seq in favoured else 0.0) for seq, score in fused.items()}
 
 
+def hybrid(channels: Sequence[tuple[np.ndarray, np.ndarray, float]],
+           lifts: Sequence[tuple[Collection[int], float]] = ()) -> dict[int, float]:
+    """The HYBRID score: fused channels, then each (favoured seqs, weight) lift in turn (speaker, time)."""
+    fused = fuse(channels)
+    for favoured, weight in lifts:
+        fused = boost(fused, favoured, weight)
+    return fused
+
+
 def ranked(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
     """Best first; ties by seq, so equal scores rank deterministically."""
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]

@@ -1,4 +1,4 @@
-"""Per-namespace lexical indexes (BM25) and speaker sets, derived from DuckDB.
+"""Per-namespace lexical indexes (BM25), speakers and event times, derived from DuckDB.
 
 Nothing is persisted: ``load_all`` rebuilds every namespace from the episodes table at start-up, so after a
 crash (or any lost update) the channel agrees with the database by construction. Writes add inside their
@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -27,6 +28,10 @@ class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     speaker_of: dict[int, str] = field(default_factory=dict)
     speakers: Counter[str] = field(default_factory=Counter)
+    event_time: dict[int, float] = field(default_factory=dict)  # seq -> POSIX seconds (episodes that have one)
+
+
+Row = tuple[int, str, str, str, "datetime | None"]  # seq, session_id, speaker, text, event_time
 
 
 class LexicalRegistry:
@@ -65,16 +70,19 @@ class LexicalRegistry:
         return len(rows)
 
     @staticmethod
-    def _fill(entry: _Entry, rows: Sequence[tuple[int, str, str, str]]) -> None:
-        entry.index.add(LexicalDoc(seq, session, tuple(tokenize(text))) for seq, session, _, text in rows)
-        for seq, _, speaker, _ in rows:
+    def _fill(entry: _Entry, rows: Sequence[Row]) -> None:
+        entry.index.add(LexicalDoc(seq, session, tuple(tokenize(text))) for seq, session, _, text, _ in rows)
+        for seq, _, speaker, _, when in rows:
             if seq not in entry.speaker_of:
                 entry.speaker_of[seq] = speaker
                 if speaker:
                     entry.speakers[speaker] += 1
+                if when is not None:
+                    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+                    entry.event_time[seq] = aware.timestamp()
 
-    def add(self, namespace: str, rows: Sequence[tuple[int, str, str, str]]) -> None:
-        """rows: (seq, session_id, speaker, text). Idempotent by seq."""
+    def add(self, namespace: str, rows: Sequence[Row]) -> None:
+        """Idempotent by seq."""
         if not rows:
             return
         entry = self._entry(namespace, create=True)
@@ -90,6 +98,7 @@ class LexicalRegistry:
         with entry.lock:
             entry.index.remove(seqs)
             for seq in seqs:
+                entry.event_time.pop(seq, None)
                 speaker = entry.speaker_of.pop(seq, None)
                 if speaker:
                     entry.speakers[speaker] -= 1
@@ -123,6 +132,15 @@ class LexicalRegistry:
         want = speaker.casefold()
         with entry.lock:
             return {seq for seq, s in entry.speaker_of.items() if s.casefold() == want}
+
+    def seqs_in_window(self, namespace: str, start: datetime, end: datetime) -> set[int]:
+        """Episodes whose event time falls in [start, end)."""
+        entry = self._entry(namespace, create=False)
+        if entry is None:
+            return set()
+        lo, hi = start.timestamp(), end.timestamp()
+        with entry.lock:
+            return {seq for seq, t in entry.event_time.items() if lo <= t < hi}
 
     def size(self, namespace: str) -> int:
         entry = self._entry(namespace, create=False)

@@ -72,7 +72,7 @@ class MemoryEngine:
         self.lexical = LexicalRegistry(self.db, k1=settings.lexical_k1, b=settings.lexical_b,
                                        with_previous=settings.lexical_previous_turn)
         self.retriever = Retriever(settings, self.db, self.embedder, self.indexes, self.graph, self.hema,
-                                   self.lexical)
+                                   self.lexical, self.clock)
         self._closed = False
         self._close_lock = threading.Lock()
         self._replica_loader: threading.Thread | None = None
@@ -257,7 +257,7 @@ class MemoryEngine:
                 # Added under the write lock, so a delete of these episodes cannot slip in between the commit
                 # and the index update. Should the commit fail, write() takes the vectors out again.
                 self.indexes.add(namespace, np.array([e.seq for e in stored], dtype=np.int64), vectors)
-                self.lexical.add(namespace, [(e.seq, e.session_id, e.speaker, e.text) for e in stored])
+                self.lexical.add(namespace, [(e.seq, e.session_id, e.speaker, e.text, e.event_time) for e in stored])
 
     def delete(self, namespace: str, ids: Sequence[str]) -> tuple[int, list[str]]:
         check_namespace(namespace)

@@ -79,7 +79,7 @@ def query_in(req: pb.QueryRequest) -> QueryIn:
         synonym_threshold=g.synonym_threshold if g.HasField("synonym_threshold") else None)
     return QueryIn(namespace=req.namespace, text=req.text, top_k=req.top_k or 10, mode=mode_in(req.mode),
                    filter=flt, token_budget=req.token_budget, graph=graph,
-                   summary_session_id=req.summary_session_id, speaker=req.speaker)
+                   summary_session_id=req.summary_session_id, speaker=req.speaker, now=ts_in(req, "now", "now"))
 
 
 def hit_out(h: Hit) -> pb.Hit:

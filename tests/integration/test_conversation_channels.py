@@ -10,7 +10,7 @@ from memserve_client import EpisodeInput, InvalidArgumentError, MemoryClient
 
 from tests.support.server import ServerProcess
 
-OFF = {"speaker_boost": "0", "lexical_previous_turn": "false", "lexical_weight": "0"}
+OFF = {"speaker_boost": "0", "time_boost": "0", "lexical_previous_turn": "false", "lexical_weight": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +145,36 @@ def test_deletes_pruning_and_a_crash_restart_keep_the_lexical_index_equal_to_duc
                                                     mode="lexical").hits}
         assert found == survivors
         assert client.stats("crash").namespaces[0].lexical_count == 8
+
+
+def _write_dated_conversation(client: MemoryClient, ns: str) -> None:
+    from datetime import datetime, timezone
+
+    def at(y: int, m: int, d: int) -> datetime:
+        return datetime(y, m, d, 12, tzinfo=timezone.utc)
+
+    client.write(ns, [
+        EpisodeInput("We went to a concert downtown.", id="may", session_id="s1", event_time=at(2023, 5, 20)),
+        EpisodeInput("We went to a concert by the lake.", id="july", session_id="s2", event_time=at(2023, 7, 8)),
+        EpisodeInput("We went to a concert at the stadium.", id="oct", session_id="s3", event_time=at(2023, 10, 12)),
+    ] + [EpisodeInput(text, id=f"f{i}", session_id=f"f{i}", event_time=at(2023, 3, 1))
+         for i, (_, text) in enumerate(FILLERS)])
+
+
+def test_a_time_expression_prefers_turns_dated_inside_it(on, off):
+    from datetime import datetime, timezone
+
+    october = datetime(2023, 10, 18, tzinfo=timezone.utc)
+    asks = {"may": ("Which concert did we go to in May 2023?", october),
+            "july": ("Which concert did we go to in July?", october),  # the most recent July before `now`
+            "oct": ("Which concert did we go to yesterday?", datetime(2023, 10, 13, 9, tzinfo=timezone.utc))}
+    with _client(on) as a, _client(off) as b:
+        for client in (a, b):
+            _write_dated_conversation(client, "dated")
+        got = {want: _ids(a.query("dated", q, top_k=1, mode="hybrid", now=now)) for want, (q, now) in asks.items()}
+        blind = {want: _ids(b.query("dated", q, top_k=1, mode="hybrid", now=now)) for want, (q, now) in asks.items()}
+        # "yesterday" is relative to `now`: a month later it names nothing dated here.
+        later = _ids(a.query("dated", asks["oct"][0], top_k=3, mode="hybrid", now="2023-11-20T00:00:00+00:00"))
+    assert got == {"may": ["may"], "july": ["july"], "oct": ["oct"]}
+    assert blind != got
+    assert set(later) == {"may", "july", "oct"}

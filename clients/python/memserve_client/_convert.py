@@ -204,6 +204,7 @@ def query_request(
     graph: GraphOptions | None,
     summary_session_id: str,
     speaker: str = "",
+    now: datetime | str | None = None,
 ) -> pb.QueryRequest:
     message = pb.QueryRequest(
         namespace=namespace,
@@ -214,6 +215,9 @@ def query_request(
         summary_session_id=summary_session_id,
         speaker=speaker,
     )
+    when = _coerce_time(now, "now")
+    if when is not None:
+        message.now.CopyFrom(to_timestamp(when))
     if filter is not None:
         message.filter.CopyFrom(query_filter_to_proto(filter))
     if graph is not None:
