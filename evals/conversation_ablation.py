@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from memserve.config import Settings  # noqa: E402
 from memserve.embed import make_embedder  # noqa: E402
 from memserve.engine import fusion  # noqa: E402
 from memserve.engine.query_hints import named_speaker  # noqa: E402
@@ -41,7 +42,9 @@ from evals import metrics  # noqa: E402
 from evals.datasets import LOCOMO_DEFAULT, SHARED_DATA, Conversation, load_json, parse_locomo  # noqa: E402
 
 KS = (5, 10, 25)
-DEFAULTS = {"lexical_weight": 0.8, "lexical_b": 0.5, "speaker_boost": 0.05, "time_boost": 0.05}
+# The server's defaults (chosen by the leave-one-conversation-out search below).
+DEFAULTS = {name: float(getattr(Settings(), name)) for name in ("lexical_weight", "lexical_b", "speaker_boost",
+                                                                 "time_boost")}
 GRID = {"lexical_weight": (0.5, 0.8, 1.2), "lexical_b": (0.5, 0.75), "speaker_boost": (0.0, 0.05, 0.1, 0.2),
         "time_boost": (0.0, 0.1, 0.2, 0.4)}
 ABLATION: dict[str, dict[str, Any]] = {

@@ -98,7 +98,7 @@ class Settings:
                                        "in the same session (a reply matches the question it answers).",
                                        default=True)
     speaker_boost: float = _doc("Hybrid mode: lift the turns of the speaker a query names (or the request's "
-                                "speaker) by this fraction of the fused score spread (0: off).", default=0.1)
+                                "speaker) by this fraction of the fused score spread (0: off).", default=0.2)
     time_boost: float = _doc("Hybrid mode: lift the turns whose event time falls in the window a time expression "
                              "of the query names (\"in May 2023\", \"last week\") by this fraction of the fused "
                              "score spread (0: off).", default=0.2)
