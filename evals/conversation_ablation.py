@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report = {"dataset": "locomo", "data": str(args.data), "embedding_model": args.embedding_model,
               "n_questions": sum(len(p["conv"].questions) for p in prepared), "constants": DEFAULTS,
               "configs": configs, **common.provenance()}
-    if not args.no_loco:
+    if not args.no_loco and len(prepared) >= 2:  # one conversation leaves nothing to choose constants on
         report["loco"] = loco(prepared)
     return report
 
