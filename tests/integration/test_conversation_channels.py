@@ -105,13 +105,19 @@ def test_lexical_mode_scores_and_stats(on):
 
 def test_namespace_isolation_of_the_lexical_channel_and_speakers(on):
     with _client(on) as client:
-        client.write("iso-a", [EpisodeInput("Gandalf rode the narwhal.", id="a1", speaker="Zorblax")])
+        from datetime import datetime, timezone
+
+        client.write("iso-a", [EpisodeInput("Gandalf rode the narwhal.", id="a1", speaker="Zorblax",
+                                            event_time=datetime(2023, 5, 2, tzinfo=timezone.utc))])
         client.write("iso-b", [EpisodeInput("An ordinary day at the office.", id="b1", speaker="Quentin"),
                                EpisodeInput("Zorblax is a name I made up.", id="b2", speaker="Quentin")])
         assert _ids(client.query("iso-b", "narwhal Gandalf", top_k=5, mode="lexical")) == []
         assert {h.episode.namespace for h in client.query("iso-b", "narwhal Gandalf", mode="hybrid").hits} == {"iso-b"}
         # Zorblax speaks only in iso-a: in iso-b the name is a word, not a speaker to prefer.
         assert _ids(client.query("iso-b", "What did Zorblax say?", top_k=1, mode="hybrid")) == ["b2"]
+        # iso-a's May 2023 turn is no candidate in iso-b, however well it matches the time expression.
+        may = client.query("iso-b", "What happened in May 2023?", top_k=5, mode="hybrid", now="2023-06-01T00:00:00Z")
+        assert {h.episode.id for h in may.hits} == {"b1", "b2"}
         assert client.stats("iso-a").namespaces[0].lexical_count == 1
         client.delete_namespace("iso-a")
         client.write("iso-a", [EpisodeInput("A fresh start.", id="a2")])
