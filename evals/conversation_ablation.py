@@ -30,16 +30,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from memserve.config import Settings  # noqa: E402
-from memserve.embed import make_embedder  # noqa: E402
-from memserve.engine import fusion  # noqa: E402
-from memserve.engine.query_hints import named_speaker  # noqa: E402
-from memserve.engine.time_hints import time_window  # noqa: E402
-from memserve.lexical import InvertedBM25, LexicalDoc, tokenize  # noqa: E402
-
-from evals import _common as common  # noqa: E402
-from evals import metrics  # noqa: E402
-from evals.datasets import LOCOMO_DEFAULT, SHARED_DATA, Conversation, load_json, parse_locomo  # noqa: E402
+from evals import _common as common
+from evals import metrics
+from evals.datasets import (
+    LOCOMO_DEFAULT,
+    SHARED_DATA,
+    Conversation,
+    load_json,
+    parse_locomo,
+)
+from memserve.config import Settings
+from memserve.embed import make_embedder
+from memserve.engine import fusion
+from memserve.engine.query_hints import named_speaker
+from memserve.engine.time_hints import time_window
+from memserve.lexical import InvertedBM25, LexicalDoc, tokenize
 
 KS = (5, 10, 25)
 # The server's defaults (chosen by the leave-one-conversation-out search below).

@@ -5,6 +5,8 @@ off (same data, same embedder) misses it, so every test here fails without its f
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from memserve_client import EpisodeInput, InvalidArgumentError, MemoryClient
 
@@ -105,10 +107,10 @@ def test_lexical_mode_scores_and_stats(on):
 
 def test_namespace_isolation_of_the_lexical_channel_and_speakers(on):
     with _client(on) as client:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         client.write("iso-a", [EpisodeInput("Gandalf rode the narwhal.", id="a1", speaker="Zorblax",
-                                            event_time=datetime(2023, 5, 2, tzinfo=timezone.utc))])
+                                            event_time=datetime(2023, 5, 2, tzinfo=UTC))])
         client.write("iso-b", [EpisodeInput("An ordinary day at the office.", id="b1", speaker="Quentin"),
                                EpisodeInput("Zorblax is a name I made up.", id="b2", speaker="Quentin")])
         assert _ids(client.query("iso-b", "narwhal Gandalf", top_k=5, mode="lexical")) == []
@@ -154,10 +156,10 @@ def test_deletes_pruning_and_a_crash_restart_keep_the_lexical_index_equal_to_duc
 
 
 def _write_dated_conversation(client: MemoryClient, ns: str) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     def at(y: int, m: int, d: int) -> datetime:
-        return datetime(y, m, d, 12, tzinfo=timezone.utc)
+        return datetime(y, m, d, 12, tzinfo=UTC)
 
     client.write(ns, [
         EpisodeInput("We went to a concert downtown.", id="may", session_id="s1", event_time=at(2023, 5, 20)),
@@ -168,12 +170,12 @@ def _write_dated_conversation(client: MemoryClient, ns: str) -> None:
 
 
 def test_a_time_expression_prefers_turns_dated_inside_it(on, off):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    october = datetime(2023, 10, 18, tzinfo=timezone.utc)
+    october = datetime(2023, 10, 18, tzinfo=UTC)
     asks = {"may": ("Which concert did we go to in May 2023?", october),
             "july": ("Which concert did we go to in July?", october),  # the most recent July before `now`
-            "oct": ("Which concert did we go to yesterday?", datetime(2023, 10, 13, 9, tzinfo=timezone.utc))}
+            "oct": ("Which concert did we go to yesterday?", datetime(2023, 10, 13, 9, tzinfo=UTC))}
     with _client(on) as a, _client(off) as b:
         for client in (a, b):
             _write_dated_conversation(client, "dated")
