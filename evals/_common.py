@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import datetime
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from memserve_client import EpisodeInput, MemoryClient
 
 from evals.server import ROOT, EvalServer
 
-MODES = ("dense", "graph", "hybrid")
+MODES = ("dense", "graph", "hybrid", "lexical")
 WRITE_BATCH = 64
 
 
@@ -171,7 +172,7 @@ class ModeRun:
 
 
 def query_all(client: MemoryClient, namespace: str, texts: Sequence[str], modes: Sequence[str], top_k: int,
-              bar, keep_texts: int = 5) -> dict[str, ModeRun]:
+              bar, keep_texts: int = 5, now: datetime | None = None) -> dict[str, ModeRun]:
     """Ask every question in every mode, timing each SDK call at the client.
 
     Modes are interleaved per question, in an order that rotates, so background work on the server (or noise
@@ -183,7 +184,7 @@ def query_all(client: MemoryClient, namespace: str, texts: Sequence[str], modes:
             mode = modes[(i + j) % len(modes)]
             run = runs[mode]
             started = time.perf_counter()
-            result = client.query(namespace, text, top_k=top_k, mode=mode)
+            result = client.query(namespace, text, top_k=top_k, mode=mode, now=now)
             run.latencies_s.append(time.perf_counter() - started)
             run.rankings.append([hit.episode.id for hit in result.hits])
             run.contexts.append([hit.episode.text for hit in result.hits[:keep_texts]])

@@ -10,8 +10,11 @@ Each conversation goes to its own namespace; each turn is one episode: id = its 
 baseline does). Every QA of categories 1–4 is a query (1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop;
 5, adversarial, is excluded as everywhere). Questions whose evidence list is empty are skipped and counted.
 Evidence Recall@k = fraction of the evidence turns in the top k, averaged over questions, per category and
-overall, for each mode; latency p50/p95 is measured at the client. With ``--llm MODEL`` the top 5 turns (with
-their dates) are given to the model and its answers scored by token F1 (SQuAD normalisation).
+overall and per conversation, for each mode; latency p50/p95 is measured at the client. Each question is sent
+with ``now`` = the day after the conversation's last session (what "last year" in it resolves against). With
+``--llm MODEL`` the top 5 turns (with their dates) are given to the model and its answers scored by token F1
+(SQuAD normalisation). The ablation of each conversation signal, with leave-one-conversation-out constants, is
+evals/conversation_ablation.py.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,7 @@ from evals.datasets import (  # noqa: E402
 )
 from evals.server import EvalServerError  # noqa: E402
 
-LOCOMO_KS = (5, 10)
+LOCOMO_KS = (5, 10, 25)
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
 
@@ -58,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
 def episodes_for(conv: Conversation) -> list[EpisodeInput]:
     return [EpisodeInput(t.text, id=t.dia_id, session_id=t.session, speaker=t.speaker, event_time=t.event_time)
             for t in conv.turns]
+
+
+def asked_at(conv: Conversation) -> datetime | None:
+    """Questions are asked the day after the conversation's last session: what "last year" resolves against."""
+    last = max((t.event_time for t in conv.turns if t.event_time), default=None)
+    return None if last is None else last + timedelta(days=1)
 
 
 def reader_passages(conv: Conversation, ids: list[str]) -> list[str]:
@@ -93,6 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # Per mode: (category, per-question scores) rows and latencies, pooled over conversations.
     rows: dict[str, list[tuple[str, dict[str, float]]]] = {m: [] for m in args.modes}
+    by_conv: dict[str, list[tuple[str, dict[str, float]]]] = {m: [] for m in args.modes}
     latencies: dict[str, list[float]] = {m: [] for m in args.modes}
     ran_as: dict[str, dict[str, int]] = {m: {} for m in args.modes}
     index_seconds = 0.0
@@ -109,7 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             common.warm_up(client, namespace, conv.questions[0].question, args.modes, args.top_k)
             with common.progress(len(conv.questions), f"query {conv.sample_id}", "q", args.quiet) as bar:
                 runs = common.query_all(client, namespace, [q.question for q in conv.questions], args.modes,
-                                        args.top_k, bar)
+                                        args.top_k, bar, now=asked_at(conv))
             for mode, mode_run in runs.items():
                 latencies[mode] += mode_run.latencies_s
                 for name, count in mode_run.ran_as.items():
@@ -117,6 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for q, ranking in zip(conv.questions, mode_run.rankings):
                     gold = [frozenset({e}) for e in q.evidence]
                     scores = {f"recall@{k}": metrics.recall_at_k(ranking, gold, k) for k in LOCOMO_KS}
+                    by_conv[mode].append((conv.sample_id, scores))
                     if reader is not None:
                         answer = reader.answer(q.question, reader_passages(conv, ranking[:5]))
                         scores["f1"] = metrics.token_f1(answer, [q.answer])
@@ -128,6 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         overall = metrics.by_key_mean(("all", s) for _, s in rows[mode])["all"]
         result: dict[str, Any] = {name: overall[name] for name in overall if name != "n"}
         result["by_category"] = metrics.by_key_mean(rows[mode])
+        result["by_conversation"] = metrics.by_key_mean(by_conv[mode])
         result.update(metrics.latency_summary(latencies[mode]))
         result["ran_as"] = ran_as[mode]
         modes[mode] = result
@@ -171,7 +184,13 @@ def report_table(report: dict[str, Any]) -> str:
              f"evidence, {report['skipped_category_5']} category 5), embedder "
              f"{report['settings'].get('embedding_model', '?')}; indexed in {report['index_seconds']:.1f} s "
              f"({report['turns_per_second']:.1f} turns/s); evidence recall in %, latency at the client")
-    return title + "\n\n" + common.markdown_table(header, rows)
+    convs = sorted({c for m in report["modes"].values() for c in m.get("by_conversation", {})})
+    conv_rows = [[mode] + [f"{common.pct(m['by_conversation'][c]['recall@5'])} / "
+                           f"{common.pct(m['by_conversation'][c]['recall@10'])}" if c in m["by_conversation"]
+                           else "—" for c in convs] for mode, m in report["modes"].items()]
+    per_conv = "\n\nPer conversation, R@5 / R@10:\n\n" + common.markdown_table(["mode", *convs], conv_rows) \
+        if convs else ""
+    return title + "\n\n" + common.markdown_table(header, rows) + per_conv
 
 
 def main(argv: list[str] | None = None) -> int:

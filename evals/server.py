@@ -23,7 +23,7 @@ class EvalServer:
     and its tail is shown if the server fails to start.
     """
 
-    def __init__(self, settings: dict[str, str], *, start_timeout: float = 180.0) -> None:
+    def __init__(self, settings: dict[str, str], *, start_timeout: float = 600.0) -> None:  # busy shared machines
         self.settings = dict(settings)
         self._server = ServerProcess(settings=self.settings, start_timeout=start_timeout)
         self.target = ""

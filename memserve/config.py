@@ -96,7 +96,7 @@ class Settings:
     # --- extraction and graph -----------------------------------------------------------------------------
     extractor: str = _doc("auto (llm when llm_model is set, else offline), offline, llm or none.", default="auto")
     extraction_batch: int = _doc("Episodes per background extraction batch.", default=64)
-    default_query_mode: str = _doc("dense, graph or hybrid: the mode of a query that names none.",
+    default_query_mode: str = _doc("dense, graph, hybrid or lexical: the mode of a query that names none.",
                                    default="hybrid")
     ppr_damping: float = _doc("Personalized PageRank damping.", default=0.5)
     fact_top_k: int = _doc("Facts kept as PPR seeds.", default=5)
@@ -108,6 +108,20 @@ class Settings:
     query_entity_weight: float = _doc("Seed weight (× specificity) of graph phrases the query names verbatim; "
                                       "0 turns it off (plain HippoRAG 2).", default=3.0)
     synonym_threshold: float = _doc("Cosine at or above which two phrases get a synonymy edge.", default=0.8)
+    # --- lexical channel and conversation signals (hybrid mode) ---------------------------------------------
+    lexical_weight: float = _doc("Hybrid mode: weight of the normalised BM25 score beside the normalised dense "
+                                 "score (1); with a graph the fused score also anchors and seeds it (0: no BM25).",
+                                 default=0.8)
+    lexical_k1: float = _doc("BM25 k1 (term-frequency saturation).", default=1.2)
+    lexical_b: float = _doc("BM25 b (document-length normalisation).", default=0.5)
+    lexical_previous_turn: bool = _doc("Index each episode's words together with those of the episode before it "
+                                       "in the same session (a reply matches the question it answers).",
+                                       default=True)
+    speaker_boost: float = _doc("Hybrid mode: lift the turns of the speaker a query names (or the request's "
+                                "speaker) by this fraction of the fused score spread (0: off).", default=0.2)
+    time_boost: float = _doc("Hybrid mode: lift the turns whose event time falls in the window a time expression "
+                             "of the query names (\"in May 2023\", \"last week\") by this fraction of the fused "
+                             "score spread (0: off).", default=0.2)
     synonym_max_neighbors: int = _doc("Most synonymy edges per phrase.", default=100)
     # --- HEMA ---------------------------------------------------------------------------------------------
     summarizer: str = _doc("auto (llm when llm_model is set, else extractive), extractive, llm or none.",
@@ -130,7 +144,7 @@ _CHOICES = {
     "embedding_device": {"auto", "cpu", "cuda"},
     "extractor": {"auto", "offline", "llm", "none"},
     "summarizer": {"auto", "extractive", "llm", "none"},
-    "default_query_mode": {"dense", "graph", "hybrid"},
+    "default_query_mode": {"dense", "graph", "hybrid", "lexical"},
     "log_level": {"DEBUG", "INFO", "WARNING", "ERROR"},
 }
 _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_top_k", "embedding_batch_size",
@@ -138,9 +152,10 @@ _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_t
              "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
              "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
              "encode_chunk", "checkpoint_threshold_mb"}
-_NON_NEGATIVE = {"query_entity_weight", "port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
+_NON_NEGATIVE = {"time_boost", "lexical_weight", "lexical_k1", "speaker_boost", "query_entity_weight", "port",
+                 "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
                  "prune_max_bytes", "prune_interval_s", "api_keys_poll_s"}
-_UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold"}
+_UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold", "lexical_b"}
 
 
 def _coerce(name: str, kind: type, value: Any) -> Any:

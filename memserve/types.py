@@ -13,6 +13,7 @@ class QueryMode(str, Enum):
     DENSE = "dense"
     GRAPH = "graph"
     HYBRID = "hybrid"
+    LEXICAL = "lexical"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class QueryIn:
     token_budget: int = 0
     graph: GraphParams = field(default_factory=GraphParams)
     summary_session_id: str = ""
+    speaker: str = ""  # prefer this speaker's turns (empty: detected from the text)
+    now: datetime | None = None  # what "last week" in the text is relative to (None: the server clock)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class Hit:
     dense_score: float = 0.0
     graph_score: float = 0.0
     facts: tuple[FactOut, ...] = ()
+    lexical_score: float = 0.0
     phrases: tuple[str, ...] = ()
 
 

@@ -38,6 +38,7 @@ from .graph_service import GraphService
 from .hema import Hema, SummaryView
 from .ids import episode_id
 from .index_registry import IndexRegistry
+from .lexical_registry import LexicalRegistry
 from .pruning import PruneDecision
 from .retrieval import Retriever
 from .stats import StatsCache
@@ -74,7 +75,10 @@ class MemoryEngine:
         self.hema = Hema(settings, self.db, self.clock, llm=self.llm)
         self.graph = GraphService(settings, self.db, self.embedder.embed, self.embedder.dim, llm=self.llm)
         self.stats_cache = StatsCache()
-        self.retriever = Retriever(settings, self.db, self.embedder, self.indexes, self.graph, self.hema)
+        self.lexical = LexicalRegistry(self.db, k1=settings.lexical_k1, b=settings.lexical_b,
+                                       with_previous=settings.lexical_previous_turn)
+        self.retriever = Retriever(settings, self.db, self.embedder, self.indexes, self.graph, self.hema,
+                                   self.lexical, self.clock)
         self._closed = False
         self._close_lock = threading.Lock()
         self._replica_loader: threading.Thread | None = None
@@ -119,6 +123,7 @@ class MemoryEngine:
         namespaces = episodes_repo.all_namespaces(self.db.reader())
         repairs = self.indexes.load_all(namespaces)
         repaired = {ns: r for ns, r in repairs.items() if any(r)}
+        self.lexical.load_all(namespaces)  # nothing of it is persisted: rebuilt from DuckDB at every start
         self.graph.start(namespaces)
         self.hema.start()
         self._maintenance.start()
@@ -230,8 +235,9 @@ class MemoryEngine:
         try:
             self._commit_new(namespace, fresh, vectors, now, stored, deadline, born)
         except BaseException:
-            if stored:  # the transaction rolled back: take its vectors out of the index again
+            if stored:  # the transaction rolled back: take its vectors out of the indexes again
                 self.indexes.remove(namespace, np.array([e.seq for e in stored], dtype=np.int64))
+                self.lexical.remove(namespace, [e.seq for e in stored])
             raise
         if stored:
             self.commit_mark.advance(max(e.seq for e in stored))
@@ -282,6 +288,7 @@ class MemoryEngine:
                 # Added under the write lock, so a delete of these episodes cannot slip in between the commit
                 # and the index update. Should the commit fail, write() takes the vectors out again.
                 self.indexes.add(namespace, np.array([e.seq for e in stored], dtype=np.int64), vectors)
+                self.lexical.add(namespace, [(e.seq, e.session_id, e.speaker, e.text, e.event_time) for e in stored])
 
     def delete(self, namespace: str, ids: Sequence[str]) -> tuple[int, list[str]]:
         check_namespace(namespace)
@@ -294,6 +301,7 @@ class MemoryEngine:
             deleted = episodes_repo.delete_episodes(tx, namespace, list(dict.fromkeys(ids)))
             self._forget(tx, namespace, list(deleted.values()))
         self.indexes.remove(namespace, np.array(list(deleted.values()), dtype=np.int64))
+        self.lexical.remove(namespace, deleted.values())
         return len(deleted), [i for i in dict.fromkeys(ids) if i not in deleted]
 
     def delete_namespace(self, namespace: str) -> int:
@@ -308,8 +316,10 @@ class MemoryEngine:
                 # Inside the transaction, like a write's index add: a write that re-creates the namespace
                 # commits after this and adds its vectors to a fresh index, never to the one being dropped.
                 self.indexes.drop(namespace)
+                self.lexical.drop(namespace)
         except BaseException:
-            self.indexes.reload(namespace)  # rolled back: the index follows the database again
+            self.indexes.reload(namespace)  # rolled back: the indexes follow the database again
+            self.lexical.reload(namespace)
             raise
         return count
 
@@ -395,6 +405,7 @@ class MemoryEngine:
                 self._forget(tx, namespace, [d.seq for d in decisions])
                 self.hema.forget(tx, namespace, decisions)
             self.indexes.remove(namespace, np.array([d.seq for d in decisions], dtype=np.int64))
+            self.lexical.remove(namespace, [d.seq for d in decisions])
             log.info("pruned %d episodes from %s", len(decisions), namespace)
         remaining = episodes_repo.namespace_counts(self.db.reader(), namespace)[0]
         return decisions, remaining, texts

@@ -6,16 +6,24 @@ Validation and the namespace check happen in the engine; this module only ranks.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
+from datetime import datetime
+
+import numpy as np
 
 from ..config import Settings
 from ..embed import EncoderScheduler
 from ..store import episodes_repo
 from ..store.db import Database
 from ..types import FactOut, Hit, QueryIn, QueryMode, QueryResult
+from . import fusion
 from .graph_retrieval import GraphParams
 from .graph_service import GraphService
 from .hema import Hema
 from .index_registry import IndexRegistry, single_query_threads
+from .lexical_registry import LexicalRegistry
+from .query_hints import named_speaker
+from .time_hints import time_window
 
 # Dense candidates that seed PPR in the graph modes (HippoRAG 2 seeds every passage; past this many the
 # prior's tail weighs nothing next to the phrase seeds).
@@ -24,8 +32,10 @@ DENSE_POOL = 5000
 
 class Retriever:
     def __init__(self, settings: Settings, db: Database, embedder: EncoderScheduler, indexes: IndexRegistry,
-                 graph: GraphService, hema: Hema) -> None:
+                 graph: GraphService, hema: Hema, lexical: LexicalRegistry, clock: Callable[[], datetime]) -> None:
         self.settings = settings
+        self.clock = clock
+        self.lexical = lexical
         self.db = db
         self.embedder = embedder
         self.indexes = indexes
@@ -43,26 +53,39 @@ class Retriever:
             return now
 
         t = time.perf_counter()
-        qvec = self.embedder.embed_query(q.text)  # ahead of any queued write or graph encode
-        t = lap("embed", t)
         allowed = None
         if not q.filter.empty:
             allowed = episodes_repo.filter_seqs(self.db.reader(), q.namespace, q.filter)
             t = lap("filter", t)
         mode = q.mode or QueryMode(self.settings.default_query_mode)
+        if mode == QueryMode.LEXICAL:
+            return self._lexical_only(q, allowed, timings, lap, t, t_start)
+        qvec = self.embedder.embed_query(q.text)  # ahead of any queued write or graph encode
+        t = lap("embed", t)
+        s = self.settings
+        fusing = mode == QueryMode.HYBRID and (s.lexical_weight > 0 or s.speaker_boost > 0 or s.time_boost > 0)
         use_graph = mode != QueryMode.DENSE and self.graph.has_graph(q.namespace)
         with self.indexes.reading(q.namespace) as index:
-            # The graph modes seed every passage with its dense score (HippoRAG 2): take a wide dense pool.
-            k = q.top_k if not use_graph else min(len(index), max(q.top_k, DENSE_POOL)) or 1
+            # The graph modes seed every passage with its dense score (HippoRAG 2), and fusion normalises dense
+            # scores over the namespace: take a wide dense pool.
+            wide = use_graph or fusing
+            k = q.top_k if not wide else min(len(index), max(q.top_k, DENSE_POOL)) or 1
             with single_query_threads():
                 dense = index.search(qvec, k, allowed=allowed)[0]
         t = lap("dense", t)
         dense_scores = dict(zip(dense.ids.tolist(), dense.scores.tolist()))
+        # HYBRID: dense + BM25 + the speaker and time lifts, fused; with a graph, the fused scores are what the
+        # graph is anchored on and seeded with (in place of the plain dense scores).
+        prior: dict[int, float] = dense_scores
+        lexical_scores: dict[int, float] = {}
+        if fusing:
+            prior, lexical_scores = self._fuse(q, allowed, dense, lap, t)
+            t = time.perf_counter()
         ranked: list[tuple[int, float, tuple[FactOut, ...], tuple[str, ...]]] = []
-        effective = QueryMode.DENSE
+        effective = QueryMode.HYBRID if fusing else QueryMode.DENSE
+        graph_ran = False
         if use_graph:
             g = q.graph
-            s = self.settings
             params = GraphParams(
                 damping=s.ppr_damping if g.damping is None else g.damping,
                 fact_top_k=s.fact_top_k if g.fact_top_k is None else g.fact_top_k,
@@ -71,17 +94,20 @@ class Retriever:
                 adaptive_passage_weight=s.adaptive_passage_weight,
                 top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
             with single_query_threads():
-                result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, mode, params)
+                result = self.graph.retrieve(q.namespace, q.text, qvec, prior, mode, params)
             for name, ms in result.timings_ms.items():
                 timings[f"graph_{name}"] = round(ms, 3)
             if result.mode != "dense_fallback":
                 effective = mode
+                graph_ran = True
                 keep = None if allowed is None else set(allowed.tolist())
                 for h in result.hits:
                     if keep is None or h.seq in keep:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
                         ranked.append((h.seq, h.score, facts, tuple(h.seed_phrases)))
             t = lap("graph", t)
+        if fusing and not graph_ran:
+            ranked = [(seq, score, (), ()) for seq, score in fusion.ranked(prior, q.top_k)]
         seen = {seq for seq, *_ in ranked}
         for seq, score in zip(dense.ids.tolist(), dense.scores.tolist()):  # dense fills whatever is left
             if len(ranked) >= q.top_k:
@@ -98,11 +124,51 @@ class Retriever:
                 continue
             out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1,
                            dense_score=float(dense_scores.get(seq, 0.0)),
-                           graph_score=float(score) if effective != QueryMode.DENSE else 0.0,
-                           facts=facts, phrases=phrases))
+                           graph_score=float(score) if graph_ran else 0.0,
+                           facts=facts, phrases=phrases, lexical_score=float(lexical_scores.get(seq, 0.0))))
+        return self._finish(q, out, effective, timings, lap, t, t_start)
+
+    def _finish(self, q: QueryIn, out: list[Hit], effective: QueryMode, timings: dict[str, float], lap, t: float,
+                t_start: float) -> QueryResult:
         self.hema.record_accesses(q.namespace, [h.episode.seq for h in out])
         context, tokens = self.hema.context(q.namespace, q.summary_session_id, out, q.token_budget)
         t = lap("context", t)
         lap("total", t_start)
         return QueryResult(hits=out, timings_ms=timings, mode=effective, context=context,
                            context_tokens=tokens)
+
+    def _speaker_seqs(self, q: QueryIn) -> set[int]:
+        speaker = q.speaker or named_speaker(q.text, self.lexical.speakers(q.namespace))
+        return self.lexical.speaker_seqs(q.namespace, speaker) if speaker else set()
+
+    def _fuse(self, q: QueryIn, allowed, dense, lap, t: float) -> tuple[dict[int, float], dict[int, float]]:
+        """Normalised dense + weighted normalised BM25, then the speaker and time lifts (engine/fusion.py).
+        Returns the fused scores and the BM25 scores, by seq."""
+        s = self.settings
+        keep = None if allowed is None else set(allowed.tolist())
+        lex_seqs, lex_scores = self.lexical.search(q.namespace, q.text, DENSE_POOL, keep)
+        t = lap("lexical", t)
+        channels = [(dense.ids, dense.scores.astype(np.float64), 1.0), (lex_seqs, lex_scores, s.lexical_weight)]
+        lifts: list[tuple[Collection[int], float]] = []
+        if s.speaker_boost > 0:
+            lifts.append((self._speaker_seqs(q), s.speaker_boost))
+        if s.time_boost > 0:
+            window = time_window(q.text, q.now or self.clock())
+            if window is not None:
+                lifts.append((self.lexical.seqs_in_window(q.namespace, *window), s.time_boost))
+        fused = fusion.hybrid(channels, lifts)
+        lap("fuse", t)
+        return fused, dict(zip(lex_seqs.tolist(), lex_scores.tolist()))
+
+    def _lexical_only(self, q: QueryIn, allowed, timings, lap, t: float, t_start: float) -> QueryResult:
+        keep = None if allowed is None else set(allowed.tolist())
+        seqs, scores = self.lexical.search(q.namespace, q.text, q.top_k, keep)
+        t = lap("lexical", t)
+        found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, seqs.tolist())
+        t = lap("fetch", t)
+        out = []
+        for seq, score in zip(seqs.tolist(), scores.tolist()):
+            episode = found.get(seq)
+            if episode is not None:
+                out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1, lexical_score=float(score)))
+        return self._finish(q, out, QueryMode.LEXICAL, timings, lap, t, t_start)

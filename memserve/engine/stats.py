@@ -23,6 +23,7 @@ class NamespaceStats:
     index_bytes: int
     create_time: datetime | None
     graph: dict[str, int] = field(default_factory=dict)
+    lexical_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def collect(engine, namespace: str = "", *, visible: Callable[[str], bool] | Non
         count, kind, index_bytes = engine.indexes.describe(ns)
         out.append(NamespaceStats(namespace=ns, episode_count=episodes, session_count=sessions, text_bytes=nbytes,
                                   vector_count=count, index_type=kind, index_bytes=index_bytes,
-                                  create_time=created, graph={**engine.graph.counters(ns), **jobs}))
+                                  create_time=created, graph={**engine.graph.counters(ns), **jobs},
+                                  lexical_count=engine.lexical.size(ns)))
     data_dir = engine.settings.data_dir
     db_bytes = engine.db.file_bytes()  # before the walk: a commit meanwhile grows the WAL, never shrinks it
     disk = sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())

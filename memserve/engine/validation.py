@@ -123,4 +123,6 @@ def check_query(q: QueryIn, settings: Settings) -> None:
     if g.fact_top_k is not None and not 1 <= g.fact_top_k <= 100:
         raise InvalidArgument(f"graph.fact_top_k must be within [1, 100], got {g.fact_top_k}",
                               field="graph.fact_top_k")
+    if len(q.speaker) > 256:
+        raise InvalidArgument(f"speaker is {len(q.speaker)} characters; the limit is 256", field="speaker")
     check_filter(q.filter)

@@ -13,7 +13,8 @@ from ..types import (
 )
 
 _MODES_IN = {pb.QUERY_MODE_UNSPECIFIED: None, pb.QUERY_MODE_DENSE: QueryMode.DENSE,
-             pb.QUERY_MODE_GRAPH: QueryMode.GRAPH, pb.QUERY_MODE_HYBRID: QueryMode.HYBRID}
+             pb.QUERY_MODE_GRAPH: QueryMode.GRAPH, pb.QUERY_MODE_HYBRID: QueryMode.HYBRID,
+             pb.QUERY_MODE_LEXICAL: QueryMode.LEXICAL}
 _MODES_OUT = {v: k for k, v in _MODES_IN.items() if v is not None}
 
 
@@ -78,12 +79,12 @@ def query_in(req: pb.QueryRequest) -> QueryIn:
         synonym_threshold=g.synonym_threshold if g.HasField("synonym_threshold") else None)
     return QueryIn(namespace=req.namespace, text=req.text, top_k=req.top_k or 10, mode=mode_in(req.mode),
                    filter=flt, token_budget=req.token_budget, graph=graph,
-                   summary_session_id=req.summary_session_id)
+                   summary_session_id=req.summary_session_id, speaker=req.speaker, now=ts_in(req, "now", "now"))
 
 
 def hit_out(h: Hit) -> pb.Hit:
     return pb.Hit(episode=episode_out(h.episode), score=h.score, rank=h.rank, dense_score=h.dense_score,
-                  graph_score=h.graph_score, phrases=list(h.phrases),
+                  graph_score=h.graph_score, lexical_score=h.lexical_score, phrases=list(h.phrases),
                   facts=[pb.Fact(subject=f.subject, predicate=f.predicate, object=f.object, score=f.score)
                          for f in h.facts])
 

@@ -96,7 +96,7 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
             out.namespaces.append(pb.NamespaceStats(
                 namespace=s.namespace, episode_count=s.episode_count, vector_count=s.vector_count,
                 index_type=s.index_type, index_bytes=s.index_bytes, session_count=s.session_count,
-                create_time=convert.ts_out(s.create_time), **s.graph))
+                create_time=convert.ts_out(s.create_time), lexical_count=s.lexical_count, **s.graph))
         return out
 
     async def ListNamespaces(self, request: pb.ListNamespacesRequest, context: grpc.aio.ServicerContext):

@@ -196,3 +196,12 @@ def namespace_counts(cur: duckdb.DuckDBPyConnection, namespace: str) -> tuple[in
                       "WHERE namespace = ?", [namespace]).fetchone()
     return int(row[0]), int(row[1]), int(row[2])
 
+
+
+def lexical_rows(cur: duckdb.DuckDBPyConnection,
+                 namespace: str) -> list[tuple[int, str, str, str, datetime | None]]:
+    """(seq, session_id, speaker, text, event_time) of every live episode of the namespace, in seq order: what
+    the lexical channel and the conversation signals are rebuilt from."""
+    rows = cur.execute("SELECT seq, session_id, speaker, text, event_time FROM episodes WHERE namespace = ? "
+                       "ORDER BY seq", [namespace]).fetchall()
+    return [(int(s), str(sess or ""), str(spk or ""), str(t), when) for s, sess, spk, t, when in rows]

@@ -35,7 +35,7 @@ MULTIHOP_SCHEMA = {
         "settings": {"type": "object", "required": ["embedding_model"]},
         "modes": {
             "type": "object", "minProperties": 1,
-            "propertyNames": {"enum": ["dense", "graph", "hybrid"]},
+            "propertyNames": {"enum": ["dense", "graph", "hybrid", "lexical"]},
             "additionalProperties": {
                 "type": "object",
                 "required": ["recall@1", "recall@2", "recall@5", "recall@10", "all_recall@5", "p50_ms", "p95_ms"],
@@ -54,7 +54,7 @@ LOCOMO_SCHEMA = {
         "git_sha": {"type": "string", "pattern": "^([0-9a-f]{40}|unknown)$"},
         "modes": {
             "type": "object", "minProperties": 1,
-            "propertyNames": {"enum": ["dense", "graph", "hybrid"]},
+            "propertyNames": {"enum": ["dense", "graph", "hybrid", "lexical"]},
             "additionalProperties": {
                 "allOf": [_RECALLS, {
                     "required": ["by_category", "p50_ms", "p95_ms"],
@@ -202,7 +202,31 @@ def test_locomo_recall_arithmetic_on_a_handmade_conversation(tmp_path, capsys):
                          tmp_path / "out.json", capsys)
     jsonschema.validate(report, LOCOMO_SCHEMA)
     dense = report["modes"]["dense"]
-    assert dense["by_category"] == {"1": {"recall@5": 1.0, "recall@10": 1.0, "n": 1},
-                                    "4": {"recall@5": 0.5, "recall@10": 0.5, "n": 1}}
+    assert dense["by_category"] == {"1": {"recall@5": 1.0, "recall@10": 1.0, "recall@25": 1.0, "n": 1},
+                                    "4": {"recall@5": 0.5, "recall@10": 0.5, "recall@25": 0.5, "n": 1}}
+    assert dense["by_conversation"] == {"hand made/1": {"recall@5": 0.75, "recall@10": 0.75, "recall@25": 0.75,
+                                                        "n": 2}}
     assert dense["recall@5"] == pytest.approx(0.75)
     assert (report["skipped_no_evidence"], report["skipped_category_5"], report["evidence_missing"]) == (1, 1, 1)
+
+
+def test_conversation_ablation_on_the_locomo_slice(shared_data, tmp_path, capsys):
+    from evals import conversation_ablation
+
+    data = locomo_slice(shared_data, tmp_path / "locomo_slice.json")
+    out = tmp_path / "ablation.json"
+    argv = ["--data", str(data), "--embedding-model", "hash:64", "--cache", str(tmp_path / "cache"), "--quiet",
+            "--json", str(out), "--plot", str(tmp_path / "ablation.png")]
+    assert conversation_ablation.main(argv) == 0
+    first = json.loads(out.read_text())
+    assert set(first["configs"]) == set(conversation_ablation.ABLATION)
+    assert (tmp_path / "ablation.png").stat().st_size > 0 and list((tmp_path / "cache").glob("*.npz"))
+    assert "loco" not in first  # one conversation: nothing to hold out
+    assert first["configs"]["dense"]["by_conversation"].keys() == {"conv-26"}
+    table = capsys.readouterr().out
+    assert "| dense |" in table and "| all (default) |" in table
+    # A second run reads every vector from the cache and gives the same figures.
+    assert conversation_ablation.main([*argv[:-4], "--no-loco", "--json", str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert {k: v["recall@10"] for k, v in again["configs"].items()} == \
+        {k: v["recall@10"] for k, v in first["configs"].items()}

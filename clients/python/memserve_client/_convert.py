@@ -42,6 +42,7 @@ _MODES = {
     "dense": pb.QUERY_MODE_DENSE,
     "graph": pb.QUERY_MODE_GRAPH,
     "hybrid": pb.QUERY_MODE_HYBRID,
+    "lexical": pb.QUERY_MODE_LEXICAL,
 }
 _MODE_NAMES = {value: name for name, value in _MODES.items()}
 _FORMATS = {"graphml": pb.GRAPH_FORMAT_GRAPHML, "node-link": pb.GRAPH_FORMAT_NODE_LINK_JSON}
@@ -206,6 +207,8 @@ def query_request(
     token_budget: int,
     graph: GraphOptions | None,
     summary_session_id: str,
+    speaker: str = "",
+    now: datetime | str | None = None,
 ) -> pb.QueryRequest:
     message = pb.QueryRequest(
         namespace=namespace,
@@ -214,7 +217,11 @@ def query_request(
         mode=parse_mode(mode),
         token_budget=token_budget,
         summary_session_id=summary_session_id,
+        speaker=speaker,
     )
+    when = _coerce_time(now, "now")
+    if when is not None:
+        message.now.CopyFrom(to_timestamp(when))
     if filter is not None:
         message.filter.CopyFrom(query_filter_to_proto(filter))
     if graph is not None:
@@ -268,6 +275,7 @@ def hit_from_proto(message: pb.Hit) -> Hit:
         phrases=tuple(message.phrases),
         dense_score=message.dense_score,
         graph_score=message.graph_score,
+        lexical_score=message.lexical_score,
     )
 
 
@@ -305,6 +313,7 @@ def namespace_stats_from_proto(message: pb.NamespaceStats) -> NamespaceStats:
         session_count=message.session_count,
         create_time=from_timestamp(message, "create_time"),
         extraction_failed=message.extraction_failed,
+        lexical_count=message.lexical_count,
     )
 
 

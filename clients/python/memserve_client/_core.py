@@ -9,6 +9,7 @@ The two clients only differ in how they drive a plan (blocking calls + ``time.sl
 from __future__ import annotations
 
 import random
+from datetime import datetime
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -283,6 +284,8 @@ def query(
     graph: GraphOptions | None,
     summary_session_id: str,
     timeout: float | None,
+    speaker: str = "",
+    now: datetime | str | None = None,
 ) -> Plan[QueryResult]:
     request = conv.query_request(
         namespace,
@@ -293,6 +296,8 @@ def query(
         token_budget=token_budget,
         graph=graph,
         summary_session_id=summary_session_id,
+        speaker=speaker,
+        now=now,
     )
     return _single(Call(RPCS["Query"], request, timeout), conv.query_result_from_proto)
 

@@ -7,6 +7,7 @@ and the docstrings are taken from the sync client so they cannot drift either.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -132,12 +133,14 @@ class AsyncMemoryClient:
         token_budget: int = 0,
         graph: GraphOptions | None = None,
         summary_session_id: str = "",
+        speaker: str = "",
+        now: datetime | str | None = None,
         timeout: float | None = None,
     ) -> QueryResult:
         return await self._run(
             _core.query(
                 namespace, text, top_k=top_k, mode=mode, filter=filter, token_budget=token_budget, graph=graph,
-                summary_session_id=summary_session_id, timeout=timeout,
+                summary_session_id=summary_session_id, speaker=speaker, now=now, timeout=timeout,
             )
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -142,17 +143,23 @@ class MemoryClient:
         token_budget: int = 0,
         graph: GraphOptions | None = None,
         summary_session_id: str = "",
+        speaker: str = "",
+        now: datetime | str | None = None,
         timeout: float | None = None,
     ) -> QueryResult:
-        """Retrieve episodes by meaning ("dense"), through the knowledge graph ("graph"), or both ("hybrid").
+        """Retrieve episodes by meaning ("dense"), through the knowledge graph ("graph"), by words ("lexical",
+        BM25), or fused ("hybrid": dense + BM25, the speaker lift, and the graph when weighted).
 
+        ``speaker`` prefers that speaker's turns in hybrid mode (empty: a query naming one known speaker of the
+        namespace does). ``now`` (datetime or ISO 8601) is what "last week" in the text means relative to
+        (default: the server clock); turns dated inside the window a time expression names are preferred.
         ``mode=None`` lets the server choose; an unknown mode raises ValueError before any call.
         ``token_budget=0`` uses the server default for the packed ``context``.
         """
         return self._run(
             _core.query(
                 namespace, text, top_k=top_k, mode=mode, filter=filter, token_budget=token_budget, graph=graph,
-                summary_session_id=summary_session_id, timeout=timeout,
+                summary_session_id=summary_session_id, speaker=speaker, now=now, timeout=timeout,
             )
         )
 

@@ -14,7 +14,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
-QueryMode = Literal["dense", "graph", "hybrid"]
+QueryMode = Literal["dense", "graph", "hybrid", "lexical"]
 GraphFormat = Literal["graphml", "node-link"]
 
 
@@ -116,6 +116,8 @@ class Hit:
     phrases: tuple[str, ...]
     dense_score: float
     graph_score: float
+    # BM25 score of the lexical channel (hybrid and lexical modes; 0 when it did not match).
+    lexical_score: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,7 @@ class NamespaceStats:
     session_count: int
     create_time: datetime | None
     extraction_failed: int = 0
+    lexical_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ class QueryMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QUERY_MODE_DENSE: _ClassVar[QueryMode]
     QUERY_MODE_GRAPH: _ClassVar[QueryMode]
     QUERY_MODE_HYBRID: _ClassVar[QueryMode]
+    QUERY_MODE_LEXICAL: _ClassVar[QueryMode]
 
 class GraphFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -27,6 +28,7 @@ QUERY_MODE_UNSPECIFIED: QueryMode
 QUERY_MODE_DENSE: QueryMode
 QUERY_MODE_GRAPH: QueryMode
 QUERY_MODE_HYBRID: QueryMode
+QUERY_MODE_LEXICAL: QueryMode
 GRAPH_FORMAT_UNSPECIFIED: GraphFormat
 GRAPH_FORMAT_GRAPHML: GraphFormat
 GRAPH_FORMAT_NODE_LINK_JSON: GraphFormat
@@ -215,7 +217,7 @@ class GraphOptions(_message.Message):
     def __init__(self, damping: _Optional[float] = ..., fact_top_k: _Optional[int] = ..., passage_weight: _Optional[float] = ..., synonym_threshold: _Optional[float] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("namespace", "text", "top_k", "mode", "filter", "token_budget", "graph", "summary_session_id")
+    __slots__ = ("namespace", "text", "top_k", "mode", "filter", "token_budget", "graph", "summary_session_id", "speaker", "now")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +226,8 @@ class QueryRequest(_message.Message):
     TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     text: str
     top_k: int
@@ -232,7 +236,9 @@ class QueryRequest(_message.Message):
     token_budget: int
     graph: GraphOptions
     summary_session_id: str
-    def __init__(self, namespace: _Optional[str] = ..., text: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[QueryMode, str]] = ..., filter: _Optional[_Union[QueryFilter, _Mapping]] = ..., token_budget: _Optional[int] = ..., graph: _Optional[_Union[GraphOptions, _Mapping]] = ..., summary_session_id: _Optional[str] = ...) -> None: ...
+    speaker: str
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, namespace: _Optional[str] = ..., text: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[QueryMode, str]] = ..., filter: _Optional[_Union[QueryFilter, _Mapping]] = ..., token_budget: _Optional[int] = ..., graph: _Optional[_Union[GraphOptions, _Mapping]] = ..., summary_session_id: _Optional[str] = ..., speaker: _Optional[str] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Fact(_message.Message):
     __slots__ = ("subject", "predicate", "object", "score")
@@ -247,7 +253,7 @@ class Fact(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., predicate: _Optional[str] = ..., object: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("episode", "score", "rank", "facts", "phrases", "dense_score", "graph_score")
+    __slots__ = ("episode", "score", "rank", "facts", "phrases", "dense_score", "graph_score", "lexical_score")
     EPISODE_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
@@ -255,6 +261,7 @@ class Hit(_message.Message):
     PHRASES_FIELD_NUMBER: _ClassVar[int]
     DENSE_SCORE_FIELD_NUMBER: _ClassVar[int]
     GRAPH_SCORE_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     episode: Episode
     score: float
     rank: int
@@ -262,7 +269,8 @@ class Hit(_message.Message):
     phrases: _containers.RepeatedScalarFieldContainer[str]
     dense_score: float
     graph_score: float
-    def __init__(self, episode: _Optional[_Union[Episode, _Mapping]] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ..., facts: _Optional[_Iterable[_Union[Fact, _Mapping]]] = ..., phrases: _Optional[_Iterable[str]] = ..., dense_score: _Optional[float] = ..., graph_score: _Optional[float] = ...) -> None: ...
+    lexical_score: float
+    def __init__(self, episode: _Optional[_Union[Episode, _Mapping]] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ..., facts: _Optional[_Iterable[_Union[Fact, _Mapping]]] = ..., phrases: _Optional[_Iterable[str]] = ..., dense_score: _Optional[float] = ..., graph_score: _Optional[float] = ..., lexical_score: _Optional[float] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
     __slots__ = ("hits", "timings_ms", "mode", "context", "context_tokens")
@@ -292,7 +300,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ...) -> None: ...
 
 class NamespaceStats(_message.Message):
-    __slots__ = ("namespace", "episode_count", "vector_count", "index_type", "index_bytes", "phrase_count", "fact_count", "graph_edge_count", "extraction_backlog", "session_count", "create_time", "extraction_failed")
+    __slots__ = ("namespace", "episode_count", "vector_count", "index_type", "index_bytes", "phrase_count", "fact_count", "graph_edge_count", "extraction_backlog", "session_count", "create_time", "extraction_failed", "lexical_count")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     EPISODE_COUNT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -305,6 +313,7 @@ class NamespaceStats(_message.Message):
     SESSION_COUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     EXTRACTION_FAILED_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_COUNT_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     episode_count: int
     vector_count: int
@@ -317,7 +326,8 @@ class NamespaceStats(_message.Message):
     session_count: int
     create_time: _timestamp_pb2.Timestamp
     extraction_failed: int
-    def __init__(self, namespace: _Optional[str] = ..., episode_count: _Optional[int] = ..., vector_count: _Optional[int] = ..., index_type: _Optional[str] = ..., index_bytes: _Optional[int] = ..., phrase_count: _Optional[int] = ..., fact_count: _Optional[int] = ..., graph_edge_count: _Optional[int] = ..., extraction_backlog: _Optional[int] = ..., session_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., extraction_failed: _Optional[int] = ...) -> None: ...
+    lexical_count: int
+    def __init__(self, namespace: _Optional[str] = ..., episode_count: _Optional[int] = ..., vector_count: _Optional[int] = ..., index_type: _Optional[str] = ..., index_bytes: _Optional[int] = ..., phrase_count: _Optional[int] = ..., fact_count: _Optional[int] = ..., graph_edge_count: _Optional[int] = ..., extraction_backlog: _Optional[int] = ..., session_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., extraction_failed: _Optional[int] = ..., lexical_count: _Optional[int] = ...) -> None: ...
 
 class LlmUsage(_message.Message):
     __slots__ = ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "cost_usd", "failed_calls")

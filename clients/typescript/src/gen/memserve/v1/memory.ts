@@ -40,6 +40,8 @@ export enum QueryMode {
   QUERY_MODE_DENSE = 1,
   QUERY_MODE_GRAPH = 2,
   QUERY_MODE_HYBRID = 3,
+  /** QUERY_MODE_LEXICAL - BM25 over episode text (with the turn before it in the same session), alone. */
+  QUERY_MODE_LEXICAL = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -213,6 +215,16 @@ export interface QueryRequest {
     | undefined;
   /** Limit `context` to this session's compact summary (default: the namespace summary). */
   summarySessionId: string;
+  /**
+   * Prefer this speaker's turns (hybrid mode; case-insensitive). Empty: a query naming exactly one known speaker
+   * of the namespace prefers that speaker's turns.
+   */
+  speaker: string;
+  /**
+   * What relative time expressions in `text` ("last week", "yesterday") are resolved against (hybrid mode);
+   * unset: the server clock. Turns whose event_time falls in the window the text names are preferred.
+   */
+  now: Date | undefined;
 }
 
 export interface Fact {
@@ -232,6 +244,8 @@ export interface Hit {
   phrases: string[];
   denseScore: number;
   graphScore: number;
+  /** BM25 score of the lexical channel (0 when it did not match or did not run). */
+  lexicalScore: number;
 }
 
 export interface QueryResponse {
@@ -274,6 +288,8 @@ export interface NamespaceStats {
    * Re-sending such an episode does not retry it; writing it again under a new id does.
    */
   extractionFailed: number;
+  /** Episodes in the lexical (BM25) index; equals episode_count (rebuilt from DuckDB at start-up). */
+  lexicalCount: number;
 }
 
 export interface LlmUsage {
@@ -1980,6 +1996,8 @@ function createBaseQueryRequest(): QueryRequest {
     tokenBudget: 0,
     graph: undefined,
     summarySessionId: "",
+    speaker: "",
+    now: undefined,
   };
 }
 
@@ -2008,6 +2026,12 @@ export const QueryRequest: MessageFns<QueryRequest> = {
     }
     if (message.summarySessionId !== "") {
       writer.uint32(66).string(message.summarySessionId);
+    }
+    if (message.speaker !== "") {
+      writer.uint32(162).string(message.speaker);
+    }
+    if (message.now !== undefined) {
+      Timestamp.encode(toTimestamp(message.now), writer.uint32(170).fork()).join();
     }
     return writer;
   },
@@ -2089,6 +2113,22 @@ export const QueryRequest: MessageFns<QueryRequest> = {
             message.summarySessionId = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.speaker = reader.string();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.now = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2118,6 +2158,8 @@ export const QueryRequest: MessageFns<QueryRequest> = {
       ? GraphOptions.fromPartial(object.graph)
       : undefined;
     message.summarySessionId = object.summarySessionId ?? "";
+    message.speaker = object.speaker ?? "";
+    message.now = object.now ?? undefined;
     return message;
   },
 };
@@ -2214,7 +2256,16 @@ export const Fact: MessageFns<Fact> = {
 };
 
 function createBaseHit(): Hit {
-  return { episode: undefined, score: 0, rank: 0, facts: [], phrases: [], denseScore: 0, graphScore: 0 };
+  return {
+    episode: undefined,
+    score: 0,
+    rank: 0,
+    facts: [],
+    phrases: [],
+    denseScore: 0,
+    graphScore: 0,
+    lexicalScore: 0,
+  };
 }
 
 export const Hit: MessageFns<Hit> = {
@@ -2239,6 +2290,9 @@ export const Hit: MessageFns<Hit> = {
     }
     if (message.graphScore !== 0) {
       writer.uint32(61).float(message.graphScore);
+    }
+    if (message.lexicalScore !== 0) {
+      writer.uint32(165).float(message.lexicalScore);
     }
     return writer;
   },
@@ -2312,6 +2366,14 @@ export const Hit: MessageFns<Hit> = {
             message.graphScore = reader.float();
             continue;
           }
+          case 20: {
+            if (tag !== 165) {
+              break;
+            }
+
+            message.lexicalScore = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2338,6 +2400,7 @@ export const Hit: MessageFns<Hit> = {
     message.phrases = object.phrases?.map((e) => e) || [];
     message.denseScore = object.denseScore ?? 0;
     message.graphScore = object.graphScore ?? 0;
+    message.lexicalScore = object.lexicalScore ?? 0;
     return message;
   },
 };
@@ -2592,6 +2655,7 @@ function createBaseNamespaceStats(): NamespaceStats {
     sessionCount: 0,
     createTime: undefined,
     extractionFailed: 0,
+    lexicalCount: 0,
   };
 }
 
@@ -2632,6 +2696,9 @@ export const NamespaceStats: MessageFns<NamespaceStats> = {
     }
     if (message.extractionFailed !== 0) {
       writer.uint32(96).int64(message.extractionFailed);
+    }
+    if (message.lexicalCount !== 0) {
+      writer.uint32(160).int64(message.lexicalCount);
     }
     return writer;
   },
@@ -2745,6 +2812,14 @@ export const NamespaceStats: MessageFns<NamespaceStats> = {
             message.extractionFailed = longToNumber(reader.int64());
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.lexicalCount = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2774,6 +2849,7 @@ export const NamespaceStats: MessageFns<NamespaceStats> = {
     message.sessionCount = object.sessionCount ?? 0;
     message.createTime = object.createTime ?? undefined;
     message.extractionFailed = object.extractionFailed ?? 0;
+    message.lexicalCount = object.lexicalCount ?? 0;
     return message;
   },
 };

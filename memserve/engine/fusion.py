@@ -1,0 +1,57 @@
+"""Normalised-score fusion of retrieval channels (pure functions).
+
+Each channel's scores are min-max normalised over the candidates it returned, weighted and summed; a candidate
+a channel did not return gets 0 from it. Chosen over RRF by measurement on LoCoMo dev: RRF (k=60) reached R@10
+58.0 against 67.8 for normalised scores with the same two channels (docs/CONVERSATION.md), because RRF throws
+away how far ahead a strong lexical match is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+
+import numpy as np
+
+
+def normalise(scores: np.ndarray) -> np.ndarray:
+    if scores.size == 0:
+        return scores.astype(np.float64)
+    lo, hi = float(scores.min()), float(scores.max())
+    if hi - lo <= 1e-12:
+        return np.ones_like(scores, dtype=np.float64)
+    return (scores.astype(np.float64) - lo) / (hi - lo)
+
+
+def fuse(channels: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> dict[int, float]:
+    """channels: (seqs, scores, weight). Returns seq -> fused score."""
+    out: dict[int, float] = {}
+    for seqs, scores, weight in channels:
+        if weight == 0 or seqs.size == 0:
+            continue
+        for seq, value in zip(seqs.tolist(), (normalise(scores) * weight).tolist()):
+            out[seq] = out.get(seq, 0.0) + value
+    return out
+
+
+def boost(fused: Mapping[int, float], favoured: Collection[int], weight: float) -> dict[int, float]:
+    """Lift the favoured candidates by ``weight`` times the spread of the fused scores (scale-free, so the same
+    weight means the same thing whatever channels were fused)."""
+    if not fused or not favoured or weight == 0:
+        return dict(fused)
+    values = list(fused.values())
+    spread = (max(values) - min(values)) or 1.0
+    return {seq: score + (weight * spread if seq in favoured else 0.0) for seq, score in fused.items()}
+
+
+def hybrid(channels: Sequence[tuple[np.ndarray, np.ndarray, float]],
+           lifts: Sequence[tuple[Collection[int], float]] = ()) -> dict[int, float]:
+    """The HYBRID score: fused channels, then each (favoured seqs, weight) lift in turn (speaker, time)."""
+    fused = fuse(channels)
+    for favoured, weight in lifts:
+        fused = boost(fused, favoured, weight)
+    return fused
+
+
+def ranked(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
+    """Best first; ties by seq, so equal scores rank deterministically."""
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]

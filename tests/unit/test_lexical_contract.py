@@ -1,0 +1,121 @@
+"""Contract for every LexicalIndex backend: the incremental inverted index agrees with the brute-force BM25 and
+with a from-scratch BM25 written out here, through adds and removes."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from memserve.lexical import (
+    BruteForceBM25,
+    InvertedBM25,
+    LexicalDoc,
+    make_lexical_index,
+    tokenize,
+)
+
+BACKENDS = ["inverted", "brute"]
+WORDS = ["apple", "banana", "cherry", "dog", "eagle", "fern", "grape", "hill", "iris", "jazz", "kite", "lemon", "moon", "nest", "oak", "pear"]
+
+
+def textbook_bm25(docs: dict[int, list[str]], query: list[str], k1: float, b: float) -> dict[int, float]:
+    """BM25 straight from the formula over already-composed documents."""
+    n = len(docs)
+    avg = sum(len(d) for d in docs.values()) / n
+    out = {}
+    for seq, doc in docs.items():
+        tf = Counter(doc)
+        score = 0.0
+        for term in set(query):
+            df = sum(1 for d in docs.values() if term in d)
+            if tf[term]:
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                score += idf * tf[term] * (k1 + 1) / (tf[term] + k1 * (1 - b + b * len(doc) / avg))
+        if score > 0:
+            out[seq] = score
+    return out
+
+
+def random_corpus(rng: random.Random, n: int) -> list[LexicalDoc]:
+    return [LexicalDoc(seq, f"s{rng.randrange(3)}" if rng.random() < 0.8 else "",
+                       tuple(rng.choice(WORDS) for _ in range(rng.randrange(1, 9)))) for seq in range(1, n + 1)]
+
+
+def composed(docs: list[LexicalDoc], with_previous: bool) -> dict[int, list[str]]:
+    out = {}
+    for d in docs:
+        before = [o for o in docs if d.session_id and o.session_id == d.session_id and o.seq < d.seq]
+        prev = max(before, key=lambda o: o.seq).tokens if before and with_previous else ()
+        out[d.seq] = list(d.tokens) + list(prev)
+    return out
+
+
+@pytest.mark.parametrize("with_previous", [True, False])
+@pytest.mark.parametrize("seed", range(5))
+def test_inverted_agrees_with_brute_force_and_the_formula_through_adds_and_removes(seed, with_previous):
+    rng = random.Random(seed)
+    corpus = random_corpus(rng, 40)
+    inv, brute = InvertedBM25(with_previous=with_previous), BruteForceBM25(with_previous=with_previous)
+    rng.shuffle(corpus)  # out-of-order adds: a later add may slot in before an indexed turn of its session
+    for chunk in (corpus[:15], corpus[15:30], corpus[30:]):
+        inv.add(chunk)
+        brute.add(chunk)
+    removed = set(rng.sample([d.seq for d in corpus], 12))
+    inv.remove(removed)
+    brute.remove(removed)
+    live = sorted((d for d in corpus if d.seq not in removed), key=lambda d: d.seq)
+    docs = composed(live, with_previous)
+    for _ in range(20):
+        query = [rng.choice(WORDS) for _ in range(rng.randrange(1, 4))]
+        want = textbook_bm25(docs, query, 1.2, 0.5)
+        for index in (inv, brute):
+            seqs, scores = index.search(query, 100)
+            assert dict(zip(seqs.tolist(), scores.tolist())) == pytest.approx(want, rel=1e-9)
+            assert list(scores) == sorted(scores, reverse=True)
+    assert len(inv) == len(brute) == len(live)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_add_is_idempotent_and_removing_an_unknown_seq_is_a_no_op(kind):
+    index = make_lexical_index(kind)
+    doc = LexicalDoc(1, "s", ("moon", "kite"))
+    index.add([doc, LexicalDoc(2, "s", ("oak",))])
+    before = index.search(["moon"], 10)
+    index.add([doc])
+    index.remove([99])
+    after = index.search(["moon"], 10)
+    assert before[0].tolist() == after[0].tolist() and np.allclose(before[1], after[1])
+    assert 1 in index and 99 not in index and len(index) == 2
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_removed_episode_is_gone_from_results_and_from_its_successors_document(kind):
+    index = make_lexical_index(kind)
+    index.add([LexicalDoc(1, "s", ("volcano",)), LexicalDoc(2, "s", ("yes",)), LexicalDoc(3, "t", ("pear",))])
+    assert index.search(["volcano"], 10)[0].tolist() == [1, 2]  # 2 carries its predecessor's words
+    index.remove([1])
+    assert index.search(["volcano"], 10)[0].tolist() == []
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_allowed_restricts_and_k_truncates_with_deterministic_ties(kind):
+    index = make_lexical_index(kind, with_previous=False)
+    index.add([LexicalDoc(s, "", ("jazz",)) for s in range(1, 6)])
+    assert index.search(["jazz"], 3)[0].tolist() == [1, 2, 3]
+    assert index.search(["jazz"], 10, allowed={2, 4})[0].tolist() == [2, 4]
+    assert index.search(["nothing"], 10)[0].size == 0
+    assert make_lexical_index(kind).search(["jazz"], 10)[0].size == 0
+
+
+def test_tokenizer_drops_stop_words_and_folds_plurals_and_case():
+    assert tokenize("What did Caroline's kids paint at the Concerts?") == ["caroline", "kid", "paint", "concert"]
+    assert tokenize("hobbies, glass, bus") == ["hobby", "glass", "bus"]
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown lexical index"):
+        make_lexical_index("nope")
