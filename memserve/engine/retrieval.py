@@ -12,7 +12,7 @@ from ..embed import EncoderScheduler
 from ..store import episodes_repo
 from ..store.db import Database
 from ..types import FactOut, Hit, QueryIn, QueryMode, QueryResult
-from .graph_retrieval import GraphParams
+from .graph_retrieval import GraphParams, ScoreArrays
 from .graph_service import GraphService
 from .hema import Hema
 from .index_registry import IndexRegistry, single_query_threads
@@ -57,7 +57,7 @@ class Retriever:
             with single_query_threads():
                 dense = index.search(qvec, k, allowed=allowed)[0]
         t = lap("dense", t)
-        dense_scores = dict(zip(dense.ids.tolist(), dense.scores.tolist()))
+        dense_scores = ScoreArrays(dense.ids, dense.scores)  # arrays, not a per-passage dict
         ranked: list[tuple[int, float, tuple[FactOut, ...], tuple[str, ...]]] = []
         effective = QueryMode.DENSE
         if use_graph:
@@ -68,7 +68,8 @@ class Retriever:
                 fact_top_k=s.fact_top_k if g.fact_top_k is None else g.fact_top_k,
                 passage_weight=s.passage_weight if g.passage_weight is None else g.passage_weight,
                 synonym_threshold=g.synonym_threshold, query_entity_weight=s.query_entity_weight,
-                adaptive_passage_weight=s.adaptive_passage_weight,
+                adaptive_passage_weight=s.adaptive_passage_weight, ppr_method=s.ppr_method,
+                ppr_epsilon=s.ppr_epsilon,
                 top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
             with single_query_threads():
                 result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, mode, params)

@@ -163,6 +163,7 @@ class KnowledgeGraph:
         self._installed = False  # install_matrix was called: matrix() never builds from then on
         self._matrix_variants: dict[float, tuple[GraphMatrix, GraphMatrix]] = {}
         self._density_cache: dict[int, tuple[int, float]] = {}
+        self._passage_array: tuple[int, np.ndarray] | None = None  # (version, sorted seqs) for has_passages
 
     # ----------------------------------------------------------------- reading
 
@@ -189,6 +190,16 @@ class KnowledgeGraph:
 
     def has_passage(self, seq: int) -> bool:
         return seq in self._passage_phrases
+
+    def has_passages(self, seqs: np.ndarray) -> np.ndarray:
+        """``has_passage`` for many seqs at once (binary search over a sorted array cached per version)."""
+        if self._passage_array is None or self._passage_array[0] != self._version:
+            present = np.sort(np.fromiter(self._passage_phrases.keys(), np.int64, len(self._passage_phrases)))
+            self._passage_array = (self._version, present)
+        present = self._passage_array[1]
+        seqs = np.asarray(seqs, np.int64)
+        pos = np.minimum(np.searchsorted(present, seqs), max(len(present) - 1, 0))
+        return (present[pos] == seqs) if len(present) else np.zeros(len(seqs), bool)
 
     @property
     def edge_count(self) -> int:
