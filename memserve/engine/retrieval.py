@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from ..config import Settings
 from ..embed import EncoderScheduler
 from ..store import episodes_repo
@@ -77,9 +79,11 @@ class Retriever:
                 timings[f"graph_{name}"] = round(ms, 3)
             if result.mode != "dense_fallback":
                 effective = mode
-                keep = None if allowed is None else set(allowed.tolist())
-                for h in result.hits:
-                    if keep is None or h.seq in keep:
+                # The filter's seqs may be most of the namespace: test only the hits against them, in arrays.
+                seqs = np.fromiter((h.seq for h in result.hits), np.int64, len(result.hits))
+                keep = np.ones(len(seqs), bool) if allowed is None else np.isin(seqs, allowed)
+                for h, kept in zip(result.hits, keep.tolist()):
+                    if kept:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
                         ranked.append((h.seq, h.score, facts, tuple(h.seed_phrases)))
             t = lap("graph", t)
