@@ -23,6 +23,7 @@ which ``LocalPPR.l1_error`` reports exactly (the bound is computed, not assumed)
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,20 @@ class LocalPPR:
         out = np.zeros(n, np.float64)
         out[self.nodes] = self.values
         return out
+
+
+_scratch = threading.local()
+
+
+def _take_buffers(n: int) -> tuple[FloatArray, FloatArray, IntArray]:
+    """This thread's estimate, residual (all zero) and stamp (any content) arrays of at least ``n`` entries:
+    a query touches a few thousand entries, so allocating and zeroing n of them each time would dominate.
+    Held by the caller until ``_give_back`` (an exception on the way drops them instead)."""
+    buf = getattr(_scratch, "buf", None)
+    _scratch.buf = None
+    if buf is None or len(buf[0]) < n:
+        buf = (np.zeros(n, np.float64), np.zeros(n, np.float64), np.empty(n, np.int64))
+    return buf
 
 
 def _distinct(nodes: IntArray, stamp: IntArray) -> IntArray:
@@ -84,10 +99,9 @@ def push_ppr(
     if total <= 0:
         raise ValueError("reset vector has no positive mass")
     alpha = 1.0 - damping
-    p = np.zeros(n, np.float64)
-    r = np.zeros(n, np.float64)
+    buffers = _take_buffers(n)
+    p, r, stamp = (b[:n] for b in buffers)
     np.add.at(r, seeds, w / total)
-    stamp = np.empty(n, np.int64)
     seeds = _distinct(seeds, stamp)
     reset = r[seeds].copy()  # the normalised reset vector on its support (dangling nodes jump along it)
     indptr, indices, data = m.adjacency.indptr, m.adjacency.indices, m.adjacency.data
@@ -128,4 +142,8 @@ def push_ppr(
         touched.append(candidates)
     nodes = _distinct(np.concatenate(touched), stamp)
     residual = r[nodes]
-    return LocalPPR(nodes, p[nodes] + alpha * residual, float(damping * residual.sum()), pushes, rounds)
+    values = p[nodes] + alpha * residual
+    p[nodes] = 0.0  # every non-zero entry is a touched node: the buffers are clean again
+    r[nodes] = 0.0
+    _scratch.buf = buffers
+    return LocalPPR(nodes, values, float(damping * residual.sum()), pushes, rounds)

@@ -171,3 +171,29 @@ def test_has_passages_matches_has_passage() -> None:
     kg.remove_passages([3, 10, 49])
     seqs = np.arange(-2, 60)
     assert kg.has_passages(seqs).tolist() == [kg.has_passage(int(s)) for s in seqs]
+
+
+def test_reused_buffers_give_the_same_answers_across_graphs_and_threads() -> None:
+    import threading
+
+    small = PPRMatrix.from_adjacency(random_graph(300, 4, 5))
+    big = PPRMatrix.from_adjacency(random_graph(3000, 4, 6))
+    cases = [(small, np.array([1, 2]), np.array([1.0, 1.0])), (big, np.array([7]), np.array([1.0])),
+             (small, np.array([5]), np.array([1.0])), (big, np.array([9, 2999]), np.array([0.5, 2.0]))]
+    fresh = [personalized_pagerank(m, dense_reset(m.n, s, w), 0.5, tol=1e-13) for m, s, w in cases]
+    errors: list[str] = []
+
+    def run() -> None:
+        for _ in range(3):
+            for (m, s, w), ref in zip(cases, fresh):
+                got = push_ppr(m, s, w, epsilon=1e-9).dense(m.n)
+                if np.abs(got - ref).sum() > 1e-5:
+                    errors.append("mismatch")
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run()
+    assert not errors
