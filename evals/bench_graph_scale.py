@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evals.synthetic import graph_columns  # noqa: E402
+from evals.synthetic import graph_columns
 
 DIM = 32
 DENSE_POOL = 5000

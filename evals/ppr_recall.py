@@ -21,8 +21,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.datasets import MULTIHOP_DATASETS, SHARED_DATA, load_json, parse_corpus, parse_openie, parse_questions  # noqa: E402
-from evals.graph_tuning import CachedEmbedder  # noqa: E402
+from evals.datasets import (
+    MULTIHOP_DATASETS,
+    SHARED_DATA,
+    load_json,
+    parse_corpus,
+    parse_openie,
+    parse_questions,
+)
+from evals.graph_tuning import CachedEmbedder
 
 DENSE_POOL = 5000
 
@@ -41,7 +48,12 @@ def _extractions(dataset: str, texts: list[str], ids: list[str]):
 
 
 def run_dataset(dataset: str, epsilons: list[float], limit: int | None) -> dict:
-    from memserve.engine.graph_retrieval import GraphParams, HybridParams, graph_retrieve, hybrid_retrieve
+    from memserve.engine.graph_retrieval import (
+        GraphParams,
+        HybridParams,
+        graph_retrieve,
+        hybrid_retrieve,
+    )
     from memserve.extract import OfflineExtractor, normalize_phrase
     from memserve.graph import KnowledgeGraph
 
