@@ -237,11 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {size:,} phrases: " + ", ".join(
             f"{n} {m['total']['p50']:.1f} ms" for n, m in runs[-1]["modes"].items())
             + f", dense {runs[-1]['dense']['p50']:.2f} ms", flush=True)
-    result = {"machine": f"{os.cpu_count()} cores (shared)", "clock": args.clock, "dim": DIM, "queries": queries, "runs": runs,
-              **summarise(runs)}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    plot(runs, args.plot)
+        result = {"machine": f"{os.cpu_count()} cores (shared)", "clock": args.clock, "dim": DIM,
+                  "queries": queries, "runs": runs, **summarise(runs)}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))  # after every size: a long run keeps what it did
+        plot(runs, args.plot)
     print(table(runs))
     print(json.dumps(result["growth_exponent_p50_from_100k"], indent=2))
     return 0

@@ -2,9 +2,12 @@
 
 The library-level twin of multihop_qa.py (no server): the whole corpus becomes a KnowledgeGraph (MuSiQue from
 HippoRAG's cached GPT-3.5 OpenIE, HotpotQA and 2Wiki from the offline extractor, as multihop_qa.py does), every
-passage is scored densely with MiniLM (vectors cached under $MEMSERVE_EVAL_CACHE, default /tmp), the top 5000
-dense passages seed the walk as in the server (retrieval.DENSE_POOL), and each question is ranked by GRAPH and
-HYBRID once per PPR variant: ``power`` (the reference) and ``push`` at each ``--epsilons``.
+passage is scored densely, the top 5000 dense passages seed the walk as in the server (retrieval.DENSE_POOL),
+and each question is ranked by GRAPH and HYBRID once per PPR variant: ``power`` (the reference) and ``push`` at
+each ``--epsilons``. What is compared is push against power on one graph, so the embedders only need to be the
+same for both: ``--dense-embedder minilm`` (cached under $MEMSERVE_EVAL_CACHE, default /tmp; the graph_tuning
+cache is reused for MuSiQue) or ``hash``; the graph's phrases and facts use ``--graph-embedder`` (default hash:64,
+which needs no model time; minilm for absolute figures comparable with the README's).
 
     nice -n 10 python evals/ppr_recall.py --datasets musique,2wiki,hotpotqa --json evals/results/ppr_recall.json
 """
@@ -47,7 +50,8 @@ def _extractions(dataset: str, texts: list[str], ids: list[str]):
     return dict(enumerate(results))
 
 
-def run_dataset(dataset: str, epsilons: list[float], limit: int | None) -> dict:
+def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_embedder: str,
+                graph_embedder: str) -> dict:
     from memserve.engine.graph_retrieval import (
         GraphParams,
         HybridParams,
@@ -63,12 +67,20 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None) -> dict:
     texts = [p.text for p in corpus.passages]
     ids = [p.id for p in corpus.passages]
     seq_of = {pid: seq for seq, pid in enumerate(ids)}
-    embedder = CachedEmbedder(f"ppr_recall_{dataset}")
-    pvecs = embedder.embed(texts)
-    qvecs = embedder.embed([q.question for q in questions])
+    from memserve.embed import make_embedder
+
+    def embedder_for(name: str):
+        if name == "minilm":
+            return CachedEmbedder("graph_tuning" if dataset == "musique" else f"ppr_recall_{dataset}").embed
+        return make_embedder(name).embed
+
+    dense_embed, graph_embed = embedder_for(dense_embedder), embedder_for(graph_embedder)
+    pvecs = dense_embed(texts)
+    qvecs = dense_embed([q.question for q in questions])
+    gvecs = graph_embed([q.question for q in questions])  # the query vector that searches facts
     t = time.perf_counter()
-    kg = KnowledgeGraph(384)
-    kg.add_passages(sorted(_extractions(dataset, texts, ids).items()), embedder.embed)
+    kg = KnowledgeGraph(gvecs.shape[1])
+    kg.add_passages(sorted(_extractions(dataset, texts, ids).items()), graph_embed)
     kg.matrix()
     build_s = time.perf_counter() - t
     print(f"{dataset}: {len(texts)} passages, {len(kg.phrases)} phrases, {len(kg.facts)} facts, "
@@ -105,7 +117,7 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None) -> dict:
             gp = GraphParams(top_k=10, ppr_method=method, ppr_epsilon=eps or 1e-5)
             params = gp if mode == "graph" else HybridParams(graph=gp)
             ranked, ms = [], []
-            for qv, pool, phrases in zip(qvecs, pools, qphrases):
+            for qv, pool, phrases in zip(gvecs, pools, qphrases):
                 result = fn(qv, kg, pool, params, query_phrases=phrases)  # type: ignore[arg-type]
                 ranked.append([h.seq for h in result.hits])
                 if "ppr" in result.timings_ms:
@@ -120,10 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="musique,2wiki,hotpotqa")
     parser.add_argument("--epsilons", default="1e-4,3e-5,1e-5,1e-6")
     parser.add_argument("--limit", type=int, help="first N questions (the corpus is always indexed whole)")
+    parser.add_argument("--dense-embedder", default="minilm", help="minilm (cached) or an embedder spec")
+    parser.add_argument("--graph-embedder", default="hash:64", help="minilm (cached) or an embedder spec")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     eps = [float(e) for e in args.epsilons.split(",")]
-    results = {name: run_dataset(name, eps, args.limit) for name in args.datasets.split(",")}
+    results = {name: run_dataset(name, eps, args.limit, args.dense_embedder, args.graph_embedder)
+               for name in args.datasets.split(",")}
+    results["embedders"] = {"dense": args.dense_embedder, "graph": args.graph_embedder}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
