@@ -48,7 +48,7 @@ def _pct(values: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
 
 
-def one_size(phrases: int, queries: int, seed: int, clock: str) -> dict:
+def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float | None = None) -> dict:
     import types
 
     import faiss
@@ -117,7 +117,9 @@ def one_size(phrases: int, queries: int, seed: int, clock: str) -> dict:
             dense_ms.append(d_ms)
             pool_ms.append(p_ms)
         for method in methods:
-            extra = {"ppr_method": method} if has_method else {}
+            extra: dict = {"ppr_method": method} if has_method else {}
+            if has_method and epsilon is not None:
+                extra["ppr_epsilon"] = epsilon
             params = gr.GraphParams(top_k=10, **extra)
             for mode, fn, p in (("graph", gr.graph_retrieve, params),
                                 ("hybrid", gr.hybrid_retrieve, gr.HybridParams(graph=params))):
@@ -212,10 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="cpu: the query thread's CPU time (what an idle core takes; robust on a shared "
                              "machine), wall: elapsed time (default cpu)")
+    parser.add_argument("--epsilon", type=float, help="ppr_epsilon for push (default: GraphParams' default)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one_size(args.one, args.queries, args.seed, args.clock)))
+        print(json.dumps(one_size(args.one, args.queries, args.seed, args.clock, args.epsilon)))
         return 0
     sizes = [20_000, 50_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     queries = 30 if args.quick else args.queries
@@ -228,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     for size in tqdm(sizes, desc="graph sizes"):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--queries", str(queries),
-                               "--seed", str(args.seed), "--clock", args.clock], capture_output=True, text=True,
+                               "--seed", str(args.seed), "--clock", args.clock,
+                               *(["--epsilon", str(args.epsilon)] if args.epsilon else [])], capture_output=True, text=True,
                               check=False, env=env)
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
@@ -238,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{n} {m['total']['p50']:.1f} ms" for n, m in runs[-1]["modes"].items())
             + f", dense {runs[-1]['dense']['p50']:.2f} ms", flush=True)
         result = {"machine": f"{os.cpu_count()} cores (shared)", "clock": args.clock, "dim": DIM,
+                  "ppr_epsilon": args.epsilon,
                   "queries": queries, "runs": runs, **summarise(runs)}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))  # after every size: a long run keeps what it did

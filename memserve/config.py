@@ -82,7 +82,7 @@ class Settings:
     ppr_method: str = _doc("push (local forward-push PPR: cost independent of the graph's size) or power "
                            "(power iteration over every node, the reference).", default="push")
     ppr_epsilon: float = _doc("Forward-push residual threshold per unit of weighted degree; L1 error <= "
-                              "damping × epsilon × volume of the nodes reached.", default=1e-4)
+                              "damping × epsilon × volume of the nodes reached.", default=1e-5)
     fact_top_k: int = _doc("Facts kept as PPR seeds.", default=5)
     passage_weight: float = _doc("Reset weight of every passage node, times its normalised dense score.",
                                  default=0.05)

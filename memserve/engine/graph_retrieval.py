@@ -68,7 +68,7 @@ class GraphParams:
     # iteration over every node (the reference). ppr_epsilon: push threshold per unit of weighted degree (the
     # L1 error is at most damping × epsilon × volume of the touched nodes; see ppr_push.py).
     ppr_method: str = "push"
-    ppr_epsilon: float = 1e-4
+    ppr_epsilon: float = 1e-5
 
 
 @dataclass(frozen=True)

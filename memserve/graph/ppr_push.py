@@ -78,7 +78,7 @@ def push_ppr(
     seed_weights: np.ndarray,
     damping: float = 0.5,
     *,
-    epsilon: float = 1e-4,
+    epsilon: float = 1e-5,
     max_rounds: int = 10_000,
 ) -> LocalPPR:
     """PPR restarting at ``seed_nodes`` (weights normalised here; NaN / negative ones dropped, repeats summed)
