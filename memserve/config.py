@@ -99,6 +99,10 @@ class Settings:
     default_query_mode: str = _doc("dense, graph, hybrid or lexical: the mode of a query that names none.",
                                    default="hybrid")
     ppr_damping: float = _doc("Personalized PageRank damping.", default=0.5)
+    ppr_method: str = _doc("push (local forward-push PPR: cost independent of the graph's size) or power "
+                           "(power iteration over every node, the reference).", default="push")
+    ppr_epsilon: float = _doc("Forward-push residual threshold per unit of weighted degree; L1 error <= "
+                              "damping × epsilon × volume of the nodes reached.", default=1e-5)
     fact_top_k: int = _doc("Facts kept as PPR seeds.", default=5)
     passage_weight: float = _doc("Reset weight of every passage node, times its normalised dense score.",
                                  default=0.05)
@@ -145,13 +149,14 @@ _CHOICES = {
     "extractor": {"auto", "offline", "llm", "none"},
     "summarizer": {"auto", "extractive", "llm", "none"},
     "default_query_mode": {"dense", "graph", "hybrid", "lexical"},
+    "ppr_method": {"push", "power"},
     "log_level": {"DEBUG", "INFO", "WARNING", "ERROR"},
 }
 _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_top_k", "embedding_batch_size",
              "hnsw_threshold", "llm_timeout_s", "llm_max_concurrency", "extraction_batch", "summary_segment_size",
              "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
              "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
-             "encode_chunk", "checkpoint_threshold_mb"}
+             "encode_chunk", "checkpoint_threshold_mb", "ppr_epsilon"}
 _NON_NEGATIVE = {"time_boost", "lexical_weight", "lexical_k1", "speaker_boost", "query_entity_weight", "port",
                  "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
                  "prune_max_bytes", "prune_interval_s", "api_keys_poll_s"}

@@ -15,7 +15,7 @@ score interpolation and reciprocal-rank fusion both lost GRAPH's R@5 gain there 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +23,8 @@ import numpy as np
 from memserve.graph.delta import Fact
 from memserve.graph.ids import phrase_id as make_phrase_id
 from memserve.graph.kg import KnowledgeGraph
-from memserve.graph.ppr import personalized_pagerank
+from memserve.graph.ppr import PPRMatrix, personalized_pagerank
+from memserve.graph.ppr_push import push_ppr
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class GraphParams:
     # drown good dense hits: weight = pw + (1 - pw) * (1 - min(1, density / adaptive_density)).
     adaptive_passage_weight: bool = True
     adaptive_density: float = 4.0
+    # "push": local PPR (forward push, graph/ppr_push.py), cost independent of the graph's size; "power": power
+    # iteration over every node (the reference). ppr_epsilon: push threshold per unit of weighted degree (the
+    # L1 error is at most damping × epsilon × volume of the touched nodes; see ppr_push.py).
+    ppr_method: str = "push"
+    ppr_epsilon: float = 1e-5
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ class GraphResult:
 
 @dataclass(frozen=True)
 class _Scores:
-    passage: Mapping[int, float]  # every graph passage (and every dense-only passage) → score
+    passage: ScoreArrays  # passages the walk reached (power: every graph passage) and dense-only ones → score
     facts: tuple[ScoredFact, ...]
     seeds: dict[int, float]  # phrase id → reset weight
     timings_ms: dict[str, float]
@@ -166,15 +172,24 @@ def anchor_fuse(
 
 def rrf_fuse(
     graph_scores: Mapping[int, float], dense_scores: Mapping[int, float], graph_weight: float, k: float
-) -> dict[int, float]:
-    """score(seq) = w / (k + rank_graph) + (1 - w) / (k + rank_dense); a list that lacks a seq contributes 0."""
-    fused: dict[int, float] = {}
+) -> ScoreArrays:
+    """score(seq) = w / (k + rank_graph) + (1 - w) / (k + rank_dense); a list that lacks a seq contributes 0.
+    Ranks are 1-based in (score descending, seq ascending) order; computed over arrays."""
+    seq_parts, score_parts = [], []
     for weight, scores in ((graph_weight, graph_scores), (1.0 - graph_weight, dense_scores)):
-        if weight <= 0:
+        if weight <= 0 or not scores:
             continue
-        for rank, (seq, _) in enumerate(sorted(scores.items(), key=lambda item: (-item[1], item[0])), start=1):
-            fused[seq] = fused.get(seq, 0.0) + weight / (k + rank)
-    return fused
+        arrays = ScoreArrays.of(scores)
+        order = np.lexsort((arrays.seqs, -arrays.scores))
+        seq_parts.append(arrays.seqs[order])
+        score_parts.append(weight / (k + np.arange(1, len(order) + 1, dtype=np.float64)))
+    if not seq_parts:
+        return ScoreArrays(np.zeros(0, np.int64), np.zeros(0))
+    seqs, contrib = np.concatenate(seq_parts), np.concatenate(score_parts)
+    order = np.argsort(seqs, kind="stable")
+    seqs, contrib = seqs[order], contrib[order]
+    starts = np.flatnonzero(np.concatenate([[True], seqs[1:] != seqs[:-1]]))
+    return ScoreArrays(seqs[starts], np.add.reduceat(contrib, starts))
 
 
 # --------------------------------------------------------------------------------------------- internals
@@ -220,77 +235,121 @@ def _graph_scores(
     # The installed matrix may be a change behind the graph (rebuilt off the write lock): a phrase it does not
     # know yet cannot seed the walk, and a passage it does not know is "outside", like one awaiting extraction.
     matrix = kg.matrix(params.synonym_threshold)
-    seeds = {p: w for p, w in seeds.items() if p in matrix.phrase_node}
-    if not seeds:
+    phrase_ids = np.fromiter(seeds.keys(), np.int64, len(seeds))
+    phrase_weights = np.fromiter(seeds.values(), np.float64, len(seeds))
+    phrase_nodes, known = matrix.phrase_node.lookup(phrase_ids)
+    if not known.any():
         return None
-    reset = np.zeros(matrix.ppr.n, dtype=np.float64)
-    for phrase, weight in seeds.items():
-        reset[matrix.phrase_node[phrase]] = weight
+    seeds = {p: w for p, w, k in zip(phrase_ids.tolist(), phrase_weights.tolist(), known.tolist()) if k}
+    seed_nodes, seed_weights = [phrase_nodes[known]], [phrase_weights[known]]
     passage_weight = params.passage_weight
     if params.adaptive_passage_weight:
         trust = min(1.0, kg.specific_phrase_density() / params.adaptive_density)
         passage_weight += (1.0 - passage_weight) * (1.0 - trust)
     offset = len(matrix.phrase_ids)
-    # Passages in the matrix but removed from the graph since must not come back as hits.
-    live = np.ones(len(matrix.passage_seqs), bool)
-    if matrix.version != kg.version:
-        live = np.fromiter((kg.has_passage(s) for s in matrix.passage_seqs.tolist()), bool, len(live))
-    outside_seqs: list[int] = []
-    outside_weights: list[float] = []
+    stale = matrix.version != kg.version  # passages removed since the snapshot must not come back as hits
+    outside_seqs = np.zeros(0, np.int64)
+    outside_weights = np.zeros(0, np.float64)
     if dense_scores:
         seqs, prior = _dense_prior(dense_scores, params.dense_power, passage_weight)
         nodes, found = matrix.passage_node.lookup(seqs)
-        found[found] &= live[nodes[found] - offset]
-        reset[nodes[found]] = prior[found]
-        outside_seqs, outside_weights = seqs[~found].tolist(), prior[~found].tolist()
+        if stale:
+            found &= kg.has_passages(seqs)
+        seed_nodes.append(nodes[found])
+        seed_weights.append(prior[found])
+        outside_seqs, outside_weights = seqs[~found], prior[~found]
+    nodes_in, weights_in = np.concatenate(seed_nodes), np.concatenate(seed_weights)
     timings["seed"] = (time.perf_counter() - t) * 1e3
 
     t = time.perf_counter()
-    total_reset = reset.sum() + sum(outside_weights)
-    ppr = personalized_pagerank(matrix.ppr, reset, params.damping)
+    graph_mass = float(weights_in.sum())
+    total_reset = graph_mass + float(outside_weights.sum())
+    passage_nodes, passage_values = _passage_ppr(matrix.ppr, nodes_in, weights_in, offset, params)
+    seqs_out = matrix.passage_seqs[passage_nodes - offset]
+    if stale:
+        keep = kg.has_passages(seqs_out)
+        seqs_out, passage_values = seqs_out[keep], passage_values[keep]
     # PPR returns a distribution over graph nodes; rescale to the full reset mass so an isolated, ungraphed
     # passage (which would keep (1 - damping) of its own reset share) lands on a comparable scale.
-    scale = reset.sum() / total_reset
-    values = ppr[offset:].astype(np.float64) * scale
-    passage = _PassageScores(
-        np.concatenate([matrix.passage_seqs[live], np.asarray(outside_seqs, np.int64)]),
-        np.concatenate([values[live], [(1.0 - params.damping) * w / total_reset for w in outside_weights]]),
+    passage = ScoreArrays(
+        np.concatenate([seqs_out, outside_seqs]),
+        np.concatenate([passage_values * (graph_mass / total_reset),
+                        (1.0 - params.damping) * outside_weights / total_reset]),
     )
     timings["ppr"] = (time.perf_counter() - t) * 1e3
     return _Scores(passage, tuple(candidates), seeds, timings)
 
 
-class _PassageScores(Mapping[int, float]):
-    """seq → score as two arrays (every graph passage is scored: no per-passage dict unless one is asked for)."""
+def _passage_ppr(m: PPRMatrix, nodes: np.ndarray, weights: np.ndarray, offset: int,
+                 params: GraphParams) -> tuple[np.ndarray, np.ndarray]:
+    """(passage nodes, PPR mass) for the reset ``weights`` on ``nodes``. ``push`` returns only the passages the
+    walk reached (the rest score 0); ``power`` every passage."""
+    if params.ppr_method == "push":
+        local = push_ppr(m, nodes, weights, params.damping, epsilon=params.ppr_epsilon)
+        on_passage = local.nodes >= offset
+        return local.nodes[on_passage], local.values[on_passage]
+    if params.ppr_method != "power":
+        raise ValueError(f"unknown ppr_method {params.ppr_method!r}")
+    reset = np.zeros(m.n, np.float64)
+    np.add.at(reset, nodes, weights)
+    ppr = personalized_pagerank(m, reset, params.damping)
+    return np.arange(offset, m.n, dtype=np.int64), ppr[offset:].astype(np.float64)
+
+
+class ScoreArrays(Mapping[int, float]):
+    """seq → score as two parallel arrays (each seq once). Ranking and fusion read the arrays; the Mapping
+    view (``[]``, ``get``, iteration) answers by binary search over a sorted copy, built on first use, so no
+    per-passage dict is ever made."""
 
     def __init__(self, seqs: np.ndarray, values: np.ndarray) -> None:
-        self.seqs = seqs
-        self.scores = values  # not "values": that would shadow Mapping.values()
-        self._dict: dict[int, float] | None = None
+        self.seqs = np.asarray(seqs, np.int64)
+        self.scores = np.asarray(values, np.float64)  # not "values": that would shadow Mapping.values()
+        self._order: np.ndarray | None = None
 
-    def _as_dict(self) -> dict[int, float]:
-        if self._dict is None:
-            self._dict = dict(zip(self.seqs.tolist(), self.scores.tolist()))
-        return self._dict
+    @classmethod
+    def of(cls, scores: Mapping[int, float]) -> ScoreArrays:
+        if isinstance(scores, ScoreArrays):
+            return scores
+        return cls(np.fromiter(scores.keys(), np.int64, len(scores)),
+                   np.fromiter(scores.values(), np.float64, len(scores)))
+
+    def _find(self, seq: object) -> int:
+        if self._order is None:
+            self._order = np.argsort(self.seqs, kind="stable")
+        if not isinstance(seq, (int, np.integer)) or not len(self.seqs):
+            return -1
+        i = int(np.searchsorted(self.seqs, seq, sorter=self._order))
+        if i < len(self.seqs) and self.seqs[self._order[i]] == seq:
+            return int(self._order[i])
+        return -1
 
     def __getitem__(self, seq: int) -> float:
-        return self._as_dict()[seq]
+        i = self._find(seq)
+        if i < 0:
+            raise KeyError(seq)
+        return float(self.scores[i])
 
-    def __iter__(self):
-        return iter(self._as_dict())
+    def __contains__(self, seq: object) -> bool:
+        return self._find(seq) >= 0
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.seqs.tolist())
 
     def __len__(self) -> int:
         return len(self.seqs)
 
 
+_PassageScores = ScoreArrays  # the name the graph scores had before dense scores used the same class
+
+
 def _dense_prior(dense_scores: Mapping[int, float], power: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
     """(seqs, reset weights): min-max normalised dense scores ** power × weight."""
-    seqs = np.fromiter(dense_scores.keys(), dtype=np.int64, count=len(dense_scores))
-    values = np.fromiter(dense_scores.values(), dtype=np.float64, count=len(dense_scores))
+    arrays = ScoreArrays.of(dense_scores)
+    seqs, values = arrays.seqs, arrays.scores
     lo, hi = float(values.min()), float(values.max())
     normalised = np.ones(len(values)) if hi - lo <= 1e-12 else (values - lo) / (hi - lo)
     if power != 1.0:
-        normalised = np.array([v**power for v in normalised.tolist()])  # Python's pow, as the scalar path had
+        normalised = np.power(normalised, power)
     return seqs, normalised * weight
 
 
@@ -306,9 +365,8 @@ def _scored(kg: KnowledgeGraph, fact: Fact, score: float) -> ScoredFact:
 
 def _top(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
     """The k best (seq, score), best first, ties by seq ascending."""
-    if isinstance(scores, _PassageScores):
-        return _top_arrays(scores.seqs, scores.scores, k)
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+    arrays = ScoreArrays.of(scores)
+    return _top_arrays(arrays.seqs, arrays.scores, k)
 
 
 def _top_arrays(seqs: np.ndarray, values: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -317,7 +375,7 @@ def _top_arrays(seqs: np.ndarray, values: np.ndarray, k: int) -> list[tuple[int,
         return []
     if k < n:
         # Everything at least as good as the k-th best value: ties at the boundary are then broken by seq.
-        kth = np.partition(values, n - k)[n - k]
+        kth = values[np.argpartition(values, n - k)[n - k]]
         pick = np.flatnonzero(values >= kth)
     else:
         pick = np.arange(n)

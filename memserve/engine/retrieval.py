@@ -6,7 +6,7 @@ Validation and the namespace check happen in the engine; this module only ranks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 
 import numpy as np
@@ -17,7 +17,7 @@ from ..store import episodes_repo
 from ..store.db import Database
 from ..types import FactOut, Hit, QueryIn, QueryMode, QueryResult
 from . import fusion
-from .graph_retrieval import GraphParams
+from .graph_retrieval import GraphParams, ScoreArrays
 from .graph_service import GraphService
 from .hema import Hema
 from .index_registry import IndexRegistry, single_query_threads
@@ -73,10 +73,10 @@ class Retriever:
             with single_query_threads():
                 dense = index.search(qvec, k, allowed=allowed)[0]
         t = lap("dense", t)
-        dense_scores = dict(zip(dense.ids.tolist(), dense.scores.tolist()))
+        dense_scores = ScoreArrays(dense.ids, dense.scores)  # arrays, not a per-passage dict
         # HYBRID: dense + BM25 + the speaker and time lifts, fused; with a graph, the fused scores are what the
         # graph is anchored on and seeded with (in place of the plain dense scores).
-        prior: dict[int, float] = dense_scores
+        prior: Mapping[int, float] = dense_scores
         lexical_scores: dict[int, float] = {}
         if fusing:
             prior, lexical_scores = self._fuse(q, allowed, dense, lap, t)
@@ -91,7 +91,8 @@ class Retriever:
                 fact_top_k=s.fact_top_k if g.fact_top_k is None else g.fact_top_k,
                 passage_weight=s.passage_weight if g.passage_weight is None else g.passage_weight,
                 synonym_threshold=g.synonym_threshold, query_entity_weight=s.query_entity_weight,
-                adaptive_passage_weight=s.adaptive_passage_weight,
+                adaptive_passage_weight=s.adaptive_passage_weight, ppr_method=s.ppr_method,
+                ppr_epsilon=s.ppr_epsilon,
                 top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
             with single_query_threads():
                 result = self.graph.retrieve(q.namespace, q.text, qvec, prior, mode, params)
@@ -100,9 +101,11 @@ class Retriever:
             if result.mode != "dense_fallback":
                 effective = mode
                 graph_ran = True
-                keep = None if allowed is None else set(allowed.tolist())
-                for h in result.hits:
-                    if keep is None or h.seq in keep:
+                # The filter's seqs may be most of the namespace: test only the hits against them, in arrays.
+                seqs = np.fromiter((h.seq for h in result.hits), np.int64, len(result.hits))
+                keep = np.ones(len(seqs), bool) if allowed is None else np.isin(seqs, allowed)
+                for h, kept in zip(result.hits, keep.tolist()):
+                    if kept:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
                         ranked.append((h.seq, h.score, facts, tuple(h.seed_phrases)))
             t = lap("graph", t)

@@ -13,6 +13,7 @@ import numpy as np
 from .delta import Fact
 from .kg import _EMPTY, GraphColumns, _groups, _i64, _unique_pairs
 from .lazy_map import LazyMap
+from .text_column import TextColumn
 
 if TYPE_CHECKING:
     from .kg import KnowledgeGraph
@@ -45,7 +46,10 @@ def fill(kg: KnowledgeGraph, c: GraphColumns) -> None:
     pf_seq, pf_fact = _dedupe(_i64(c.passage_fact_seqs), _i64(c.passage_fact_ids))
     passages = np.unique(np.concatenate([_i64(c.passages), pp_seq, pf_seq]))
 
-    kg._phrase_text = dict(zip(phrase_ids.tolist(), c.phrase_texts))
+    # Texts live in one UTF-8 blob until read (~60 bytes of str object + ~100 of dict entry saved per phrase).
+    phrase_texts = TextColumn(c.phrase_texts)
+    by_pid = np.argsort(phrase_ids, kind="stable")
+    kg._phrase_text = LazyMap(phrase_ids[by_pid], lambda i: phrase_texts[int(by_pid[i])])
     kg._passage_phrases = _arrays(pp_seq, pp_phrase, passages)  # values sorted: rows are sorted by (seq, id)
     kg._passage_facts = _arrays(pf_seq, pf_fact, passages)
     kg._passage_edges = len(pp_seq)
@@ -61,9 +65,9 @@ def fill(kg: KnowledgeGraph, c: GraphColumns) -> None:
     subjects, objects = _i64(c.fact_subjects), _i64(c.fact_objects)
     by_id = np.argsort(fact_ids, kind="stable")
     ids, subj, obj = fact_ids[by_id], subjects[by_id], objects[by_id]
-    preds, texts = list(c.fact_predicates), list(c.fact_texts)
-    kg._facts = LazyMap(ids, lambda i: Fact(int(ids[i]), int(subj[i]), preds[by_id[i]], int(obj[i]),
-                                            texts[by_id[i]]))
+    preds, texts = TextColumn(c.fact_predicates), TextColumn(c.fact_texts)
+    kg._facts = LazyMap(ids, lambda i: Fact(int(ids[i]), int(subj[i]), preds[int(by_id[i])], int(obj[i]),
+                                            texts[int(by_id[i])]))
     _fill_fact_pairs(kg, fact_ids, subjects, objects, pf_fact)
     _fill_synonyms(kg, _i64(c.synonym_a), _i64(c.synonym_b), np.asarray(c.synonym_similarity, np.float64))
 

@@ -21,7 +21,7 @@ may run together under a shared lock. Queries use the *installed* matrix, which 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -95,6 +95,11 @@ def _i64(values: object) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).ravel()
 
 
+def _key_array(m: Mapping[int, object]) -> np.ndarray:
+    key_array = getattr(m, "key_array", None)  # LazyMap: no loop over the loaded keys
+    return key_array() if key_array is not None else np.fromiter(m.keys(), np.int64, len(m))
+
+
 def _pair_key(a: int, b: int) -> tuple[int, int]:
     return (a, b) if a < b else (b, a)
 
@@ -142,7 +147,7 @@ class KnowledgeGraph:
         self.min_synonym_chars = min_synonym_chars
         self.link_entities = link_entities
         self._normalize = normalize
-        self._phrase_text: dict[int, str] = {}
+        self._phrase_text: MutableMapping[int, str] = {}  # a LazyMap over a text blob after a restore
         self._phrase_passages: dict[int, set[int]] = {}
         self._passage_phrases: dict[int, np.ndarray] = {}  # seq → sorted phrase ids
         self._passage_facts: dict[int, np.ndarray] = {}  # seq → sorted fact ids
@@ -163,6 +168,7 @@ class KnowledgeGraph:
         self._installed = False  # install_matrix was called: matrix() never builds from then on
         self._matrix_variants: dict[float, tuple[GraphMatrix, GraphMatrix]] = {}
         self._density_cache: dict[int, tuple[int, float]] = {}
+        self._passage_array: tuple[int, np.ndarray] | None = None  # (version, sorted seqs) for has_passages
 
     # ----------------------------------------------------------------- reading
 
@@ -189,6 +195,16 @@ class KnowledgeGraph:
 
     def has_passage(self, seq: int) -> bool:
         return seq in self._passage_phrases
+
+    def has_passages(self, seqs: np.ndarray) -> np.ndarray:
+        """``has_passage`` for many seqs at once (binary search over a sorted array cached per version)."""
+        if self._passage_array is None or self._passage_array[0] != self._version:
+            present = np.sort(np.fromiter(self._passage_phrases.keys(), np.int64, len(self._passage_phrases)))
+            self._passage_array = (self._version, present)
+        present = self._passage_array[1]
+        seqs = np.asarray(seqs, np.int64)
+        pos = np.minimum(np.searchsorted(present, seqs), max(len(present) - 1, 0))
+        return (present[pos] == seqs) if len(present) else np.zeros(len(seqs), bool)
 
     @property
     def edge_count(self) -> int:
@@ -363,7 +379,7 @@ class KnowledgeGraph:
         sa, sb, sw = self._synonyms.arrays()
         return assemble(
             version=self._version,
-            phrase_ids=np.sort(np.fromiter(self._phrase_text.keys(), np.int64, len(self._phrase_text))),
+            phrase_ids=np.sort(_key_array(self._phrase_text)),
             passage_seqs=np.sort(seqs),
             fact_a=fa, fact_b=fb, fact_weight=fw,
             passage_edge_seq=np.repeat(seqs, lengths), passage_edge_phrase=edge_phrases,

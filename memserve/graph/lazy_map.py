@@ -72,6 +72,15 @@ class LazyMap(MutableMapping[int, V]):
     def __len__(self) -> int:
         return len(self._cache) + len(self._keys) - len(self._gone) - self._shadowed
 
+    def key_array(self) -> np.ndarray:
+        """Every key as an int64 array (unordered), without a Python loop over the loaded keys."""
+        cached = np.fromiter(self._cache.keys(), np.int64, len(self._cache))
+        base = self._keys
+        if self._shadowed or self._gone:
+            drop = np.concatenate([cached, np.fromiter(self._gone, np.int64, len(self._gone))])
+            base = base[~np.isin(base, drop)]
+        return np.concatenate([cached, base])
+
     def __iter__(self) -> Iterator[int]:
         yield from list(self._cache)
         cache, gone = self._cache, self._gone

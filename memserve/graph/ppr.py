@@ -1,6 +1,7 @@
-"""Personalized PageRank over an undirected, weighted graph: one pure function, three interchangeable backends.
+"""Personalized PageRank over an undirected, weighted graph: one pure function, three interchangeable backends,
+plus a local solver (``push_ppr``, ppr_push.py) that the server uses by default.
 
-- ``PPRMatrix`` (scipy CSR power iteration) is the default: it is ~4x faster than igraph's prpack at 100k nodes
+- ``PPRMatrix`` (scipy CSR power iteration) is the reference the local solver is held to: it is ~4x faster than igraph's prpack at 100k nodes
   (FIELD-NOTES) and lets the knowledge graph keep its adjacency in plain arrays instead of rebuilding an igraph on
   every edge addition.
 - ``igraph.Graph`` goes through prpack, the solver HippoRAG uses.

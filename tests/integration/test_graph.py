@@ -206,3 +206,31 @@ def test_wait_for_graph_past_the_deadline_keeps_the_write(tmp_path):
             assert c.query("slow", "Alpha Centauri", mode="dense").hits[0].episode.id == "slow-1"
             c.write("slow", [EpisodeInput(text=text, id="slow-1")], wait_for_graph=True, timeout=30)  # resend waits
             assert c.stats("slow").namespaces[0].extraction_backlog == 0
+
+
+@pytest.mark.parametrize("mode", ["graph", "hybrid"])
+def test_graph_modes_respect_filters(gclient, mode):
+    """The walk ranks every passage; only the filter's passages may come back (session, time and metadata)."""
+    from datetime import datetime, timedelta, timezone
+
+    from memserve_client import QueryFilter
+
+    name = ns()
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    sessions = {"film": "a", "director": "b", "lake": "a", "kiwi": "b"}
+    episodes = [EpisodeInput(text=e.text, id=e.id, session_id=sessions[e.id],
+                             event_time=t0 + timedelta(days=i), metadata={"n": str(i % 2)})
+                for i, e in enumerate(FILM)]
+    gclient.write(name, episodes, wait_for_graph=True)
+    question = "Who is the mother of the director of Polish-Russian War?"
+
+    def ids(flt):
+        result = gclient.query(name, question, top_k=4, mode=mode, filter=flt)
+        assert result.mode == mode
+        return [h.episode.id for h in result.hits]
+
+    assert set(ids(None)) == set(sessions)
+    assert set(ids(QueryFilter(session_ids=("b",)))) == {"director", "kiwi"}
+    assert ids(QueryFilter(session_ids=("b",)))[0] == "director"
+    assert set(ids(QueryFilter(event_time_end=t0 + timedelta(days=1, hours=1)))) == {"film", "director"}
+    assert set(ids(QueryFilter(metadata={"n": "0"}))) == {"film", "lake"}

@@ -33,3 +33,24 @@ def test_lazy_map_behaves_like_a_dict() -> None:
     del m[9], ref[9]
     assert dict(m) == ref and len(m) == len(ref) and sorted(m) == sorted(ref)
     assert m.setdefault(11, set()) == set() and m.pop(11) == set() and len(m) == len(ref)
+
+
+def test_key_array_lists_every_key_once() -> None:
+    m = LazyMap(np.array([1, 4, 6, 8], dtype=np.int64), lambda i: i)
+    assert sorted(m.key_array().tolist()) == [1, 4, 6, 8]
+    m[4]  # materialised: still once
+    del m[6]
+    m[3] = 0
+    m[8] = 5
+    assert sorted(m.key_array().tolist()) == sorted(m) == [1, 3, 4, 8]
+
+
+def test_text_column_round_trips_unicode() -> None:
+    from memserve.graph.text_column import TextColumn
+
+    texts = ["", "Xawery Żuławski", "東京", "a b c", "é"]
+    col = TextColumn(texts)
+    assert list(col) == texts and len(col) == 5 and col[-1] == "é" and col[1:3] == texts[1:3]
+    with pytest.raises(IndexError):
+        col[5]
+    assert col.nbytes < sum(len(t) for t in texts) * 2 + 8 * 6

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from memserve.embed import make_embedder
 from memserve.engine.graph_retrieval import (
@@ -136,3 +137,37 @@ def test_passage_scores_behave_like_a_mapping():
     scores = _PassageScores(np.array([5, 3, 9], dtype=np.int64), np.array([0.2, 0.7, 0.2]))
     assert dict(scores) == {5: 0.2, 3: 0.7, 9: 0.2} and sorted(scores.values()) == [0.2, 0.2, 0.7]
     assert _top(scores, 2) == [(3, 0.7), (5, 0.2)]  # ties by ascending seq
+
+
+def test_array_top_k_equals_a_full_sort_with_ties() -> None:
+    import numpy as np
+
+    from memserve.engine.graph_retrieval import ScoreArrays, _top
+
+    rng = np.random.default_rng(0)
+    for trial in range(50):
+        n = int(rng.integers(1, 400))
+        seqs = rng.permutation(10_000)[:n]
+        values = rng.integers(0, 6, n) / 5.0  # many ties, also across the k-th boundary
+        scores = dict(zip(seqs.tolist(), values.tolist()))
+        for k in (1, 5, n - 1, n, n + 3):
+            expected = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+            assert _top(ScoreArrays(seqs, values), k) == expected
+            assert _top(scores, k) == expected  # a plain dict goes through the same arrays
+
+
+def test_rrf_fuse_equals_the_rank_formula() -> None:
+    import numpy as np
+
+    from memserve.engine.graph_retrieval import rrf_fuse
+
+    rng = np.random.default_rng(1)
+    graph = {int(s): float(v) for s, v in zip(rng.permutation(300)[:120], rng.integers(0, 9, 120))}
+    dense = {int(s): float(v) for s, v in zip(rng.permutation(300)[:200], rng.random(200))}
+    fused = rrf_fuse(graph, dense, 0.3, 5.0)
+    expected: dict[int, float] = {}
+    for weight, scores in ((0.3, graph), (0.7, dense)):
+        for rank, (seq, _) in enumerate(sorted(scores.items(), key=lambda item: (-item[1], item[0])), start=1):
+            expected[seq] = expected.get(seq, 0.0) + weight / (5.0 + rank)
+    assert dict(fused) == pytest.approx(expected)
+    assert fused.get(10_000) is None and len(fused) == len(expected)

@@ -1,0 +1,256 @@
+"""Graph memory at scale: GRAPH / HYBRID query cost and graph memory from ~50k to 1M phrase nodes.
+
+Graphs are synthetic (evals/synthetic.py ``graph_columns``: passages of 4 triples over 3 new entities and 2
+Zipf-drawn shared ones, ~0.3 synonymy candidates per phrase, random unit vectors), built in-process with
+``KnowledgeGraph.restore_columns`` — the server's start-up path, so no embedder runs and no synonym search is
+done — then the PPR matrix is built and installed as the server's worker does. The dense pool is FAISS flat
+inner product over random passage vectors (top 5000, as the server's graph modes take), so DENSE and GRAPH are
+measured on the same data in the same process. Each size runs in a fresh subprocess (clean RSS).
+
+Per size: p50/p95 of each GRAPH/HYBRID stage (fact_search, seed, ppr, fuse, total) with push and power PPR,
+the DENSE query (top 10) and the dense pool (top 5000), RSS per node and per edge (beyond the vectors), the
+graph's columns on disk (as .npz: what a snapshot holds, not the server's DuckDB tables), and build time.
+
+    nice -n 10 python evals/bench_graph_scale.py                 # 50k, 100k, 300k, 1M phrases
+    nice -n 10 python evals/bench_graph_scale.py --quick         # 20k, 50k, 100k: a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evals.synthetic import graph_columns
+
+DIM = 32
+DENSE_POOL = 5000
+STAGES = ("fact_search", "seed", "ppr", "fuse", "total")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _pct(values: list[float]) -> dict[str, float]:
+    return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+
+
+def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float | None = None) -> dict:
+    import types
+
+    import faiss
+
+    from memserve.engine import graph_retrieval as gr
+    from memserve.graph import KnowledgeGraph
+
+    faiss.omp_set_num_threads(1)  # one query at a time on one core, as the server runs a query
+    now = time.thread_time if clock == "cpu" else time.perf_counter
+    build_clock = time.process_time if clock == "cpu" else time.perf_counter
+    if clock == "cpu":  # the retrieval's own stage timings read the same clock
+        gr.time = types.SimpleNamespace(perf_counter=time.thread_time)  # type: ignore[assignment]
+    gc.collect()
+    rss0 = _rss()
+    t = build_clock()
+    columns, passage_vecs = graph_columns(phrases, DIM, seed)
+    gen_s = build_clock() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "graph.npz"
+        np.savez(path, **{k: np.asarray(v) for k, v in columns.__dict__.items()})
+        disk = path.stat().st_size
+    vector_bytes = columns.phrase_vectors.nbytes + columns.fact_vectors.nbytes
+    t = build_clock()
+    kg = KnowledgeGraph.restore_columns(DIM, columns)
+    restore_s = build_clock() - t
+    t = build_clock()
+    job = kg.fact_ivf_job()
+    if job is not None:
+        kg.install_fact_ivf(job.run())
+    ivf_s = build_clock() - t
+    t = build_clock()
+    assert kg.install_matrix(kg.build_matrix())
+    matrix_s = build_clock() - t
+    matrix = kg.matrix()
+    nodes, edges = matrix.ppr.n, kg.edge_count
+    del columns
+    gc.collect()
+
+    dense_index = faiss.IndexFlatIP(DIM)
+    dense_index.add(passage_vecs)
+    seqs = np.asarray(sorted(kg.passages), np.int64)
+    rng = np.random.default_rng(seed + 1)
+    has_method = "ppr_method" in gr.GraphParams.__dataclass_fields__  # False on code before local PPR
+    methods = ("push", "power") if has_method else ("power",)
+    phrase_ids = np.asarray(list(kg.phrases.keys())[:2000])
+    out: dict = {"phrases": len(kg.phrases), "facts": len(kg.facts), "passages": len(seqs), "nodes": nodes,
+                 "edges": edges, "generate_s": gen_s, "restore_s": restore_s, "fact_ivf_s": ivf_s,
+                 "matrix_s": matrix_s, "disk_bytes": disk, "vector_bytes": vector_bytes, "modes": {}}
+    timings: dict[str, dict[str, list[float]]] = {}
+    dense_ms: list[float] = []
+    pool_ms: list[float] = []
+    for i in range(queries + 3):  # 3 warm-up queries
+        q = rng.standard_normal(DIM).astype(np.float32)
+        q /= np.linalg.norm(q)
+        t = now()
+        dense_index.search(q[None, :], 10)
+        d_ms = (now() - t) * 1e3
+        t = now()
+        scores, ids = dense_index.search(q[None, :], DENSE_POOL)
+        p_ms = (now() - t) * 1e3
+        pool_ids = seqs[ids[0]]
+        dense_scores = gr.ScoreArrays(pool_ids, scores[0]) if hasattr(gr, "ScoreArrays") else dict(
+            zip(pool_ids.tolist(), scores[0].tolist()))
+        named = (kg.phrases[int(phrase_ids[rng.integers(0, len(phrase_ids))])],)
+        if i >= 3:
+            dense_ms.append(d_ms)
+            pool_ms.append(p_ms)
+        for method in methods:
+            extra: dict = {"ppr_method": method} if has_method else {}
+            if has_method and epsilon is not None:
+                extra["ppr_epsilon"] = epsilon
+            params = gr.GraphParams(top_k=10, **extra)
+            for mode, fn, p in (("graph", gr.graph_retrieve, params),
+                                ("hybrid", gr.hybrid_retrieve, gr.HybridParams(graph=params))):
+                t = now()
+                result = fn(q, kg, dense_scores, p, query_phrases=named)
+                wall = (now() - t) * 1e3
+                if i < 3:
+                    continue
+                row = timings.setdefault(f"{mode}/{method}", {s: [] for s in (*STAGES, "query")})
+                for stage in STAGES:
+                    row[stage].append(result.timings_ms.get(stage, 0.0))
+                row["query"].append(wall + p_ms)  # what a HYBRID/GRAPH query costs beyond embedding
+    out["dense"] = _pct(dense_ms)
+    out["dense_pool"] = _pct(pool_ms)
+    for name, row in timings.items():
+        out["modes"][name] = {stage: _pct(vals) for stage, vals in row.items()}
+    gc.collect()
+    rss = _rss() - rss0 - passage_vecs.nbytes - dense_index.ntotal * DIM * 4
+    out["rss_bytes"] = rss
+    out["rss_per_node_beyond_vectors"] = (rss - vector_bytes) / nodes
+    out["rss_per_edge_beyond_vectors"] = (rss - vector_bytes) / max(edges, 1)
+    return out
+
+
+def _exponent(sizes: list[int], values: list[float]) -> float | None:
+    if len(sizes) < 2 or min(values) <= 0:
+        return None
+    return float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
+
+
+def summarise(runs: list[dict]) -> dict:
+    big = [r for r in runs if r["phrases"] >= 90_000]
+    growth = {}
+    for name in runs[0]["modes"]:
+        for stage in ("ppr", "total"):
+            growth[f"{name}:{stage}"] = _exponent([r["nodes"] for r in big],
+                                                  [r["modes"][name][stage]["p50"] for r in big])
+    return {"growth_exponent_p50_from_100k": growth}
+
+
+def table(runs: list[dict]) -> str:
+    names = list(runs[0]["modes"])
+    head = ("| phrases | nodes | edges | dense ms p50 | " + " | ".join(f"{n} stages p50/p95" for n in names)
+            + " | hybrid/push vs dense | RSS B/node | B/edge | disk MB | build s |")
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for r in runs:
+        cells = [f"{r['phrases']:,}", f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['dense']['p50']:.2f}"]
+        for n in names:
+            m = r["modes"][n]
+            cells.append(f"{m['total']['p50']:.1f}/{m['total']['p95']:.1f} (ppr {m['ppr']['p50']:.1f})")
+        hyb = r["modes"].get("hybrid/push") or r["modes"].get("hybrid/power")
+        cells.append(f"{hyb['query']['p50'] / r['dense']['p50']:.1f}x")
+        cells += [f"{r['rss_per_node_beyond_vectors']:.0f}", f"{r['rss_per_edge_beyond_vectors']:.0f}",
+                  f"{r['disk_bytes'] / 1e6:.0f}", f"{r['restore_s'] + r['matrix_s']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["nodes"] for r in runs]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in runs[0]["modes"]:
+        ax.plot(x, [r["modes"][name]["total"]["p50"] for r in runs], marker="o", label=f"{name} (graph stages)")
+        ax.plot(x, [r["modes"][name]["ppr"]["p50"] for r in runs], marker=".", linestyle=":",
+                label=f"{name} ppr")
+    ax.plot(x, [r["dense"]["p50"] for r in runs], marker="s", color="black", label="dense top-10")
+    ax.plot(x, [r["dense_pool"]["p50"] for r in runs], marker="s", color="grey", label="dense pool top-5000")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("graph nodes (phrases + passages)")
+    ax.set_ylabel("p50 ms")
+    ax.set_title("GRAPH / HYBRID stages vs graph size (synthetic graphs, 1 core)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="50000,100000,300000,1000000", help="phrase counts")
+    parser.add_argument("--quick", action="store_true", help="20k, 50k, 100k phrases, 30 queries")
+    parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=ROOT / "evals" / "results" / "bench_graph_scale.json")
+    parser.add_argument("--plot", type=Path, default=ROOT / "evals" / "results" / "bench_graph_scale.png")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="cpu: the query thread's CPU time (what an idle core takes; robust on a shared "
+                             "machine), wall: elapsed time (default cpu)")
+    parser.add_argument("--epsilon", type=float, help="ppr_epsilon for push (default: GraphParams' default)")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one size, print JSON
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(one_size(args.one, args.queries, args.seed, args.clock, args.epsilon)))
+        return 0
+    sizes = [20_000, 50_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    queries = 30 if args.quick else args.queries
+    runs = []
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        def tqdm(x, **_):  # type: ignore[no-redef]
+            return x
+    for size in tqdm(sizes, desc="graph sizes"):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--queries", str(queries),
+                               "--seed", str(args.seed), "--clock", args.clock,
+                               *(["--epsilon", str(args.epsilon)] if args.epsilon else [])], capture_output=True, text=True,
+                              check=False, env=env)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return 1
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"  {size:,} phrases: " + ", ".join(
+            f"{n} {m['total']['p50']:.1f} ms" for n, m in runs[-1]["modes"].items())
+            + f", dense {runs[-1]['dense']['p50']:.2f} ms", flush=True)
+        result = {"machine": f"{os.cpu_count()} cores (shared)", "clock": args.clock, "dim": DIM,
+                  "ppr_epsilon": args.epsilon,
+                  "queries": queries, "runs": runs, **summarise(runs)}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))  # after every size: a long run keeps what it did
+        plot(runs, args.plot)
+    print(table(runs))
+    print(json.dumps(result["growth_exponent_p50_from_100k"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""Local (push) PPR against full power-iteration PPR: recall and PPR time on the multi-hop datasets, in-process.
+
+The library-level twin of multihop_qa.py (no server): the whole corpus becomes a KnowledgeGraph (MuSiQue from
+HippoRAG's cached GPT-3.5 OpenIE, HotpotQA and 2Wiki from the offline extractor, as multihop_qa.py does), every
+passage is scored densely, the top 5000 dense passages seed the walk as in the server (retrieval.DENSE_POOL),
+and each question is ranked by GRAPH and HYBRID once per PPR variant: ``power`` (the reference) and ``push`` at
+each ``--epsilons``. What is compared is push against power on one graph, so the embedders only need to be the
+same for both: ``--dense-embedder minilm`` (cached under $MEMSERVE_EVAL_CACHE, default /tmp; the graph_tuning
+cache is reused for MuSiQue) or ``hash``; the graph's phrases and facts use ``--graph-embedder`` (default hash:64,
+which needs no model time; minilm for absolute figures comparable with the README's).
+
+    nice -n 10 python evals/ppr_recall.py --datasets musique,2wiki,hotpotqa --json evals/results/ppr_recall.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evals.datasets import (
+    MULTIHOP_DATASETS,
+    SHARED_DATA,
+    load_json,
+    parse_corpus,
+    parse_openie,
+    parse_questions,
+)
+from evals.graph_tuning import CachedEmbedder
+
+DENSE_POOL = 5000
+
+
+def _extractions(dataset: str, texts: list[str], ids: list[str]):
+    from memserve.extract import OfflineExtractor
+    from memserve.extract.types import ExtractionResult, Triple
+
+    openie_file = MULTIHOP_DATASETS[dataset][2]
+    if openie_file:
+        cached, _ = parse_openie(load_json(SHARED_DATA / openie_file))
+        return {seq: ExtractionResult(c.entities, tuple(Triple(*t) for t in c.triples))
+                for seq, pid in enumerate(ids) if (c := cached.get(pid)) is not None}
+    results = OfflineExtractor().extract(texts)
+    return dict(enumerate(results))
+
+
+def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_embedder: str,
+                graph_embedder: str) -> dict:
+    from memserve.engine.graph_retrieval import (
+        GraphParams,
+        HybridParams,
+        graph_retrieve,
+        hybrid_retrieve,
+    )
+    from memserve.extract import OfflineExtractor, normalize_phrase
+    from memserve.graph import KnowledgeGraph
+
+    qfile, cfile, _ = MULTIHOP_DATASETS[dataset]
+    corpus = parse_corpus(load_json(SHARED_DATA / cfile))
+    questions = parse_questions(load_json(SHARED_DATA / qfile), corpus)[:limit]
+    texts = [p.text for p in corpus.passages]
+    ids = [p.id for p in corpus.passages]
+    seq_of = {pid: seq for seq, pid in enumerate(ids)}
+    from memserve.embed import make_embedder
+
+    def embedder_for(name: str):
+        if name == "minilm":
+            return CachedEmbedder("graph_tuning" if dataset == "musique" else f"ppr_recall_{dataset}").embed
+        return make_embedder(name).embed
+
+    dense_embed, graph_embed = embedder_for(dense_embedder), embedder_for(graph_embedder)
+    pvecs = dense_embed(texts)
+    qvecs = dense_embed([q.question for q in questions])
+    gvecs = graph_embed([q.question for q in questions])  # the query vector that searches facts
+    t = time.perf_counter()
+    kg = KnowledgeGraph(gvecs.shape[1])
+    kg.add_passages(sorted(_extractions(dataset, texts, ids).items()), graph_embed)
+    kg.matrix()
+    build_s = time.perf_counter() - t
+    print(f"{dataset}: {len(texts)} passages, {len(kg.phrases)} phrases, {len(kg.facts)} facts, "
+          f"{kg.edge_count} edges, built in {build_s:.0f}s", flush=True)
+    extractor = OfflineExtractor()
+    qphrases = [tuple(normalize_phrase(e) for e in extractor.extract_one(q.question).entities) for q in questions]
+    golds = [[frozenset(seq_of[i] for i in g) for g in q.gold] for q in questions]
+
+    variants = [("power", None)] + [("push", e) for e in epsilons]
+    rows: dict[str, dict] = {}
+
+    def score(name: str, ranked_per_q: list[list[int]], ppr_ms: list[float]) -> None:
+        out = {}
+        for k in (2, 5):
+            out[f"R@{k}"] = 100 * float(np.mean([
+                np.mean([bool(g & set(r[:k])) for g in gold]) for r, gold in zip(ranked_per_q, golds)]))
+        if ppr_ms:
+            out["ppr_ms_p50"] = float(np.median(ppr_ms))
+            out["ppr_ms_p95"] = float(np.percentile(ppr_ms, 95))
+        rows[name] = out
+        print(f"  {name:<22} R@2 {out['R@2']:5.1f}  R@5 {out['R@5']:5.1f}"
+              + (f"  ppr p50 {out['ppr_ms_p50']:.2f} ms" if ppr_ms else ""), flush=True)
+
+    dense_ranked = []
+    pools = []
+    for qv in qvecs:
+        d = pvecs @ qv
+        top = np.argsort(-d, kind="stable")[:DENSE_POOL]
+        dense_ranked.append(top[:10].tolist())
+        pools.append(dict(zip(top.tolist(), d[top].tolist())))
+    score("dense", dense_ranked, [])
+    for mode, fn in (("graph", graph_retrieve), ("hybrid", hybrid_retrieve)):
+        for method, eps in variants:
+            gp = GraphParams(top_k=10, ppr_method=method, ppr_epsilon=eps or 1e-5)
+            params = gp if mode == "graph" else HybridParams(graph=gp)
+            ranked, ms = [], []
+            for qv, pool, phrases in zip(gvecs, pools, qphrases):
+                result = fn(qv, kg, pool, params, query_phrases=phrases)  # type: ignore[arg-type]
+                ranked.append([h.seq for h in result.hits])
+                if "ppr" in result.timings_ms:
+                    ms.append(result.timings_ms["ppr"])
+            score(f"{mode}/{method}" + (f"@{eps:g}" if eps else ""), ranked, ms)
+    return {"passages": len(texts), "phrases": len(kg.phrases), "facts": len(kg.facts), "edges": kg.edge_count,
+            "questions": len(questions), "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="musique,2wiki,hotpotqa")
+    parser.add_argument("--epsilons", default="1e-4,3e-5,1e-5,1e-6")
+    parser.add_argument("--limit", type=int, help="first N questions (the corpus is always indexed whole)")
+    parser.add_argument("--dense-embedder", default="minilm", help="minilm (cached) or an embedder spec")
+    parser.add_argument("--graph-embedder", default="hash:64", help="minilm (cached) or an embedder spec")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    eps = [float(e) for e in args.epsilons.split(",")]
+    results = {name: run_dataset(name, eps, args.limit, args.dense_embedder, args.graph_embedder)
+               for name in args.datasets.split(",")}
+    results["embedders"] = {"dense": args.dense_embedder, "graph": args.graph_embedder}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
