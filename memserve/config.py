@@ -45,6 +45,13 @@ class Settings:
                                    "one tenant's slow LLM batch does not hold up another tenant's.", default=2)
     encode_chunk: int = _doc("Texts per encoder call for writes and graph updates: a query waits for at "
                              "most one such chunk before its own encode runs.", default=16)
+    encode_chunk_chars: int = _doc("Characters per text in a bulk chunk's cost budget: a chunk of short texts "
+                                   "(graph phrases, facts) takes more than `encode_chunk` texts while texts x "
+                                   "longest text stays within `encode_chunk` x this (0: exactly `encode_chunk` "
+                                   "texts).", default=512)
+    graph_embedding_cache: bool = _doc("Keep phrase and fact vectors in DuckDB keyed by model and text, shared "
+                                       "by all namespaces: a phrase seen before is never encoded again.",
+                                       default=True)
     # --- limits -------------------------------------------------------------------------------------------
     max_text_bytes: int = _doc("Largest episode text (UTF-8 bytes).", default=64 * 1024)
     max_batch_episodes: int = _doc("Most episodes in one WriteEpisodes call.", default=1000)
@@ -118,7 +125,7 @@ _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_t
              "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
              "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
              "encode_chunk"}
-_NON_NEGATIVE = {"query_entity_weight", "port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
+_NON_NEGATIVE = {"encode_chunk_chars", "query_entity_weight", "port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
                  "prune_max_bytes", "prune_interval_s"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold"}
 
