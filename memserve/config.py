@@ -69,7 +69,9 @@ class Settings:
                                        default=True)
     index_kind: str = _doc("auto (exact flat, HNSW past hnsw_threshold), flat, hnsw or exact (NumPy).",
                            default="auto")
-    hnsw_threshold: int = _doc("Vectors per namespace past which `auto` switches to HNSW.", default=200_000)
+    hnsw_threshold: int = _doc("Vectors per namespace past which `auto` switches to HNSW (built in the "
+                               "background; the exact flat index serves until it is swapped in).",
+                               default=50_000)
     use_gpu: str = _doc("auto, true or false: FAISS on the GPU when faiss has GPU support and one is visible.",
                         default="auto")
     # --- LLM ----------------------------------------------------------------------------------------------
