@@ -66,7 +66,7 @@ def ratio_bench(args: argparse.Namespace, passages: list[EpisodeInput]) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             settings = {"embedding_model": args.embedding_model, "extractor": args.extractor,
                         "summarizer": "none", "snapshot_interval_s": "0", **CONFIGS[name]}
-            with ServerProcess(Path(tmp) / "d", settings=settings) as server, \
+            with ServerProcess(Path(tmp) / "d", settings=settings, start_timeout=900) as server, \
                     MemoryClient(server.target, timeout=7200) as client:
                 seconds = ingest(client, "wiki", passages, args.batch)
                 s = client.stats("wiki").namespaces[0]
