@@ -175,7 +175,7 @@ def main() -> int:
         ("Multi-hop retrieval", "evals/multihop_qa.py --dataset D --extractor E --modes dense,graph,hybrid", multihop),
         ("Long conversations (LoCoMo)", "evals/conversation_recall.py --modes dense,graph,hybrid", locomo),
         ("Forgetting (HEMA pruning on LoCoMo)", "evals/bench_pruning.py", pruning),
-        ("Graph indexing growth (2WikiMultihopQA corpus, offline extractor)", "evals/bench_graph_indexing.py", indexing),
+        ("Graph indexing growth (2WikiMultihopQA corpus, offline extractor)", "evals/bench_graph_indexing.py --steps 2000", indexing),
         ("Core write and query path (synthetic chat turns, extraction off)",
          "evals/bench_ingest_query.py --sizes 10000,100000 --prune-to 50000", core),
         ("Fast while agents write (live benchmark)", "evals/bench_live.py", live),

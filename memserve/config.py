@@ -65,6 +65,13 @@ class Settings:
                                    "one tenant's slow LLM batch does not hold up another tenant's.", default=2)
     encode_chunk: int = _doc("Texts per encoder call for writes and graph updates: a query waits for at "
                              "most one such chunk before its own encode runs.", default=16)
+    encode_chunk_chars: int = _doc("Characters per text in a bulk chunk's cost budget: a chunk of short texts "
+                                   "(graph phrases, facts) takes more than `encode_chunk` texts while texts x "
+                                   "longest text stays within `encode_chunk` x this (0: exactly `encode_chunk` "
+                                   "texts).", default=512)
+    graph_embedding_cache: bool = _doc("Keep phrase and fact vectors in DuckDB keyed by model and text, shared "
+                                       "by all namespaces: a phrase seen before is never encoded again.",
+                                       default=True)
     # --- limits -------------------------------------------------------------------------------------------
     max_text_bytes: int = _doc("Largest episode text (UTF-8 bytes).", default=64 * 1024)
     max_batch_episodes: int = _doc("Most episodes in one WriteEpisodes call.", default=1000)
@@ -82,7 +89,9 @@ class Settings:
                                        default=True)
     index_kind: str = _doc("auto (exact flat, HNSW past hnsw_threshold), flat, hnsw or exact (NumPy).",
                            default="auto")
-    hnsw_threshold: int = _doc("Vectors per namespace past which `auto` switches to HNSW.", default=200_000)
+    hnsw_threshold: int = _doc("Vectors per namespace past which `auto` switches to HNSW (built in the "
+                               "background; the exact flat index serves until it is swapped in).",
+                               default=50_000)
     use_gpu: str = _doc("auto, true or false: FAISS on the GPU when faiss has GPU support and one is visible.",
                         default="auto")
     # --- LLM ----------------------------------------------------------------------------------------------
@@ -159,7 +168,7 @@ _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_t
              "encode_chunk", "checkpoint_threshold_mb", "ppr_epsilon"}
 _NON_NEGATIVE = {"time_boost", "lexical_weight", "lexical_k1", "speaker_boost", "query_entity_weight", "port",
                  "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
-                 "prune_max_bytes", "prune_interval_s", "api_keys_poll_s"}
+                 "prune_max_bytes", "prune_interval_s", "api_keys_poll_s", "encode_chunk_chars"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold", "lexical_b"}
 
 

@@ -9,6 +9,12 @@ Bulk requests are sorted by text length before chunking (the padding win the inn
 one call would otherwise be lost across chunks) and served round-robin, a request going to the back of the line
 after each of its chunks, so one huge batch does not starve a small write.
 
+Chunks are bounded by cost, not only by count: a chunk takes ``chunk_size`` texts, and more while the padded
+size of the call (texts x longest text, in characters) stays within ``chunk_size x chunk_chars``. Graph phrases
+and facts ("barack obama", "obama born in hawaii") are a tenth of a passage's length, so a chunk of them holds
+~10x as many texts for the same forward-pass cost: a query still waits for at most one chunk's worth of work,
+and short texts stop paying one encoder call (and its fixed overhead) per 16 strings.
+
 Errors: an exception from the inner embedder fails exactly the requests whose texts were in that call. A failed
 micro-batch of several queries is retried one query at a time, so one bad text fails only its own caller.
 
@@ -33,11 +39,12 @@ _SHUT_DOWN = "encoder is shut down"
 
 
 class _BulkJob:
-    __slots__ = ("future", "next", "order", "out", "texts")
+    __slots__ = ("future", "lengths", "next", "order", "out", "texts")
 
     def __init__(self, texts: list[str], dim: int) -> None:
         self.texts = texts
-        self.order = np.argsort([len(t) for t in texts], kind="stable")
+        self.lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
+        self.order = np.argsort(self.lengths, kind="stable")
         self.out = np.empty((len(texts), dim), dtype=np.float32)
         self.next = 0
         self.future: Future[np.ndarray] = Future()
@@ -46,16 +53,25 @@ class _BulkJob:
 class EncoderScheduler:
     """An ``Embedder`` that serialises all calls to ``inner`` on one thread, queries first."""
 
-    def __init__(self, inner: Embedder, *, chunk_size: int = 16, query_inner: Embedder | None = None) -> None:
+    def __init__(self, inner: Embedder, *, chunk_size: int = 16, query_inner: Embedder | None = None,
+                 chunk_chars: int | None = None, max_chunk_texts: int = 512) -> None:
         """``query_inner``: a second replica of the same model for queries only, on its own thread. Then a
         query never waits for a bulk chunk at all (on 2 CPU cores a 16-turn chunk takes ~10x a query encode,
         so "at most one chunk" is still 10x); both forwards share the cores instead."""
+        """``chunk_chars``: characters per text the cost budget of a chunk allows (None: chunks are exactly
+        ``chunk_size`` texts); ``max_chunk_texts`` caps a chunk of very short texts."""
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
+        if chunk_chars is not None and chunk_chars < 1:
+            raise ValueError("chunk_chars must be >= 1 or None")
+        if max_chunk_texts < chunk_size:
+            raise ValueError("max_chunk_texts must be >= chunk_size")
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim
         self.chunk_size = chunk_size
+        self.chunk_chars = chunk_chars
+        self.max_chunk_texts = max_chunk_texts
         self._cond = threading.Condition()
         self._queries: list[tuple[str, Future[np.ndarray]]] = []
         self._bulk: deque[_BulkJob] = deque()
@@ -215,7 +231,8 @@ class EncoderScheduler:
             self._resolve(future, np.array(vectors[row], dtype=np.float32))
 
     def _encode_chunk(self, job: _BulkJob) -> None:
-        start, stop = job.next, min(job.next + self.chunk_size, len(job.texts))
+        start = job.next
+        stop = self._chunk_stop(job)
         rows = job.order[start:stop]
         try:
             vectors = self.inner.embed([job.texts[i] for i in rows])
@@ -237,6 +254,19 @@ class EncoderScheduler:
                     return
         if mine:
             self._resolve(job.future, job.out)
+
+    def _chunk_stop(self, job: _BulkJob) -> int:
+        """End of the next chunk of ``job``: ``chunk_size`` texts, then more (up to ``max_chunk_texts``) while
+        texts x longest text stays within the budget. Texts are sorted by length, so the next one is the longest."""
+        start, total = job.next, len(job.texts)
+        stop = min(start + self.chunk_size, total)
+        if self.chunk_chars is None or stop >= total:
+            return stop
+        budget = self.chunk_size * self.chunk_chars
+        limit = min(start + self.max_chunk_texts, total)
+        while stop < limit and (stop - start + 1) * max(1, job.lengths[job.order[stop]]) <= budget:
+            stop += 1
+        return stop
 
     def _resolve(self, future: Future[np.ndarray], result: np.ndarray) -> None:
         with self._cond:  # close() may resolve the same future from another thread

@@ -28,7 +28,7 @@ from ..config import Settings
 from ..extract import ExtractionResult, Extractor, OfflineExtractor, clean_triples, normalize_phrase
 from ..graph import export as graph_export
 from ..graph.kg import KnowledgeGraph
-from ..store import episodes_repo, extractions_repo, graph_repo
+from ..store import embedding_cache_repo, episodes_repo, extractions_repo, graph_repo
 from ..store.db import Database
 from ..types import EpisodeIn, QueryMode
 from .background import Settled, Worker
@@ -75,8 +75,11 @@ def client_extraction(ep: EpisodeIn) -> ExtractionResult | None:
 
 class GraphService:
     def __init__(self, settings: Settings, db: Database, embed: Callable[[list[str]], np.ndarray], dim: int,
-                 llm=None) -> None:
+                 llm=None, model: str | None = None) -> None:
+        """``model``: the embedder's name, the key of the shared phrase/fact vector cache (None: no cache)."""
         self._settings = settings
+        self._model = model
+        self.embedding_cache_hits = 0  # phrase/fact strings read from the cache instead of encoded
         self._db = db
         self._embed = embed
         self._dim = dim
@@ -258,12 +261,16 @@ class GraphService:
         items = sorted(ready.items())
         with self._lock(namespace).read():
             texts = self._graph(namespace).texts_to_embed(items)
-        vectors = dict(zip(texts, self._embed(texts))) if texts else {}
+        vectors = self._cached_vectors(cur, texts)
+        encoded: list[str] = [t for t in texts if t not in vectors]
+        if encoded:
+            vectors.update(zip(encoded, self._embed(encoded)))
 
         def embed_fn(batch_texts: list[str]) -> np.ndarray:
             missing = [t for t in batch_texts if t not in vectors]
             if missing:  # another passage added these phrases' neighbours since: embed what is left
                 vectors.update(zip(missing, self._embed(missing)))
+                encoded.extend(missing)
             return np.stack([vectors[t] for t in batch_texts]) if batch_texts else np.zeros((0, self._dim), np.float32)
 
         with self._db.transaction() as tx:
@@ -274,6 +281,8 @@ class GraphService:
                 try:
                     delta = kg.add_passages(items, embed_fn)
                     graph_repo.save_delta(tx, namespace, delta)
+                    if self._model is not None and encoded:
+                        embedding_cache_repo.store(tx, self._model, encoded, np.stack([vectors[t] for t in encoded]))
                 except BaseException:
                     with self._registry:
                         self._graphs.pop(namespace, None)
@@ -285,6 +294,14 @@ class GraphService:
         if failed:
             log.warning("%s: extraction failed for %d episodes (will retry up to %d times)", namespace,
                         len(failed), MAX_ATTEMPTS)
+
+    def _cached_vectors(self, cur, texts: list[str]) -> dict[str, np.ndarray]:
+        """Vectors the shared cache holds for ``texts`` under this server's model (empty without a cache)."""
+        if self._model is None or not texts:
+            return {}
+        found = embedding_cache_repo.lookup(cur, self._model, texts, self._dim)
+        self.embedding_cache_hits += len(found)
+        return found
 
     # -- reads -------------------------------------------------------------------------------------------
     def has_graph(self, namespace: str) -> bool:

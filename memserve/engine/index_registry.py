@@ -56,7 +56,11 @@ class IndexRegistry:
         self._folder = folder
         self._folder.mkdir(parents=True, exist_ok=True)
         self._dim = dim
-        self._settings = {"hnsw_threshold": hnsw_threshold, "use_gpu": use_gpu}
+        # Migration to HNSW never runs inside add (under the write lock, minutes at 1M vectors): see _migrate.
+        # use_gpu is the setting's string: "false" must reach FaissIndex as False, not as a truthy string.
+        gpu = {"true": True, "false": False}.get(str(use_gpu).lower(), "auto")
+        self._settings = {"hnsw_threshold": hnsw_threshold, "use_gpu": gpu, "migrate_inline": False}
+        self._migrations: dict[str, threading.Thread] = {}
         self._kind = kind
         self._indexes: dict[str, VectorIndex] = {}
         self._locks: dict[str, RWLock] = {}
@@ -87,6 +91,12 @@ class IndexRegistry:
         if self._kind == "exact":
             return make_index("exact", self._dim)
         return make_index(self._kind, self._dim, **self._settings)
+
+    def _load_settings(self) -> dict[str, object]:
+        """FAISS settings for a loaded snapshot: the same switch rules as a new index of this kind."""
+        forced = {"flat": None, "hnsw": 0}
+        threshold = forced.get(self._kind, self._settings["hnsw_threshold"])
+        return {**self._settings, "hnsw_threshold": threshold}
 
     def lock(self, namespace: str) -> RWLock:
         with self._registry_lock:
@@ -122,6 +132,49 @@ class IndexRegistry:
         with self.writing(namespace) as index:
             index.add(np.asarray(seqs, dtype=np.int64), vectors)  # type: ignore[union-attr]
             self._dirty.add(namespace)
+        self._maybe_migrate(namespace)
+
+    # -- flat -> HNSW, in the background -------------------------------------------------------------------
+    def _maybe_migrate(self, namespace: str) -> None:
+        index = self._get(namespace, create=False)
+        due = getattr(index, "migration_due", None)
+        if due is None or not due():
+            return
+        with self._registry_lock:
+            if namespace in self._migrations:
+                return
+            thread = threading.Thread(target=self._migrate, args=(namespace, index), daemon=True,
+                                      name=f"memserve-hnsw-{namespace}")
+            self._migrations[namespace] = thread
+        thread.start()
+
+    def _migrate(self, namespace: str, index: VectorIndex) -> None:
+        """Copy the vectors under the shared lock (queries go on), build the HNSW graph with no lock, swap it in
+        under the exclusive lock after replaying what changed meanwhile (FaissIndex.install_migration). The
+        flat index answers exactly until then. A namespace dropped or reloaded meanwhile discards the build."""
+        try:
+            lock = self.lock(namespace)
+            with lock.read():
+                if self._get(namespace, create=False) is not index:
+                    return
+                job = index.migration_job()  # type: ignore[attr-defined]
+            store = job.run()
+            with lock.write():
+                if self._get(namespace, create=False) is index and index.install_migration(job, store):  # type: ignore[attr-defined]
+                    self._dirty.add(namespace)
+                    log.info("namespace %s: index switched to HNSW at %d vectors", namespace, len(index))
+        except Exception:  # a failed build leaves the exact flat index serving
+            log.exception("namespace %s: HNSW build failed; search stays exact", namespace)
+        finally:
+            with self._registry_lock:
+                self._migrations.pop(namespace, None)
+
+    def wait_migrations(self, timeout: float | None = None) -> None:
+        """Join the background HNSW builds running now (tests, shutdown)."""
+        with self._registry_lock:
+            threads = list(self._migrations.values())
+        for thread in threads:
+            thread.join(timeout)
 
     def remove(self, namespace: str, seqs: np.ndarray) -> None:
         if len(seqs) == 0:
@@ -193,7 +246,7 @@ class IndexRegistry:
         index: VectorIndex | None = None
         if path.exists() and self._verified(namespace, path):
             try:
-                index = load_index(path)
+                index = load_index(path, **self._load_settings())
                 if index.dim != self._dim:
                     log.warning("index %s has dim %d, expected %d: rebuilding", path, index.dim, self._dim)
                     index = None
@@ -218,6 +271,7 @@ class IndexRegistry:
         with self.lock(namespace).write():
             with self._registry_lock:
                 self._indexes[namespace] = index
+        self._maybe_migrate(namespace)
         if len(missing) or len(extra):
             log.info("namespace %s: index repaired (+%d missing, -%d stale)", namespace, len(missing), len(extra))
             self._dirty.add(namespace)

@@ -66,14 +66,16 @@ class MemoryEngine:
         self._own_embedder = embedder is None
         raw = embedder or self._load_embedder()
         # Every encode goes through one scheduler: queries first, writes and graph updates in small chunks.
-        self.embedder = EncoderScheduler(raw, chunk_size=settings.encode_chunk)
+        self.embedder = EncoderScheduler(raw, chunk_size=settings.encode_chunk,
+                                         chunk_chars=settings.encode_chunk_chars or None)
         self._check_embedder_matches()
         self.indexes = IndexRegistry(self.db, settings.data_dir / "indexes", dim=self.embedder.dim,
                                      kind=settings.index_kind, hnsw_threshold=settings.hnsw_threshold,
                                      use_gpu=settings.use_gpu)
         self.llm = self._make_llm(settings)
         self.hema = Hema(settings, self.db, self.clock, llm=self.llm)
-        self.graph = GraphService(settings, self.db, self.embedder.embed, self.embedder.dim, llm=self.llm)
+        self.graph = GraphService(settings, self.db, self.embedder.embed, self.embedder.dim, llm=self.llm,
+                                  model=self.embedder.name if settings.graph_embedding_cache else None)
         self.stats_cache = StatsCache()
         self.lexical = LexicalRegistry(self.db, k1=settings.lexical_k1, b=settings.lexical_b,
                                        with_previous=settings.lexical_previous_turn)

@@ -10,8 +10,12 @@ slots become tombstones, filtered out during the graph search with an IDSelector
 ``compact_fraction`` of the slots the HNSW graph is rebuilt without them. Tombstones are saved beside the index
 in ``<path>.tombstones.npz``.
 
-Migration to HNSW and compaction rebuild the graph synchronously inside ``add``/``remove`` (minutes at 1M
-vectors on 2 cores): call them off the event loop.
+Compaction rebuilds the graph synchronously inside ``remove``: call it off the event loop. Migration to HNSW
+(minutes at 1M vectors on 2 cores) too, unless ``migrate_inline=False``: then the index stays flat (exact, so
+always correct) past the threshold until its owner runs the migration off its lock: ``migration_job()`` copies
+the live vectors (a read: searches go on), ``MigrationJob.run()`` builds the HNSW graph with no lock held, and
+``install_migration()`` (exclusive) swaps it in after replaying the ids added or removed since the copy, so no
+vector is lost and none comes back.
 """
 
 from __future__ import annotations
@@ -59,13 +63,14 @@ class FaissIndex:
         self,
         dim: int,
         *,
-        hnsw_threshold: int | None = 200_000,
+        hnsw_threshold: int | None = 50_000,
         ef_search: int = 64,
         ef_construction: int = 80,
         hnsw_m: int = 32,
         compact_fraction: float = 0.2,
         exact_filter_max: int = 2_000,
         use_gpu: bool | Literal["auto"] = "auto",
+        migrate_inline: bool = True,
     ) -> None:
         """``hnsw_threshold``: live count above which the index becomes HNSW (0: HNSW from the start, None: stay
         flat). ``exact_filter_max``: an ``allowed`` set up to this size is searched exactly by dot products."""
@@ -90,6 +95,8 @@ class FaissIndex:
         self._gpu: GpuMirror | None = None
         self._slots = Slots()
         self._store: Any = self._new_store(hnsw=hnsw_threshold == 0)
+        self.migrate_inline = migrate_inline
+        self._touched: set[int] | None = None  # ids changed since migration_job() (None: no job out)
 
     # -- properties ---------------------------------------------------------------------------------
 
@@ -136,15 +143,20 @@ class FaissIndex:
             self.remove(id_arr[present])
         self._store.add_with_ids(vecs, id_arr)
         self._slots.append(id_arr)
+        if self._touched is not None:
+            self._touched.update(id_arr.tolist())
         if self._gpu is not None:
             self._gpu.add(vecs)
-        if not self._is_hnsw and self.hnsw_threshold is not None and len(self) > self.hnsw_threshold:
+        if self.migrate_inline and self.migration_due():
             self._rebuild(hnsw=True)
 
     def remove(self, ids: npt.ArrayLike) -> int:
-        slots = self._slots.kill(check_ids(ids))
+        id_arr = check_ids(ids)
+        slots = self._slots.kill(id_arr)
         if slots.size == 0:
             return 0
+        if self._touched is not None:
+            self._touched.update(id_arr.tolist())
         if self._is_hnsw:
             if self._slots.n_dead > self.compact_fraction * self._slots.total:
                 self._rebuild(hnsw=True)
@@ -155,6 +167,40 @@ class FaissIndex:
             if self._gpu is not None:
                 self._gpu.invalidate()
         return int(slots.size)
+
+    # -- migration to HNSW off the owner's lock -------------------------------------------------------
+
+    def migration_due(self) -> bool:
+        """Flat, past ``hnsw_threshold``: the next step is an HNSW graph."""
+        return not self._is_hnsw and self.hnsw_threshold is not None and len(self) > self.hnsw_threshold
+
+    def migration_job(self) -> MigrationJob:
+        """Copy of the live vectors for an HNSW build (the owner's shared lock suffices: searches go on).
+        From now on the index records which ids change, for ``install_migration`` to replay."""
+        alive = self._slots.alive
+        self._touched = set()
+        return MigrationJob(self._dim, self.hnsw_m, self.ef_construction, self.ef_search,
+                            np.ascontiguousarray(self._vectors()[alive]), self._slots.labels[alive].copy())
+
+    def install_migration(self, job: MigrationJob, store: Any) -> bool:
+        """Exclusive lock. Swap in ``store`` (``job.run()``) after replaying the adds and removes since the
+        job's copy: O(changes). False (nothing changes) if the index is HNSW already or no job is out."""
+        touched, self._touched = self._touched, None
+        if touched is None or self._is_hnsw:
+            return False
+        slots = Slots(job.labels)
+        if touched:
+            ids = np.fromiter(touched, np.int64, len(touched))
+            slots.kill(ids)  # their copied vector is stale or gone: tombstones
+            found, live_slots = self._slots.find(ids)
+            if found.any():
+                vecs = np.ascontiguousarray(self._vectors()[live_slots[found]])
+                store.add_with_ids(vecs, ids[found])
+                slots.append(ids[found])
+        self._store, self._slots = store, slots
+        if self._gpu is not None:
+            self._gpu.invalidate()
+        return True
 
     def compact(self) -> None:
         """Drop tombstones now (rebuilds the HNSW graph)."""
@@ -262,6 +308,7 @@ class FaissIndex:
         twin.__dict__.update(self.__dict__)
         twin._gpu = None
         twin._use_gpu = False
+        twin._touched = None
         twin._store = faiss.clone_index(self._store)
         twin._slots = Slots(self._slots.labels.copy(), self._slots.alive.copy())
         return twin
@@ -318,6 +365,24 @@ class FaissIndex:
             raise IndexFileError(f"{path}: {exc}") from exc
         index._store = store
         return index
+
+
+class MigrationJob:
+    """The live vectors of a flat index, to build its HNSW replacement with no lock held (``run``)."""
+
+    def __init__(self, dim: int, m: int, ef_construction: int, ef_search: int, vectors: FloatArray,
+                 labels: IdArray) -> None:
+        self.dim, self.m, self.ef_construction, self.ef_search = dim, m, ef_construction, ef_search
+        self.vectors, self.labels = vectors, labels
+
+    def run(self) -> Any:
+        inner = faiss.IndexHNSWFlat(self.dim, self.m, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = self.ef_construction
+        inner.hnsw.efSearch = self.ef_search
+        store = faiss.IndexIDMap(inner)
+        if self.labels.size:
+            store.add_with_ids(self.vectors, self.labels)
+        return store
 
 
 def _digest(labels: IdArray) -> bytes:

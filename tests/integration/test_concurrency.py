@@ -66,7 +66,7 @@ def query(engine, text, ns="ns", mode=QueryMode.HYBRID):
 # -- encoder scheduling ------------------------------------------------------------------------------------
 
 def test_query_completes_while_a_large_write_batch_encodes(engine_factory):
-    engine = engine_factory()
+    engine = engine_factory(encode_chunk_chars=0)  # chunks of exactly encode_chunk texts (these are short)
     engine.write("ns", episodes(DOCS), wait_for_graph=True)
     embedder = engine.embedder.inner
     big = [f"note {i} about robots" for i in range(200)]

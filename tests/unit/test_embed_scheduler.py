@@ -260,3 +260,43 @@ def test_close_is_bounded_while_a_call_is_stuck(inner: GatedEmbedder) -> None:
     with pytest.raises(RuntimeError, match="shut down"):
         pending.result(WAIT)
     release.set()
+
+
+# -- cost-bounded chunks -------------------------------------------------------------------------------------
+
+def test_short_texts_share_a_chunk_within_the_cost_budget(inner: GatedEmbedder) -> None:
+    """With ``chunk_chars``, a chunk holds as many texts as fit in chunk_size x chunk_chars padded characters."""
+    sched = EncoderScheduler(inner, chunk_size=4, chunk_chars=20)  # budget: 80 padded characters
+    try:
+        short = [f"p{i:02d}" for i in range(30)]  # 3 characters: 26 fit in one 80-character chunk
+        long = ["x" * 40 + f"{i:02d}" for i in range(6)]  # 42 characters: only chunk_size (4) per chunk
+        np.testing.assert_allclose(sched.embed(short + long), expected(short + long))
+        sizes = [len(call) for call in inner.calls]
+        assert sizes[0] == 26 and sum(sizes) == 36
+        assert max(sizes[1:]) <= 4  # from the first long text on, the count bound applies
+    finally:
+        sched.close()
+
+
+def test_a_query_still_overtakes_between_cost_bounded_chunks(inner: GatedEmbedder) -> None:
+    sched = EncoderScheduler(inner, chunk_size=4, chunk_chars=5)  # 20-character budget: 5 texts of 4 chars
+    try:
+        entered, release = inner.hold(0)
+        texts = [f"t{i:03d}" for i in range(20)]
+        bulk = sched.submit(texts)
+        assert entered.wait(WAIT)
+        query = sched.submit_query("question")
+        release.set()
+        assert np.allclose(query.result(WAIT), expected(["question"])[0])
+        np.testing.assert_allclose(bulk.result(WAIT), expected(texts))
+        assert inner.calls[1] == ["question"]  # right after the first chunk
+        assert [len(c) for c in inner.calls if c != ["question"]] == [5, 5, 5, 5]
+    finally:
+        sched.close()
+
+
+def test_rejects_bad_chunk_budgets(inner: GatedEmbedder) -> None:
+    with pytest.raises(ValueError):
+        EncoderScheduler(inner, chunk_size=4, chunk_chars=0)
+    with pytest.raises(ValueError):
+        EncoderScheduler(inner, chunk_size=4, max_chunk_texts=2)

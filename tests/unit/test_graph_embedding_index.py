@@ -41,3 +41,33 @@ def test_removed_ids_never_come_back_and_small_sets_are_exact_again():
     assert index.approximate
     found = index.search(vecs[0], 3)[1]
     assert 10_000 in found  # the re-added vector is its own best match
+
+
+def test_background_ivf_recall_at_fact_top_k_against_exact():
+    """The worker's path (snapshot job, train off the lock, install after catching up with later adds and
+    removes, then restore from the persisted centroids): recall@fact_top_k (5, the default) >= 0.95."""
+    from memserve.config import Settings
+
+    k = Settings().fact_top_k
+    vecs = _clustered(24_000, seed=3)
+    ids = np.arange(24_000, dtype=np.int64) * 13 - 100_000
+    exact = EmbeddingIndex(64)
+    approx = EmbeddingIndex(64, approximate_above=10_000, train_inline=False)
+    for index in (exact, approx):
+        index.add(ids[:20_000], vecs[:20_000])
+    job = approx.ivf_job()
+    assert job is not None and not approx.approximate  # exact until the trained IVF is installed
+    for index in (exact, approx):  # changes between the snapshot and the install
+        index.add(ids[20_000:], vecs[20_000:])
+        index.remove(ids[:500])
+    trained = job.run()
+    assert approx.install_ivf(trained) and approx.approximate
+    restored = EmbeddingIndex(64, approximate_above=10_000, train_inline=False)
+    keep = ids[500:]
+    restored.add(keep, vecs[500:])
+    assert restored.restore_ivf(trained.blob, trained.built_at) and restored.approximate
+    queries = _clustered(300, seed=4)
+    for candidate in (approx, restored):
+        hits = sum(len(set(exact.search(q, k)[1]) & set(candidate.search(q, k)[1])) for q in queries)
+        assert hits / (k * len(queries)) >= 0.95
+        assert not set(np.concatenate([candidate.search(q, k)[1] for q in queries[:50]])) & set(ids[:500].tolist())

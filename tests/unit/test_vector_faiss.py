@@ -149,3 +149,56 @@ def test_gpu_flat_matches_cpu() -> None:
     assert gpu.gpu and not cpu.gpu
     for g, c in zip(gpu.search(x[:50], 10), cpu.search(x[:50], 10)):
         np.testing.assert_array_equal(g.ids, c.ids)
+
+
+# -- migration to HNSW off the owner's lock --------------------------------------------------------------------
+
+def test_background_migration_replays_changes_and_keeps_every_id(
+        corpus: tuple[np.ndarray, np.ndarray, ExactIndex]) -> None:
+    """``migrate_inline=False``: past the threshold the index stays flat (exact) until the owner installs an
+    HNSW build; adds, removes and upserts made while the build ran are replayed, none lost or resurrected."""
+    vectors, queries, _ = corpus
+    index = FaissIndex(64, hnsw_threshold=10_000, migrate_inline=False)
+    index.add(np.arange(15_000), vectors[:15_000])
+    assert index.kind == "flat" and index.migration_due()
+    job = index.migration_job()
+    # Changes while the graph builds: new ids, removals, and upserts of copied ids with another vector.
+    index.add(np.arange(15_000, 20_000), vectors[15_000:])
+    index.remove(np.arange(0, 1_000))
+    index.add(np.arange(1_000, 1_100), vectors[5_000:5_100])
+    flat_answers = index.search(queries, 10)
+    store = job.run()
+    assert index.kind == "flat"  # the build alone changes nothing
+    assert index.install_migration(job, store)
+    assert index.kind == "hnsw" and not index.migration_due()
+    want_ids = np.arange(1_000, 20_000)
+    np.testing.assert_array_equal(index.ids(), want_ids)
+    exact = ExactIndex(64)
+    exact.add(np.arange(1_000, 20_000), np.concatenate([vectors[5_000:5_100], vectors[1_100:]]))
+    got = index.search(queries, 10)
+    assert recall_at_10(got, exact.search(queries, 10)) >= 0.95
+    for g, w in zip(flat_answers, exact.search(queries, 10)):  # flat was exact meanwhile (ties: same scores)
+        np.testing.assert_allclose(g.scores, w.scores, rtol=1e-5)
+    assert not set(np.concatenate([h.ids for h in got]).tolist()) & set(range(1_000))
+    # An upserted id is found by its new vector, not its old one.
+    hit = index.search(vectors[5_000:5_001], 1)[0]
+    assert hit.ids[0] in (1_000, 5_000)  # the same vector is stored under both ids
+    # A second install without a job is refused; so is one onto an HNSW index.
+    assert not index.install_migration(job, job.run())
+
+
+def test_inline_migration_is_still_the_default() -> None:
+    x = clustered(300, 16, seed=3, clusters=5)
+    index = FaissIndex(16, hnsw_threshold=200)
+    index.add(np.arange(300), x)
+    assert index.kind == "hnsw"
+
+
+def test_clone_during_a_migration_carries_no_job() -> None:
+    x = clustered(300, 16, seed=4, clusters=5)
+    index = FaissIndex(16, hnsw_threshold=200, migrate_inline=False)
+    index.add(np.arange(300), x)
+    job = index.migration_job()
+    twin = index.clone()
+    assert not twin.install_migration(job, job.run())
+    assert index.install_migration(job, job.run())
