@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", required=True)
     p.add_argument("--format", choices=["graphml", "node-link"], default="graphml")
     p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("--directed", action="store_true", help="directed graph: fact edges run subject -> object")
     return parser
 
 
@@ -198,7 +199,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        export = client.export_graph(args.namespace, format=args.format)
+        export = client.export_graph(args.namespace, format=args.format, directed=args.directed)
     args.output.write_bytes(export.data)
     print(f"wrote {args.output}: {export.node_count} nodes, {export.edge_count} edges")
     return 0

@@ -58,7 +58,8 @@ class Retriever:
                 dense = index.search(qvec, k, allowed=allowed)[0]
         t = lap("dense", t)
         dense_scores = dict(zip(dense.ids.tolist(), dense.scores.tolist()))
-        ranked: list[tuple[int, float, tuple[FactOut, ...], tuple[str, ...]]] = []
+        # (seq, ranking score, graph score, facts, phrases)
+        ranked: list[tuple[int, float, float, tuple[FactOut, ...], tuple[str, ...]]] = []
         effective = QueryMode.DENSE
         if use_graph:
             g = q.graph
@@ -80,25 +81,26 @@ class Retriever:
                 for h in result.hits:
                     if keep is None or h.seq in keep:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
-                        ranked.append((h.seq, h.score, facts, tuple(h.seed_phrases)))
+                        ranked.append((h.seq, h.score, h.graph_score, facts, tuple(h.seed_phrases)))
             t = lap("graph", t)
         seen = {seq for seq, *_ in ranked}
         for seq, score in zip(dense.ids.tolist(), dense.scores.tolist()):  # dense fills whatever is left
             if len(ranked) >= q.top_k:
                 break
             if seq not in seen:
-                ranked.append((seq, score, (), ()))
+                ranked.append((seq, score, 0.0, (), ()))
         ranked = ranked[: q.top_k]
         found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, [r[0] for r in ranked])
         t = lap("fetch", t)
         out = []
-        for seq, score, facts, phrases in ranked:
+        for seq, score, graph_score, facts, phrases in ranked:
             episode = found.get(seq)
             if episode is None:  # deleted between the search and the fetch
                 continue
+            # score: what the ranking used (cosine, PPR mass, or HYBRID's fused 1/rank); dense_score: the
+            # cosine (0 outside the dense pool); graph_score: the PPR mass (0 in dense mode).
             out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1,
-                           dense_score=float(dense_scores.get(seq, 0.0)),
-                           graph_score=float(score) if effective != QueryMode.DENSE else 0.0,
+                           dense_score=float(dense_scores.get(seq, 0.0)), graph_score=float(graph_score),
                            facts=facts, phrases=phrases))
         self.hema.record_accesses(q.namespace, [h.episode.seq for h in out])
         context, tokens = self.hema.context(q.namespace, q.summary_session_id, out, q.token_budget)

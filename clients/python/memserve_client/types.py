@@ -108,13 +108,17 @@ class Fact:
 @dataclass(frozen=True, slots=True)
 class Hit:
     episode: Episode
+    # What the ranking used, comparable only within one result: the cosine (dense), PPR mass (graph), or in
+    # hybrid a fused rank value 1 / rank (not a similarity).
     score: float
     # 1-based.
     rank: int
     # Why the hit was returned (graph and hybrid modes).
     facts: tuple[Fact, ...]
     phrases: tuple[str, ...]
+    # Cosine similarity to the query in every mode (0 if outside the graph modes' 5,000-episode dense pool).
     dense_score: float
+    # PPR mass in graph and hybrid modes; 0 in dense mode and for dense-added fill hits.
     graph_score: float
 
 
