@@ -37,6 +37,10 @@ class Settings:
     snapshot_interval_s: float = _doc("Seconds between index snapshots to disk (0: only at shutdown).",
                                       default=60.0)
     log_level: str = _doc("Logging level.", default="INFO")
+    log_format: str = _doc("text or json (one JSON object per line, access fields as keys).", default="text")
+    access_log: bool = _doc("Log one line per RPC (logger memserve.access: method, namespace, code, ms, "
+                            "request id).", default=True)
+    metrics_port: int = _doc("Port of the Prometheus /metrics endpoint on `host` (0: off).", default=0)
     max_concurrent_rpcs: int = _doc("Calls served at once; past it a call gets RESOURCE_EXHAUSTED at once "
                                     "(retry with back-off) instead of queueing without bound.", default=64)
     rpc_threads: int = _doc("Threads that run RPC work (DuckDB, FAISS, PPR). Waits for the graph hold none.",
@@ -112,13 +116,14 @@ _CHOICES = {
     "summarizer": {"auto", "extractive", "llm", "none"},
     "default_query_mode": {"dense", "graph", "hybrid"},
     "log_level": {"DEBUG", "INFO", "WARNING", "ERROR"},
+    "log_format": {"text", "json"},
 }
 _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_top_k", "embedding_batch_size",
              "hnsw_threshold", "llm_timeout_s", "llm_max_concurrency", "extraction_batch", "summary_segment_size",
              "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
              "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
              "encode_chunk"}
-_NON_NEGATIVE = {"query_entity_weight", "port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
+_NON_NEGATIVE = {"query_entity_weight", "port", "metrics_port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
                  "prune_max_bytes", "prune_interval_s"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold"}
 
@@ -196,8 +201,9 @@ def _validate(s: Settings) -> None:
     for name in _UNIT_INTERVAL:
         if not 0.0 <= getattr(s, name) <= 1.0:
             raise ConfigError(f"setting {name}: must be within [0, 1], got {getattr(s, name)}", field=name)
-    if s.port > 65535:
-        raise ConfigError(f"setting port: must be <= 65535, got {s.port}", field="port")
+    for name in ("port", "metrics_port"):
+        if getattr(s, name) > 65535:
+            raise ConfigError(f"setting {name}: must be <= 65535, got {getattr(s, name)}", field=name)
     if s.extractor == "llm" and not s.llm_model:
         raise ConfigError("setting extractor: 'llm' needs llm_model to be set", field="extractor")
     if s.summarizer == "llm" and not s.llm_model:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from ..errors import InvalidArgument, MemserveError, ResourceExhausted, Unauthenticated
+from .observability import REQUEST_ID
 from .wire import Malformed, safe_deserializer
 
 log = logging.getLogger("memserve.rpc")
@@ -60,7 +61,7 @@ class Admission:
 
 def wrap_unary(method: str, behavior: Callable[..., Awaitable], api_key: str, admission: Admission | None = None):
     async def handler(request, context: grpc.aio.ServicerContext):
-        request_id = uuid.uuid4().hex[:16]
+        request_id = REQUEST_ID.get() or uuid.uuid4().hex[:16]  # the access log's id, when observed
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         admitted = False
