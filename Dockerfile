@@ -22,7 +22,7 @@ RUN pip install /app/clients/python "/app[cpu]"
 RUN useradd --create-home memserve && mkdir /data && chown memserve /data
 USER memserve
 VOLUME ["/data"]
-EXPOSE 50051
+EXPOSE 50051 9464
 
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD python -c "import grpc,sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; \

@@ -113,10 +113,26 @@ def test_a_metrics_port_in_use_is_a_one_line_error(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "memserve", "serve", "--data-dir", str(tmp_path / "d"),
                                "--port", "0", "--set", f"metrics_port={port}",
                                "--set", "embedding_model=/nonexistent/model"],
-                              capture_output=True, text=True, timeout=120)
+                              check=False, capture_output=True, text=True, timeout=120)
     finally:
         sock.close()
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.startswith("memserve:")]
     assert lines and "cannot serve metrics" in lines[0] and str(port) in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and "nonexistent" not in proc.stderr
+
+
+def test_every_series_the_grafana_dashboard_plots_is_served(observed):
+    import re
+
+    from tests.support.server import REPO
+
+    proc, port = observed
+    with MemoryClient(proc.target, timeout=60) as c:
+        c.write("dash", ["a dashboard needs data"])
+        c.query("dash", "data", mode="hybrid")
+    served = {name for name, _ in scrape(port)}
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "memserve.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\bmemserve_[a-z_]+", e)}
+    assert len(used) >= 12 and used <= served, sorted(used - served)

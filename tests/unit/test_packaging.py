@@ -44,3 +44,26 @@ def test_generated_protobuf_code_is_current():
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_protos.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_metrics_profile_scrapes_the_port_memserve_serves_metrics_on():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    port = int(services["memserve"]["environment"]["MEMSERVE_METRICS_PORT"])
+    assert services["prometheus"]["profiles"] == ["metrics"] == services["grafana"]["profiles"]
+    for name in ("prometheus", "grafana"):
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (REPO / source).exists(), f"{name} mounts {source}, which is not in the repository"
+            else:
+                assert source in compose["volumes"]
+    prometheus = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert targets == [f"memserve:{port}"]
+    datasource = yaml.safe_load(
+        (REPO / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "memserve.json").read_text())
+    uid = datasource["datasources"][0]["uid"]
+    assert dashboard["panels"] and all(p["datasource"]["uid"] == uid for p in dashboard["panels"])
