@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -97,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-bytes", type=int, default=0)
     p.add_argument("--min-score", type=float)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("mcp", help="serve MCP (Model Context Protocol) tools in front of a running memserve")
+    _server_arg(p)
+    p.add_argument("--namespace", default=os.environ.get("MEMSERVE_NAMESPACE", "default"),
+                   help="namespace of calls that name none (env MEMSERVE_NAMESPACE; default 'default')")
+    p.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    p.add_argument("--host", default="127.0.0.1", help="streamable-http bind address")
+    p.add_argument("--port", type=int, default=8765, help="streamable-http port (path /mcp)")
 
     p = sub.add_parser("export", help="write the knowledge graph as GraphML or node-link JSON")
     _server_arg(p)
@@ -294,6 +303,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from .mcp_server import run
+    except ImportError as exc:
+        print(f"memserve: {exc}", file=sys.stderr)
+        return 2
+    # stdout is the MCP channel in stdio mode: logs go to stderr only.
+    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    run(args.server, args.namespace, transport=args.transport, host=args.host, port=args.port,
+        api_key=args.api_key or None, timeout=args.timeout)
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from .config import describe_settings
 
@@ -326,7 +348,7 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "ingest": cmd_ingest, "query": cmd_query, "stats": cmd_stats,
                 "summary": cmd_summary, "prune": cmd_prune, "export": cmd_export, "settings": cmd_settings,
-                "list": cmd_list, "get": cmd_get, "delete": cmd_delete}
+                "list": cmd_list, "get": cmd_get, "delete": cmd_delete, "mcp": cmd_mcp}
     if args.command == "serve":
         return handlers["serve"](args)
     try:
