@@ -67,3 +67,49 @@ def test_metrics_profile_scrapes_the_port_memserve_serves_metrics_on():
     dashboard = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "memserve.json").read_text())
     uid = datasource["datasources"][0]["uid"]
     assert dashboard["panels"] and all(p["datasource"]["uid"] == uid for p in dashboard["panels"])
+
+
+def _make_n(tmp_path: Path, path_dirs: list[Path], *overrides: str) -> list[str]:
+    """The commands `make setup` would run for a new venv, with PATH limited to ``path_dirs``."""
+    import shutil
+
+    make = shutil.which("make")
+    assert make, "make is needed for `make serve` and `make test`"
+    env = {"PATH": ":".join(str(p) for p in path_dirs), "HOME": str(tmp_path)}
+    out = subprocess.run([make, "-n", "setup", f"VENV={tmp_path / 'venv'}", *overrides], cwd=REPO, env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
+
+
+def _torch_line(lines: list[str]) -> str:
+    (line,) = [x for x in lines if '"torch==' in x]
+    return line
+
+
+def test_make_setup_uses_the_cpu_torch_index_without_an_nvidia_driver(tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    lines = _make_n(tmp_path, [empty])
+    assert _torch_line(lines).endswith('"torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu')
+    assert any(x.endswith("scripts/check_torch.py") for x in lines)
+    assert any('-e ".[cpu]"' in x for x in lines)
+    # The torch line comes before anything that depends on torch.
+    assert lines.index(_torch_line(lines)) < next(i for i, x in enumerate(lines) if '-e ".[cpu]"' in x)
+
+
+def test_make_setup_with_an_nvidia_driver_keeps_the_default_index(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    lines = _make_n(tmp_path, [fake])
+    assert _torch_line(lines).rstrip().endswith('"torch==2.13.0"')
+    assert any('-e ".[gpu]"' in x for x in lines) and not any("check_torch" in x for x in lines)
+
+
+def test_make_setup_torch_index_is_overridable(tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    assert _torch_line(_make_n(tmp_path, [empty], "TORCH_INDEX=")).rstrip().endswith('"torch==2.13.0"')
+    line = _torch_line(_make_n(tmp_path, [empty], "TORCH_INDEX=http://mirror.invalid/cpu"))
+    assert line.endswith("--extra-index-url http://mirror.invalid/cpu")
