@@ -63,7 +63,7 @@ class RecalledHit(BaseModel):
     session_id: str
     rank: int = Field(description="1-based.")
     score: float = Field(description="Ranking score (hybrid: fused 1/rank; dense: cosine; graph: PPR mass).")
-    dense_score: float = Field(description="Cosine similarity to the query.")
+    dense_score: float = Field(description="Cosine similarity to the query (every mode).")
     graph_score: float = Field(description="Personalized PageRank mass (0 in dense mode).")
     facts: list[Fact] = Field(description="Knowledge-graph facts that led to this hit.")
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from ..config import Settings
 from ..embed import EncoderScheduler
 from ..store import episodes_repo
@@ -90,6 +92,11 @@ class Retriever:
             if seq not in seen:
                 ranked.append((seq, score, 0.0, (), ()))
         ranked = ranked[: q.top_k]
+        outside = [r[0] for r in ranked if r[0] not in dense_scores]
+        if outside:  # graph hits beyond the dense pool: their cosine from the stored embeddings
+            flat = np.asarray(qvec, dtype=np.float32).reshape(-1)
+            for seq, vector in episodes_repo.embeddings_of(self.db.reader(), q.namespace, outside).items():
+                dense_scores[seq] = float(vector @ flat)
         found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, [r[0] for r in ranked])
         t = lap("fetch", t)
         out = []
@@ -98,7 +105,7 @@ class Retriever:
             if episode is None:  # deleted between the search and the fetch
                 continue
             # score: what the ranking used (cosine, PPR mass, or HYBRID's fused 1/rank); dense_score: the
-            # cosine (0 outside the dense pool); graph_score: the PPR mass (0 in dense mode).
+            # cosine, in every mode; graph_score: the PPR mass (0 in dense mode).
             out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1,
                            dense_score=float(dense_scores.get(seq, 0.0)), graph_score=float(graph_score),
                            facts=facts, phrases=phrases))

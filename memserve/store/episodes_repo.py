@@ -154,6 +154,14 @@ def ids_and_texts_by_seq(cur: duckdb.DuckDBPyConnection, namespace: str) -> dict
     return {int(s): (i, t) for s, i, t in rows}
 
 
+def embeddings_of(cur: duckdb.DuckDBPyConnection, namespace: str, seqs: Sequence[int]) -> dict[int, np.ndarray]:
+    """seq -> stored embedding for a few seqs (the query path's cosines beyond the dense pool). Uses execute, not
+    the relation API, so it runs on a reader cursor whatever result that cursor last left open."""
+    rows = cur.execute("SELECT seq, embedding FROM episodes WHERE namespace = ? AND seq IN (SELECT unnest(?))",
+                       [namespace, [int(s) for s in seqs]]).fetchall()
+    return {int(s): np.asarray(e, dtype=np.float32) for s, e in rows}
+
+
 def live_seqs(cur: duckdb.DuckDBPyConnection, namespace: str) -> np.ndarray:
     return cur.execute("SELECT seq FROM episodes WHERE namespace = ? ORDER BY seq",
                        [namespace]).fetchnumpy()["seq"].astype(np.int64)

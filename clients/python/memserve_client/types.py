@@ -116,7 +116,7 @@ class Hit:
     # Why the hit was returned (graph and hybrid modes).
     facts: tuple[Fact, ...]
     phrases: tuple[str, ...]
-    # Cosine similarity to the query in every mode (0 if outside the graph modes' 5,000-episode dense pool).
+    # Cosine similarity to the query, in every mode.
     dense_score: float
     # PPR mass in graph and hybrid modes; 0 in dense mode and for dense-added fill hits.
     graph_score: float
