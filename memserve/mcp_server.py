@@ -195,10 +195,11 @@ def build_server(client: MemoryClient, namespace: str) -> MCPServer:
     return mcp
 
 
-def run(target: str, namespace: str, *, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765,
-        api_key: str | None = None, timeout: float | None = None) -> None:
-    """Serve until the client goes away (stdio) or the process is stopped (streamable HTTP)."""
-    with MemoryClient(target, api_key=api_key, timeout=timeout) as client:
+def run(client: MemoryClient, namespace: str, *, transport: str = "stdio", host: str = "127.0.0.1",
+        port: int = 8765) -> None:
+    """Serve until the MCP client goes away (stdio) or the process is stopped (streamable HTTP); closes
+    ``client`` (built by the CLI with its --server, --api-key and --tls options) at the end."""
+    with client:
         server = build_server(client, namespace)
         if transport == "stdio":
             server.run("stdio")
