@@ -42,10 +42,6 @@ RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
-
-
 class Metrics:
     """The server's metric families (RPC side); the engine side is read by ``EngineCollector`` at scrape."""
 
@@ -85,42 +81,72 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self._access = access
 
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or not method.startswith(SERVICE_PREFIX) or handler.unary_unary is None:
+        if not method.startswith(SERVICE_PREFIX):
+            return await continuation(handler_call_details)
+        # Set before the inner interceptors run: a call refused by auth carries this id in its trailers too.
+        request_id = uuid.uuid4().hex[:16]
+        REQUEST_ID.set(request_id)
+        handler = await continuation(handler_call_details)
+        if handler is None:
             return handler
         name = method[len(SERVICE_PREFIX):]
-        inner = handler.unary_unary
+        started = time.perf_counter()
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
 
-        async def observed(request, context: grpc.aio.ServicerContext):
-            request_id = new_request_id()
-            REQUEST_ID.set(request_id)  # this call's task only: contextvars are per task
-            started = time.perf_counter()
-            done = False
+            async def observed(request, context: grpc.aio.ServicerContext):
+                REQUEST_ID.set(request_id)  # contextvars are per task: set it in the handler's too
+                finish = self._finisher(name, request, request_id, started)
+                try:
+                    response = await inner(request, _ObservedContext(context, finish))
+                except BaseException:
+                    finish(_final_code(context), None)
+                    raise
+                finish(grpc.StatusCode.OK, response)
+                return response
 
-            # Recorded before the answer leaves (abort sends the status at once): a client that got its answer
-            # finds its call already counted and logged.
-            def finish(code: grpc.StatusCode, response: Any) -> None:
-                nonlocal done
-                if done:
-                    return
-                done = True
-                seconds = time.perf_counter() - started
-                if self._metrics is not None:
-                    self._metrics.observe_rpc(name, code, seconds, response)
-                if self._access:
-                    self._log_access(name, request, code, seconds, request_id)
+            return grpc.unary_unary_rpc_method_handler(observed, request_deserializer=handler.request_deserializer,
+                                                       response_serializer=handler.response_serializer)
+        if handler.stream_stream is not None:  # auth's refusal of a unary call, answered before the body is read
+            refuse = handler.stream_stream
 
-            try:
-                response = await inner(request, _ObservedContext(context, finish))
-            except BaseException:
-                finish(_final_code(context), None)
-                raise
-            finish(grpc.StatusCode.OK, response)
-            return response
+            async def observed_refusal(request_iterator, context: grpc.aio.ServicerContext):
+                finish = self._finisher(name, None, request_id, started)
+                try:
+                    result = refuse(request_iterator, _ObservedContext(context, finish))
+                    if hasattr(result, "__aiter__"):
+                        async for item in result:
+                            yield item
+                    else:
+                        await result
+                except BaseException:
+                    finish(_final_code(context), None)
+                    raise
+                finish(grpc.StatusCode.OK, None)
 
-        return grpc.unary_unary_rpc_method_handler(observed, request_deserializer=handler.request_deserializer,
-                                                   response_serializer=handler.response_serializer)
+            return grpc.stream_stream_rpc_method_handler(observed_refusal,
+                                                         request_deserializer=handler.request_deserializer,
+                                                         response_serializer=handler.response_serializer)
+        return handler
+
+    def _finisher(self, method: str, request: Any, request_id: str, started: float):
+        """``finish(code, response)``: count and log the call once, before its answer leaves (abort sends the
+        status at once, so a client that got its answer finds its call already counted and logged)."""
+        done = False
+
+        def finish(code: grpc.StatusCode, response: Any) -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            seconds = time.perf_counter() - started
+            if self._metrics is not None:
+                self._metrics.observe_rpc(method, code, seconds, response)
+            if self._access:
+                self._log_access(method, request, code, seconds, request_id)
+
+        return finish
 
     @staticmethod
     def _log_access(method: str, request: Any, code: grpc.StatusCode, seconds: float, request_id: str) -> None:

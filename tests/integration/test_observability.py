@@ -136,3 +136,22 @@ def test_every_series_the_grafana_dashboard_plots_is_served(observed):
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = {m for e in exprs for m in re.findall(r"\bmemserve_[a-z_]+", e)}
     assert len(used) >= 12 and used <= served, sorted(used - served)
+
+
+def test_calls_refused_by_auth_are_counted_and_logged_with_their_request_id(tmp_path):
+    from memserve_client import UnauthenticatedError
+
+    port = free_port()
+    with ServerProcess(tmp_path / "data", settings={"api_key": "s3cret", "metrics_port": str(port),
+                                                    "log_format": "json"}) as proc:
+        with MemoryClient(proc.target, timeout=60) as anonymous, pytest.raises(UnauthenticatedError) as err:
+            anonymous.query("locked", "anything")
+        with MemoryClient(proc.target, timeout=60, api_key="s3cret") as c:
+            c.write("locked", ["with a key"])
+        m = scrape(port)
+        log = proc.log()
+    assert m[("memserve_rpc_requests_total", (("code", "UNAUTHENTICATED"), ("method", "Query")))] == 1
+    assert m[("memserve_rpc_requests_total", (("code", "OK"), ("method", "WriteEpisodes")))] == 1
+    access = [json.loads(x) for x in log.splitlines() if x.startswith("{") and '"memserve.access"' in x]
+    refused = [rec for rec in access if rec["code"] == "UNAUTHENTICATED"]
+    assert [(r["method"], r["request_id"]) for r in refused] == [("Query", err.value.request_id)]
