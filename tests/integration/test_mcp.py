@@ -11,9 +11,6 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from tests.support.server import REPO, ServerProcess
 
-pytestmark = pytest.mark.asyncio
-
-
 @pytest.fixture(scope="module")
 def mem_server(tmp_path_factory):
     with ServerProcess(tmp_path_factory.mktemp("mcp") / "data", settings={"extractor": "offline"}) as proc:
