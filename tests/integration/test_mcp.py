@@ -11,6 +11,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from tests.support.server import REPO, ServerProcess
 
+
 @pytest.fixture(scope="module")
 def mem_server(tmp_path_factory):
     with ServerProcess(tmp_path_factory.mktemp("mcp") / "data", settings={"extractor": "offline"}) as proc:
