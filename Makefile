@@ -8,9 +8,10 @@ HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 1)
 FAISS_EXTRA ?= $(if $(HAS_NVIDIA),gpu,cpu)
 # torch is installed first, before anything that depends on it. PyPI's Linux torch wheel depends on the CUDA
 # packages (several GB), so on a machine without an NVIDIA driver PyTorch's CPU wheel index is added as an
-# *extra* index: pip then prefers its `2.13.0+cpu` build, and where that index cannot be reached (an offline
-# mirror that serves a CPU wheel itself) pip warns and goes on with the default index. Override with
-# TORCH_INDEX=<another index>, or TORCH_INDEX= to use only the default index.
+# *extra* index: pip then prefers its `2.13.0+cpu` build. scripts/torch_index.py adds it only if it answers,
+# so where it cannot be reached (an offline mirror that serves a CPU wheel itself) pip uses the default index
+# without retrying the dead one for every dependency. Override with TORCH_INDEX=<another index>, or
+# TORCH_INDEX= to use only the default index.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?= $(if $(HAS_NVIDIA),,$(TORCH_CPU_INDEX))
@@ -29,7 +30,7 @@ setup-test: $(VENV)/.test-done
 $(VENV)/.setup-done: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $$($(BIN)/python scripts/torch_index.py "$(TORCH_INDEX)")
 	$(if $(HAS_NVIDIA),,$(BIN)/python scripts/check_torch.py)
 	$(BIN)/python -m pip install --quiet -e clients/python -e ".[$(FAISS_EXTRA)]"
 	touch $@

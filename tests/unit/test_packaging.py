@@ -105,7 +105,8 @@ def test_make_setup_uses_the_cpu_torch_index_without_an_nvidia_driver(tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()
     lines = _make_n(tmp_path, [empty])
-    assert _torch_line(lines).endswith('"torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu')
+    assert _torch_line(lines).endswith('"torch==2.13.0" $(' + str(tmp_path / "venv") + '/bin/python '
+                                       'scripts/torch_index.py "https://download.pytorch.org/whl/cpu")')
     assert any(x.endswith("scripts/check_torch.py") for x in lines)
     assert any('-e ".[cpu]"' in x for x in lines)
     # The torch line comes before anything that depends on torch.
@@ -118,13 +119,40 @@ def test_make_setup_with_an_nvidia_driver_keeps_the_default_index(tmp_path):
     (fake / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
     (fake / "nvidia-smi").chmod(0o755)
     lines = _make_n(tmp_path, [fake])
-    assert _torch_line(lines).rstrip().endswith('"torch==2.13.0"')
+    assert _torch_line(lines).endswith('scripts/torch_index.py "")')
     assert any('-e ".[gpu]"' in x for x in lines) and not any("check_torch" in x for x in lines)
 
 
 def test_make_setup_torch_index_is_overridable(tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()
-    assert _torch_line(_make_n(tmp_path, [empty], "TORCH_INDEX=")).rstrip().endswith('"torch==2.13.0"')
+    assert _torch_line(_make_n(tmp_path, [empty], "TORCH_INDEX=")).endswith('scripts/torch_index.py "")')
     line = _torch_line(_make_n(tmp_path, [empty], "TORCH_INDEX=http://mirror.invalid/cpu"))
-    assert line.endswith("--extra-index-url http://mirror.invalid/cpu")
+    assert line.endswith('scripts/torch_index.py "http://mirror.invalid/cpu")')
+
+
+def _torch_index(url: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "torch_index.py"), url], capture_output=True,
+                          text=True, timeout=60, check=True)
+
+
+def test_torch_index_is_added_only_when_it_answers():
+    import http.server
+    import socket
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/whl/cpu"  # a 404 is an answer: the index is there
+        assert _torch_index(url).stdout.strip() == f"--extra-index-url {url}"
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as sock:  # a port nobody listens on: refused at once
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/whl/cpu"
+    out = _torch_index(dead)
+    assert out.stdout == "" and "not reachable" in out.stderr
+    assert _torch_index("").stdout == ""
