@@ -5,6 +5,10 @@
     memserve query  --server HOST:PORT --namespace NS [--top-k K] [--mode dense|graph|hybrid] [--json] TEXT
     memserve list | get | delete | stats | summary | prune | export | settings | health | mcp
     memserve keys hash | keys add FILE --name N --namespace GLOB --scope read|write|admin
+    memserve backup  --server HOST:PORT DIR            (a consistent copy of a live server's database)
+    memserve restore DIR --data-dir D [--force]        (put a backup back; the server must be stopped)
+    memserve export-namespace --server HOST:PORT --namespace NS -o FILE.jsonl
+    memserve import-namespace --server HOST:PORT [--namespace NS] FILE.jsonl
     memserve --version
 """
 
@@ -138,6 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["graphml", "node-link"], default="graphml")
     p.add_argument("--output", "-o", type=Path, required=True)
     p.add_argument("--directed", action="store_true", help="directed graph: fact edges run subject -> object")
+
+    p = sub.add_parser("backup", help="copy a live server's database consistently (admin)")
+    _server_arg(p)
+    p.add_argument("directory", type=Path, help="new directory on the server's machine")
+
+    p = sub.add_parser("restore", help="put a backup into a data directory (its server stopped)")
+    p.add_argument("directory", type=Path, help="a directory written by `memserve backup`")
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--force", action="store_true", help="replace a database already in --data-dir")
+
+    p = sub.add_parser("export-namespace", help="write one namespace (with embeddings, extractions) as JSONL")
+    _server_arg(p)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--output", "-o", type=Path, required=True)
+
+    p = sub.add_parser("import-namespace", help="load a namespace export into a server")
+    _server_arg(p)
+    p.add_argument("--namespace", help="target namespace (default: the exported one)")
+    p.add_argument("file", type=Path)
     return parser
 
 
@@ -165,11 +188,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     try:
-        asyncio.run(serve(settings, args.port_file))
+        return asyncio.run(serve(settings, args.port_file))
     except ConfigError as exc:
         print(f"memserve: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 def _client(args: argparse.Namespace):
@@ -341,6 +363,33 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from . import cli_admin
+
+    with _client(args) as client:
+        return cli_admin.backup(client, args.directory)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from . import cli_admin
+
+    return cli_admin.restore(args.directory, args.data_dir, force=args.force)
+
+
+def cmd_export_namespace(args: argparse.Namespace) -> int:
+    from . import cli_admin
+
+    with _client(args) as client:
+        return cli_admin.export_namespace(client, args.namespace, args.output)
+
+
+def cmd_import_namespace(args: argparse.Namespace) -> int:
+    from . import cli_admin
+
+    with _client(args) as client:
+        return cli_admin.import_namespace(client, args.file, args.namespace)
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from .config import describe_settings
 
@@ -389,8 +438,10 @@ def _main(argv: list[str] | None) -> int:
     handlers = {"serve": cmd_serve, "ingest": cmd_ingest, "query": cmd_query, "stats": cmd_stats,
                 "summary": cmd_summary, "prune": cmd_prune, "export": cmd_export, "settings": cmd_settings,
                 "list": cmd_list, "get": cmd_get, "delete": cmd_delete, "mcp": cmd_mcp,
-                "keys": cmd_keys, "health": cmd_health}
-    if args.command in ("serve", "keys"):
+                "keys": cmd_keys, "health": cmd_health,
+                "backup": cmd_backup, "restore": cmd_restore, "export-namespace": cmd_export_namespace,
+                "import-namespace": cmd_import_namespace}
+    if args.command in ("serve", "keys", "restore"):
         return handlers[args.command](args)
     try:
         from memserve_client import MemserveError

@@ -58,6 +58,9 @@ class Settings:
     access_log: bool = _doc("Log one line per RPC (logger memserve.access: method, namespace, code, ms, "
                             "request id).", default=True)
     metrics_port: int = _doc("Port of the Prometheus /metrics endpoint on `host` (0: off).", default=0)
+    checkpoint_threshold_mb: int = _doc("DuckDB folds its WAL into the database file once the WAL passes this "
+                                        "many MB (DuckDB's own default is 16). A checkpoint needs free disk "
+                                        "space about the size of the WAL.", default=16)
     max_concurrent_rpcs: int = _doc("Calls served at once; past it a call gets RESOURCE_EXHAUSTED at once "
                                     "(retry with back-off) instead of queueing without bound.", default=64)
     rpc_threads: int = _doc("Threads that run RPC work (DuckDB, FAISS, PPR). Waits for the graph hold none.",
@@ -139,7 +142,7 @@ _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_t
              "hnsw_threshold", "llm_timeout_s", "llm_max_concurrency", "extraction_batch", "summary_segment_size",
              "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
              "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
-             "encode_chunk"}
+             "encode_chunk", "checkpoint_threshold_mb"}
 _NON_NEGATIVE = {"query_entity_weight", "port", "metrics_port", "shutdown_grace_s", "snapshot_interval_s",
                  "llm_max_retries", "prune_max_episodes", "prune_max_bytes", "prune_interval_s", "api_keys_poll_s"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold"}

@@ -58,6 +58,13 @@ class ResourceExhausted(MemserveError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class DiskFull(ResourceExhausted):
+    """A write failed for lack of disk space. Nothing it carried was acknowledged; re-send it (it is
+    idempotent) once space is freed."""
+
+    reason = "DISK_FULL"
+
+
 class Unauthenticated(MemserveError):
     code = grpc.StatusCode.UNAUTHENTICATED
     reason = "UNAUTHENTICATED"
@@ -75,6 +82,13 @@ class Unavailable(MemserveError):
     reason = "UNAVAILABLE"
 
 
+class StorageFailed(Unavailable):
+    """DuckDB invalidated the database after a fatal error (a failed checkpoint, an I/O error): nothing can
+    be read or written until the process restarts, which it does by exiting (docs/DURABILITY.md)."""
+
+    reason = "STORAGE_FAILED"
+
+
 class DeadlineExceeded(MemserveError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     reason = "DEADLINE_EXCEEDED"
@@ -84,6 +98,13 @@ class ConfigError(MemserveError):
     """Invalid settings at start-up. Never crosses the wire."""
 
     reason = "CONFIG_INVALID"
+
+
+class StorageCorrupt(ConfigError):
+    """The data directory cannot be opened as it is (a damaged WAL or database file). Never crosses the
+    wire: the server refuses to start with one line naming the file and what to do."""
+
+    reason = "STORAGE_CORRUPT"
 
 
 class LLMError(MemserveError):

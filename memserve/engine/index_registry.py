@@ -4,10 +4,16 @@ The index of a namespace is never trusted on its own: at start-up its id set is 
 episode seqs in DuckDB, and whatever is missing is added (from the stored embeddings) and whatever is extra
 is removed. A crash between a DuckDB commit and the index update, a lost snapshot or a corrupt file all
 end in the same place: an index that agrees with the database.
+
+Id sets alone cannot see damaged vectors, so every snapshot's SHA-256 is recorded in DuckDB
+(``index_snapshots``) after it is written and checked before it is loaded: a snapshot that does not match
+(flipped bytes that still parse, a crash between the file and the record, a file from elsewhere) is not
+loaded but rebuilt from the embeddings in DuckDB, with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -16,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import episodes_repo
+from ..store import episodes_repo, snapshots_repo
 from ..store.db import Database
 from ..vector import VectorIndex, load_index, make_index
 from .rwlock import RWLock
@@ -61,6 +67,21 @@ class IndexRegistry:
 
     def _path(self, namespace: str) -> Path:
         return self._folder / f"{namespace}.faiss"
+
+    def _files(self, namespace: str) -> list[Path]:
+        """The files one snapshot consists of (the index, and FAISS's tombstone side file when present)."""
+        path = self._path(namespace)
+        return [p for p in (path, path.with_name(path.name + ".tombstones.npz")) if p.exists()]
+
+    def checksum(self, namespace: str) -> str:
+        """SHA-256 over the snapshot's files (name, then bytes, in name order)."""
+        digest = hashlib.sha256()
+        for path in self._files(namespace):
+            digest.update(path.name.encode() + b"\0")
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+        return digest.hexdigest()
 
     def _new(self) -> VectorIndex:
         if self._kind == "exact":
@@ -147,13 +168,30 @@ class IndexRegistry:
         for path in self._folder.glob("*.faiss"):
             if path.stem not in set(namespaces):
                 path.unlink()
+        with self._db.transaction() as tx:
+            snapshots_repo.forget_others(tx, namespaces)
         return repairs
+
+    def _verified(self, namespace: str, path: Path) -> bool:
+        recorded = snapshots_repo.checksum(self._db.reader(), namespace)
+        if recorded is None:
+            log.warning("index snapshot %s has no checksum recorded in the database (written by an older "
+                        "version, or the server stopped between writing it and recording it): rebuilding it "
+                        "from the database", path)
+            return False
+        actual = self.checksum(namespace)
+        if actual != recorded:
+            log.warning("INDEX SNAPSHOT CORRUPT: %s has SHA-256 %s, but %s was recorded when it was written: "
+                        "not loading it; rebuilding the index of namespace %s from the database",
+                        path, actual[:16], recorded[:16], namespace)
+            return False
+        return True
 
     def reload(self, namespace: str) -> tuple[int, int]:
         """Load the snapshot (if any) and make it agree with DuckDB; returns (added, removed)."""
         path = self._path(namespace)
         index: VectorIndex | None = None
-        if path.exists():
+        if path.exists() and self._verified(namespace, path):
             try:
                 index = load_index(path)
                 if index.dim != self._dim:
@@ -202,10 +240,14 @@ class IndexRegistry:
                 if copy is None:
                     continue
                 copy.save(self._path(ns))
+                with self._db.transaction() as tx:
+                    snapshots_repo.record(tx, ns, self.checksum(ns), len(copy))
                 with self._registry_lock:
                     dropped = ns not in self._indexes
                 if dropped:  # deleted while we wrote: the file must not outlive the namespace
                     self._unlink(ns)
+                    with self._db.transaction() as tx:
+                        snapshots_repo.forget(tx, ns)
                 written += 1
             return written
 

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -20,13 +21,17 @@ from ..errors import (
     EpisodeNotFound,
     ExtractionFailed,
     InvalidArgument,
+    MemserveError,
     NamespaceNotFound,
 )
-from ..store import episodes_repo, hema_repo
-from ..store.db import DB_FILE, Database
+from ..store import episodes_repo, hema_repo, snapshots_repo
+from ..store.backup import BackupInfo
+from ..store.backup import backup as backup_database
+from ..store.commit_mark import MARK_FILE, CommitMark
+from ..store.db import DB_FILE, Database, storage_error
 from ..store.llm_cache_repo import DuckDBLLMCache
 from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
-from . import paging
+from . import paging, transfer
 from .background import Settled
 from .clock import SystemClock
 from .graph_service import GraphService
@@ -55,7 +60,8 @@ class MemoryEngine:
         self.settings = settings
         self.clock = clock or SystemClock().now
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(settings.data_dir / DB_FILE)
+        self.db = Database(settings.data_dir / DB_FILE, checkpoint_threshold_mb=settings.checkpoint_threshold_mb)
+        self.commit_mark = CommitMark(settings.data_dir / MARK_FILE)
         self._own_embedder = embedder is None
         raw = embedder or self._load_embedder()
         # Every encode goes through one scheduler: queries first, writes and graph updates in small chunks.
@@ -105,6 +111,11 @@ class MemoryEngine:
     def start(self) -> None:
         """Load and reconcile every derived structure with DuckDB."""
         t0 = time.perf_counter()
+        replayed = self.db.max_seq()
+        short = self.commit_mark.check(replayed)
+        if short:
+            log.error("%s", short)
+        self.commit_mark.reset(replayed)
         namespaces = episodes_repo.all_namespaces(self.db.reader())
         repairs = self.indexes.load_all(namespaces)
         repaired = {ns: r for ns, r in repairs.items() if any(r)}
@@ -120,7 +131,8 @@ class MemoryEngine:
                  f"; repaired indexes {repaired}" if repaired else "")
 
     def flush(self) -> None:
-        self.indexes.snapshot()
+        if self.db.failed is None:
+            self.indexes.snapshot()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the workers (each gets at most ``timeout`` s to finish its batch: unfinished work is queued in
@@ -138,7 +150,12 @@ class MemoryEngine:
                 # A thread still inside torch's model load at interpreter exit aborts the process.
                 self._replica_loader.join(timeout)
             self.embedder.close(timeout)
-            self.indexes.snapshot(all_namespaces=True)
+            if self.db.failed is None:  # a failed database records no checksums: next start rebuilds
+                try:
+                    self.indexes.snapshot(all_namespaces=True)
+                except (OSError, MemserveError) as exc:  # a full disk: the next start rebuilds from DuckDB
+                    log.error("index snapshot at shutdown failed (%s); the next start rebuilds the indexes",
+                              storage_error(exc) or exc)
             self.db.close_readers()
             self.db.checkpoint()
             self.db.close()
@@ -154,8 +171,12 @@ class MemoryEngine:
                     last_prune = time.monotonic()
                     for ns in episodes_repo.all_namespaces(self.db.reader()):
                         self.prune(ns)
-            except Exception:  # never let housekeeping kill the server; the next round retries
-                log.exception("maintenance round failed")
+            except Exception as exc:  # never let housekeeping kill the server; the next round retries
+                known = self.db.note_failure(exc)
+                if known is None:
+                    log.exception("maintenance round failed")
+                else:  # a full disk: one line a round, not a traceback a second
+                    log.warning("maintenance round failed: %s", known.message)
 
     def _check_embedder_matches(self) -> None:
         key = f"{self.embedder.name}|{self.embedder.dim}"
@@ -181,30 +202,39 @@ class MemoryEngine:
         return result
 
     def store(self, namespace: str, episodes: Sequence[EpisodeIn], *,
-              deadline: float | None = None) -> tuple[WriteResult, list[int]]:
+              deadline: float | None = None, embeddings: np.ndarray | None = None,
+              create_times: Sequence[datetime] | None = None) -> tuple[WriteResult, list[int]]:
         """Validate, embed and commit. Returns the result and the seqs of every episode named (new or not).
         ``deadline`` (time.monotonic()) is checked before the encode and again before the commit, so a call
-        the client has given up on never lands after its DEADLINE_EXCEEDED."""
+        the client has given up on never lands after its DEADLINE_EXCEEDED. An import passes the episodes'
+        ``embeddings`` (row i for episodes[i]; nothing is encoded) and original ``create_times``."""
         check_namespace(namespace)
         check_episodes(episodes, self.settings)
         ids = [episode_id(ep) for ep in episodes]
         existing = episodes_repo.existing_ids(self.db.reader(), namespace, sorted(set(ids)))
         fresh: dict[str, EpisodeIn] = {}
-        for id_, ep in zip(ids, episodes):
+        rows: list[int] = []
+        for i, (id_, ep) in enumerate(zip(ids, episodes)):
             if id_ not in existing and id_ not in fresh:
                 fresh[id_] = ep
+                rows.append(i)
         _check_deadline(deadline, "the deadline passed before the episodes were encoded; nothing was written")
         # Embedding is the slow part: do it before taking the write lock.
-        vectors = self.embedder.embed([ep.text for ep in fresh.values()]) if fresh else None
+        if embeddings is not None:
+            vectors = embeddings[rows] if fresh else None
+        else:
+            vectors = self.embedder.embed([ep.text for ep in fresh.values()]) if fresh else None
+        born = None if create_times is None else {ids[i]: create_times[i] for i in rows}
         now = self.clock()
         stored: list[Episode] = []
         try:
-            self._commit_new(namespace, fresh, vectors, now, stored, deadline)
+            self._commit_new(namespace, fresh, vectors, now, stored, deadline, born)
         except BaseException:
             if stored:  # the transaction rolled back: take its vectors out of the index again
                 self.indexes.remove(namespace, np.array([e.seq for e in stored], dtype=np.int64))
             raise
         if stored:
+            self.commit_mark.advance(max(e.seq for e in stored))
             self.hema.episodes_written(namespace, {e.session_id for e in stored})
             self.graph.kick(namespace)
         created_ids = {e.id for e in stored}
@@ -228,7 +258,8 @@ class MemoryEngine:
                 "the error)")
 
     def _commit_new(self, namespace: str, fresh: dict[str, EpisodeIn], vectors, now: datetime,
-                    stored: list[Episode], deadline: float | None) -> None:
+                    stored: list[Episode], deadline: float | None,
+                    born: dict[str, datetime] | None = None) -> None:
         with self.db.transaction() as tx:
             _check_deadline(deadline, "the deadline passed before the episodes were committed; nothing was written")
             episodes_repo.ensure_namespace(tx, namespace, now)
@@ -244,7 +275,7 @@ class MemoryEngine:
                         seq=seq, namespace=namespace, id=id_, session_id=ep.session_id, speaker=ep.speaker,
                         text=ep.text, event_time=ep.event_time, metadata=dict(ep.metadata),
                         importance=0.5 if ep.importance is None else float(ep.importance), pinned=ep.pinned,
-                        create_time=now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
+                        create_time=born[id_] if born else now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
                 vectors = vectors[keep]
                 episodes_repo.insert_episodes(tx, stored, vectors)
                 self.graph.on_write(tx, namespace, [(e.seq, fresh[e.id]) for e in stored])
@@ -273,6 +304,7 @@ class MemoryEngine:
                 count = episodes_repo.delete_namespace(tx, namespace)
                 hema_repo.delete_namespace(tx, namespace)
                 self.graph.on_delete_namespace(tx, namespace)
+                snapshots_repo.forget(tx, namespace)
                 # Inside the transaction, like a write's index add: a write that re-creates the namespace
                 # commits after this and adds its vectors to a fresh index, never to the one being dropped.
                 self.indexes.drop(namespace)
@@ -366,6 +398,31 @@ class MemoryEngine:
             log.info("pruned %d episodes from %s", len(decisions), namespace)
         remaining = episodes_repo.namespace_counts(self.db.reader(), namespace)[0]
         return decisions, remaining, texts
+
+    # -- administration -----------------------------------------------------------------------------------
+    def backup(self, directory: str) -> BackupInfo:
+        if not directory:
+            raise InvalidArgument("directory is required", field="directory")
+        return backup_database(self.db, Path(directory))
+
+    @property
+    def embedder_key(self) -> str:
+        return f"{self.embedder.name}|{self.embedder.dim}"
+
+    def export_namespace(self, namespace: str, *, page_size: int = 0,
+                         page_token: str = "") -> tuple[Sequence[transfer.ExportedEpisode], str]:
+        check_namespace(namespace)
+        self.require_namespace(namespace)
+        return transfer.export_page(self.db, namespace, page_size, page_token)
+
+    def import_namespace(self, namespace: str, episodes: Sequence[EpisodeIn], embeddings: Sequence[bytes],
+                         create_times: Sequence[datetime | None], model: str) -> WriteResult:
+        check_namespace(namespace)
+        vectors = transfer.check_embeddings(embeddings, self.embedder.dim, model, self.embedder_key)
+        now = self.clock()
+        result, _ = self.store(namespace, episodes, embeddings=vectors,
+                               create_times=[t or now for t in create_times])
+        return result
 
     def export_graph(self, namespace: str, fmt: str, directed: bool = False) -> tuple[bytes, int, int]:
         check_namespace(namespace)

@@ -4,6 +4,10 @@ Start-up order: bind the port first (a port in use is a one-line error, not a tr
 loaded), then load the engine (model, indexes, graphs) off the event loop, then start serving. Shutdown is
 bounded: in-flight calls get ``shutdown_grace_s``; RPC threads still running after that (a call stuck in a
 slow encode) are not waited for past a second grace, and the engine's workers get the same bound.
+
+When DuckDB invalidates the database (a fatal storage error: docs/DURABILITY.md) the server turns health to
+NOT_SERVING at once, answers UNAVAILABLE (reason STORAGE_FAILED), shuts down as on SIGTERM and exits with
+``EXIT_STORAGE_FAILED`` so that a supervisor restarts it; start-up replays the WAL and repairs the indexes.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from .servicer import MemoryServicer
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MemoryService"].full_name
+
+# EX_TEMPFAIL: the database failed and the process must be restarted (every acknowledged write is in the WAL).
+EXIT_STORAGE_FAILED = 75
 
 
 def _request_types() -> dict[str, type]:
@@ -72,6 +79,7 @@ class MemoryServer:
         self.keys = KeyRing(api_key=settings.api_key,
                             keys_file=Path(settings.api_keys_file).expanduser() if settings.api_keys_file else None)
         self._stopped = asyncio.Event()
+        self.storage_failed = asyncio.Event()
         self.port: int = 0
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
@@ -96,7 +104,7 @@ class MemoryServer:
         server = grpc.aio.server(
             interceptors=[ObservabilityInterceptor(self.metrics, self.settings.access_log),
                           AuthInterceptor(self.keys, reflection_without_key=self.settings.reflection_without_key),
-                          MemserveInterceptor(_request_types(), self.admission)],
+                          MemserveInterceptor(_request_types(), self.admission, self._storage_errors)],
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                      ("grpc.so_reuseport", 0)],
         )
@@ -106,6 +114,11 @@ class MemoryServer:
         loop = asyncio.get_running_loop()
         if self.engine is None:
             self.engine = await loop.run_in_executor(self._executor, MemoryEngine, self.settings)
+
+        def storage_failed(_exc: Exception) -> None:  # on whichever thread saw the failure
+            loop.call_soon_threadsafe(self._on_storage_failed)
+
+        self.engine.db.on_fatal.append(storage_failed)
         await loop.run_in_executor(self._executor, self.engine.start)
         memory_pb2_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(self.engine, self._executor), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -126,6 +139,20 @@ class MemoryServer:
         if self.keys.enabled and not self.settings.tls_cert_file and not is_loopback(self.settings.host):
             log.warning("API keys cross the network in clear: set tls_cert_file and tls_key_file")
         return self.port
+
+    def _storage_errors(self, exc: BaseException):
+        return self.engine.db.note_failure(exc) if self.engine is not None else None
+
+    def _on_storage_failed(self) -> None:
+        """On the event loop: stop advertising SERVING before anything else; ``serve`` then shuts down."""
+        if not self.storage_failed.is_set():
+            self.storage_failed.set()
+            asyncio.ensure_future(self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
+
+    @property
+    def exit_code(self) -> int:
+        failed = self.engine is not None and self.engine.db.failed is not None
+        return EXIT_STORAGE_FAILED if failed else 0
 
     async def _set_health(self, status) -> None:
         for name in ("", SERVICE_NAME):
@@ -186,15 +213,22 @@ class MemoryServer:
         if busy:
             log.warning("closing with %d RPC threads still busy", busy)
         if self.engine is not None:
-            self.engine.close(timeout=grace)
+            try:
+                self.engine.close(timeout=grace)
+            except Exception as exc:
+                if self.engine.db.failed is None:
+                    raise
+                # The database is gone already: what it committed is in its WAL, replayed at the next start.
+                log.error("closing after the storage failure: %s", " ".join(str(exc).split())[:300])
 
     async def wait(self) -> None:
         await self._stopped.wait()
 
 
-async def serve(settings: Settings, port_file: Path | None = None) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully. ``port_file`` receives the bound port (atomically)
-    once serving, for scripts that start the server on port 0."""
+async def serve(settings: Settings, port_file: Path | None = None) -> int:
+    """Run until SIGINT/SIGTERM (or a fatal storage error), then shut down gracefully; returns the exit code
+    (0, or ``EXIT_STORAGE_FAILED``). ``port_file`` receives the bound port (atomically) once serving, for
+    scripts that start the server on port 0."""
     server = MemoryServer(settings)
     port = await server.start()
     if port_file is not None:
@@ -206,6 +240,16 @@ async def serve(settings: Settings, port_file: Path | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, server.keys.reload)
-    await stopping.wait()
-    log.info("shutting down: draining in-flight calls")
+    signalled = asyncio.ensure_future(stopping.wait())
+    failed = asyncio.ensure_future(server.storage_failed.wait())
+    await asyncio.wait([signalled, failed], return_when=asyncio.FIRST_COMPLETED)
+    for task in (signalled, failed):
+        task.cancel()
+    log.info("shutting down%s: draining in-flight calls",
+             " after a storage failure" if server.storage_failed.is_set() else "")
     await server.stop()
+    code = server.exit_code
+    if code:
+        log.error("exiting with status %d: the database failed; restart memserve (a supervisor does) once the "
+                  "cause is fixed (docs/DURABILITY.md)", code)
+    return code

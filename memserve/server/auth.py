@@ -50,7 +50,10 @@ RPC_SCOPES: Mapping[str, Scope] = {
     "DeleteEpisodes": Scope.WRITE,
     "DeleteNamespace": Scope.ADMIN,
     "Prune": Scope.ADMIN,
-    # Backup / export / import RPCs belong here as ADMIN (they also default to it).
+    # A copy of the whole database on the server's disk; every embedding of a namespace; writes as-is.
+    "BackupDatabase": Scope.ADMIN,
+    "ExportNamespace": Scope.ADMIN,
+    "ImportNamespace": Scope.ADMIN,
 }
 # RPCs whose answer spans namespaces: filtered to what the key may see instead of refused.
 FILTERED = frozenset({"ListNamespaces", "GetStats"})

@@ -91,3 +91,31 @@ def hit_out(h: Hit) -> pb.Hit:
 def query_out(r: QueryResult) -> pb.QueryResponse:
     return pb.QueryResponse(hits=[hit_out(h) for h in r.hits], timings_ms=r.timings_ms, mode=mode_out(r.mode),
                             context=r.context, context_tokens=r.context_tokens)
+
+
+def exported_out(x) -> pb.ExportedEpisode:
+    """engine.transfer.ExportedEpisode → protobuf."""
+    out = pb.ExportedEpisode(episode=episode_out(x.episode), embedding=x.embedding.astype("<f4").tobytes())
+    if x.extraction is not None:
+        out.extraction.CopyFrom(pb.Extraction(
+            entities=list(x.extraction.entities),
+            triples=[pb.Triple(subject=t.subject, predicate=t.predicate, object=t.object)
+                     for t in x.extraction.triples]))
+    return out
+
+
+def exported_in(msg: pb.ExportedEpisode, index: int) -> tuple[EpisodeIn, bytes, datetime | None]:
+    """(episode as a write, embedding bytes, original create time) of one imported episode."""
+    e = msg.episode
+    extraction = None
+    if msg.HasField("extraction"):
+        extraction = ExtractionIn(entities=tuple(msg.extraction.entities),
+                                  triples=tuple(TripleIn(t.subject, t.predicate, t.object)
+                                                for t in msg.extraction.triples))
+    if not e.id:
+        raise InvalidArgument(f"episodes[{index}].episode.id is required (exports carry every id)",
+                              field=f"episodes[{index}].episode.id")
+    episode = EpisodeIn(text=e.text, id=e.id, session_id=e.session_id, speaker=e.speaker,
+                        event_time=ts_in(e, "event_time", f"episodes[{index}].episode.event_time"),
+                        metadata=dict(e.metadata), importance=e.importance, pinned=e.pinned, extraction=extraction)
+    return episode, msg.embedding, ts_in(e, "create_time", f"episodes[{index}].episode.create_time")

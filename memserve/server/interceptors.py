@@ -8,7 +8,12 @@ Every unary handler of MemoryService is wrapped here, so the servicer only conve
   request is even decoded into work), so overload is refused early instead of queued without bound;
 - a ``MemserveError`` becomes its status code, with trailing metadata ``memserve-reason``, ``memserve-field``
   and ``memserve-request-id``, and a ``google.rpc.Status`` in ``grpc-status-details-bin`` (status_details.py);
+- a storage failure that surfaced as a DuckDB or OS error (a full disk, an invalidated database) is mapped
+  by ``storage_errors`` (``Database.note_failure``) to ``DiskFull`` / ``StorageFailed``;
 - anything else is a bug: logged with a request id and returned as INTERNAL carrying that id.
+
+Each call ends with one DEBUG line: method, request id, duration, status and the ``memserve-namespace`` header
+the SDKs send (the tenant an L7 proxy routes by; ``-`` when absent).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from .wire import Malformed, safe_deserializer
 log = logging.getLogger("memserve.rpc")
 
 SERVICE_PREFIX = "/memserve.v1.MemoryService/"
+NAMESPACE_KEY = "memserve-namespace"
 
 
 class Admission:
@@ -49,7 +55,15 @@ class Admission:
         self.active -= 1
 
 
-def wrap_unary(method: str, behavior: Callable[..., Awaitable], admission: Admission | None = None):
+StorageErrors = Callable[[BaseException], MemserveError | None]
+
+
+def _no_storage_errors(exc: BaseException) -> MemserveError | None:
+    return None
+
+
+def wrap_unary(method: str, behavior: Callable[..., Awaitable], admission: Admission | None = None,
+               storage_errors: StorageErrors = _no_storage_errors):
     async def handler(request, context: grpc.aio.ServicerContext):
         request_id = new_request_id()
         started = time.perf_counter()
@@ -73,7 +87,15 @@ def wrap_unary(method: str, behavior: Callable[..., Awaitable], admission: Admis
         except (asyncio.CancelledError, grpc.aio.AbortError):
             code = grpc.StatusCode.CANCELLED
             raise
-        except Exception:
+        except Exception as exc:
+            mapped = storage_errors(exc)
+            if mapped is not None:
+                code = mapped.code
+                log.warning("%s (request id %s): %s", method, request_id, mapped.message)
+                context.set_trailing_metadata(error_trailers(mapped.code, mapped.message, mapped.reason, request_id,
+                                                             mapped.field))
+                await context.abort(mapped.code, mapped.message)
+                return None
             code = grpc.StatusCode.INTERNAL
             log.exception("internal error in %s (request id %s)", method, request_id)
             message = f"internal error (request id {request_id}); the server log has the details"
@@ -82,15 +104,20 @@ def wrap_unary(method: str, behavior: Callable[..., Awaitable], admission: Admis
         finally:
             if admitted:
                 admission.leave()  # type: ignore[union-attr]
-            log.debug("%s %s %.1fms %s", method, request_id, (time.perf_counter() - started) * 1000, code.name)
+            if log.isEnabledFor(logging.DEBUG):
+                header = dict(context.invocation_metadata() or ()).get(NAMESPACE_KEY) or "-"
+                log.debug("%s %s %.1fms %s %s=%s", method, request_id, (time.perf_counter() - started) * 1000,
+                          code.name, NAMESPACE_KEY, header)
 
     return handler
 
 
 class MemserveInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, request_types: dict[str, type], admission: Admission | None = None) -> None:
+    def __init__(self, request_types: dict[str, type], admission: Admission | None = None,
+                 storage_errors: StorageErrors = _no_storage_errors) -> None:
         self._request_types = request_types
         self._admission = admission
+        self._storage_errors = storage_errors
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -99,7 +126,7 @@ class MemserveInterceptor(grpc.aio.ServerInterceptor):
             return handler
         name = method[len(SERVICE_PREFIX):]
         return grpc.unary_unary_rpc_method_handler(
-            wrap_unary(name, handler.unary_unary, self._admission),
+            wrap_unary(name, handler.unary_unary, self._admission, self._storage_errors),
             request_deserializer=safe_deserializer(self._request_types[name]),
             response_serializer=handler.response_serializer,
         )

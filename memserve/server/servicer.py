@@ -134,6 +134,26 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
                                              directed=request.directed)
         return pb.ExportGraphResponse(data=data, node_count=nodes, edge_count=edges)
 
+    # -- administration (admin scope) ------------------------------------------------------------------------
+    async def BackupDatabase(self, request: pb.BackupDatabaseRequest, context: grpc.aio.ServicerContext):
+        info = await self._run(self._engine.backup, request.directory)
+        return pb.BackupDatabaseResponse(directory=str(info.directory), size_bytes=info.size_bytes,
+                                         last_seq=info.last_seq, backup_time=convert.ts_out(info.backup_time),
+                                         schema_version=info.schema_version)
+
+    async def ExportNamespace(self, request: pb.ExportNamespaceRequest, context: grpc.aio.ServicerContext):
+        page, token = await self._run(self._engine.export_namespace, request.namespace,
+                                      page_size=request.page_size, page_token=request.page_token)
+        return pb.ExportNamespaceResponse(episodes=[convert.exported_out(x) for x in page], next_page_token=token,
+                                          embedding_model=self._engine.embedder_key,
+                                          embedding_dim=self._engine.embedder.dim)
+
+    async def ImportNamespace(self, request: pb.ImportNamespaceRequest, context: grpc.aio.ServicerContext):
+        items = [convert.exported_in(x, i) for i, x in enumerate(request.episodes)]
+        result = await self._run(self._engine.import_namespace, request.namespace, [e for e, _, _ in items],
+                                 [b for _, b, _ in items], [t for _, _, t in items], request.embedding_model)
+        return pb.ImportNamespaceResponse(ids=result.ids, created=result.created)
+
 
 def _visible():
     """The caller's namespace filter for calls that span namespaces (None: every namespace)."""

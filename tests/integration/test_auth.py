@@ -73,6 +73,11 @@ CALLS: dict[str, Callable[[MemoryClient, str, tuple[str, ...]], object]] = {
     "ExportGraph": lambda c, ns, ids: c.export_graph(ns),
     "GetSummary": lambda c, ns, ids: c.summary(ns),
     "Prune": lambda c, ns, ids: c.prune(ns, max_episodes=1),
+    "ExportNamespace": lambda c, ns, ids: c.admin.export_namespace(ns),
+    # Re-imports the namespace's own export (a no-op once authorised); a caller without admin is refused at
+    # the export already, with the same status.
+    "ImportNamespace": lambda c, ns, ids: c.admin.import_namespace(
+        ns, [x for _, x in c.admin.iter_export(ns)], embedding_model=next(c.admin.iter_export(ns))[0]),
 }
 SERVICE_METHODS = [m.name for m in pb.DESCRIPTOR.services_by_name["MemoryService"].methods]
 CALLERS = ["reader", "writer", "admin", "elsewhere", "no key", "wrong key"]
@@ -118,6 +123,20 @@ def test_auth_matrix_every_rpc_times_every_caller(keyed):
         for i, rpc in enumerate(CALLS):
             ns = f"t-{i}-0"
             assert outcome(lambda rpc=rpc, ns=ns: CALLS[rpc](root, ns, seeded[ns])) == "OK", rpc
+
+
+def test_backup_needs_admin_for_every_namespace(keyed, tmp_path):
+    """BackupDatabase names no namespace: it copies them all, so only an admin key for '*' may call it."""
+    srv = keyed()
+    assert RPC_SCOPES["BackupDatabase"] is Scope.ADMIN
+    for secret in ("k-read", "k-write", "k-admin", "k-elsewhere"):
+        with MemoryClient(srv.target, timeout=30, max_retries=0, api_key=secret) as client:
+            with pytest.raises(PermissionDeniedError):
+                client.admin.backup(str(tmp_path / f"backup-{secret}"))
+        assert not (tmp_path / f"backup-{secret}").exists()
+    with MemoryClient(srv.target, timeout=30, api_key=ROOT) as root:
+        root.write("t-backup", ["one episode"])
+        assert root.admin.backup(str(tmp_path / "backup-root")).last_seq >= 1
 
 
 def test_rpcs_outside_the_table_need_admin(keyed):

@@ -156,3 +156,45 @@ def test_settings_piped_to_head_prints_the_table_head():
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.stdout.splitlines() == ["| setting | env | default | meaning |", "| --- | --- | --- | --- |"]
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_ingest_checks_the_whole_file_before_writing(cli_server, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    lines = [json.dumps({"id": f"v{i}", "text": f"valid line {i}"}) for i in range(199)]
+    lines.append(json.dumps({"id": "v199", "text": "  "}))  # line 200: blank text
+    bad.write_text("\n".join(lines) + "\n")
+    out = memserve("ingest", "--server", cli_server.target, "--namespace", "whole", str(bad), check=False)
+    assert out.returncode == 2 and f"{bad}:200: text is empty" in out.stderr, out.stderr
+    # Nothing was written: the namespace was never created.
+    out = memserve("stats", "--server", cli_server.target, "--namespace", "whole", check=False)
+    assert out.returncode == 1 and "does not exist" in out.stderr
+
+    lines[199] = json.dumps({"id": "v5", "text": "a repeated id"})
+    bad.write_text("\n".join(lines) + "\n")
+    out = memserve("ingest", "--server", cli_server.target, "--namespace", "whole", str(bad), check=False)
+    assert out.returncode == 2 and f"{bad}:200: id 'v5' repeats the id on {bad}:6" in out.stderr, out.stderr
+
+    lines[199] = json.dumps({"text": "fine", "importance": 3})
+    bad.write_text("\n".join(lines) + "\n")
+    out = memserve("ingest", "--server", cli_server.target, "--namespace", "whole", str(bad), check=False)
+    assert out.returncode == 2 and f"{bad}:200: importance must be within [0, 1]" in out.stderr, out.stderr
+
+
+def test_ingest_server_error_mid_file_and_rerun(tmp_path):
+    """A limit the server sets below the defaults is only seen by the server: the run stops at that batch,
+    says which lines are stored, and the same command after the fix writes only what is missing."""
+    from tests.support.server import ServerProcess
+
+    lines = [json.dumps({"id": f"m{i}", "text": f"mid-file line {i}"}) for i in range(10)]
+    lines[7] = json.dumps({"id": "m7", "text": "long " * 40})  # 200 bytes: over the server's 100
+    jsonl = tmp_path / "mid.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n")
+    with ServerProcess(tmp_path / "d", settings={"max_text_bytes": "100"}) as server:
+        out = memserve("ingest", "--server", server.target, "--namespace", "mid", str(jsonl), "--batch-size", "4",
+                       check=False)
+        assert out.returncode == 1, out.stderr
+        assert f"{jsonl}:5-8: the server refused" in out.stderr and "the 4 episodes before it are stored" in out.stderr
+        lines[7] = json.dumps({"id": "m7", "text": "short again"})
+        jsonl.write_text("\n".join(lines) + "\n")
+        out = memserve("ingest", "--server", server.target, "--namespace", "mid", str(jsonl), "--batch-size", "4")
+        assert "ingested 10 episodes into 'mid' (6 new)" in out.stderr

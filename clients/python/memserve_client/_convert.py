@@ -10,17 +10,20 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ._proto import memory_pb2 as pb
 from .types import (
+    BackupInfo,
     DeleteResult,
     Episode,
     EpisodeInput,
     EpisodeLike,
     EpisodePage,
+    ExportedEpisode,
     Extraction,
     Fact,
     GraphExport,
     GraphOptions,
     Hit,
     LlmUsage,
+    NamespaceExportPage,
     NamespaceInfo,
     NamespacePage,
     NamespaceStats,
@@ -31,6 +34,7 @@ from .types import (
     SegmentSummary,
     Stats,
     Summary,
+    Triple,
     WriteResult,
 )
 
@@ -368,3 +372,42 @@ def prune_result_from_proto(message: pb.PruneResponse) -> PruneResult:
         dry_run=message.dry_run,
     )
 
+
+
+# --- administration ------------------------------------------------------------------------------------------
+
+
+def backup_from_proto(message: pb.BackupDatabaseResponse) -> BackupInfo:
+    return BackupInfo(directory=message.directory, size_bytes=message.size_bytes, last_seq=message.last_seq,
+                      backup_time=from_timestamp(message, "backup_time"), schema_version=message.schema_version)
+
+
+def export_page_from_proto(message: pb.ExportNamespaceResponse) -> NamespaceExportPage:
+    items = []
+    for x in message.episodes:
+        extraction = None
+        if x.HasField("extraction"):
+            extraction = Extraction(entities=tuple(x.extraction.entities),
+                                    triples=tuple(Triple(t.subject, t.predicate, t.object)
+                                                  for t in x.extraction.triples))
+        items.append(ExportedEpisode(episode=episode_from_proto(x.episode), embedding=x.embedding,
+                                     extraction=extraction))
+    return NamespaceExportPage(items=tuple(items), next_page_token=message.next_page_token,
+                               embedding_model=message.embedding_model, embedding_dim=message.embedding_dim)
+
+
+def exported_to_proto(x: ExportedEpisode) -> pb.ExportedEpisode:
+    e = x.episode
+    episode = pb.Episode(id=e.id, namespace=e.namespace, session_id=e.session_id, speaker=e.speaker, text=e.text,
+                         metadata=dict(e.metadata), importance=e.importance, pinned=e.pinned)
+    if e.event_time is not None:
+        episode.event_time.CopyFrom(to_timestamp(e.event_time))
+    if e.create_time is not None:
+        episode.create_time.CopyFrom(to_timestamp(e.create_time))
+    out = pb.ExportedEpisode(episode=episode, embedding=bytes(x.embedding))
+    if x.extraction is not None:
+        out.extraction.CopyFrom(pb.Extraction(
+            entities=list(x.extraction.entities),
+            triples=[pb.Triple(subject=t.subject, predicate=t.predicate, object=t.object)
+                     for t in x.extraction.triples]))
+    return out

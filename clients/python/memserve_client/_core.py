@@ -22,12 +22,15 @@ from . import _convert as conv
 from . import errors
 from ._proto import memory_pb2 as pb
 from .types import (
+    BackupInfo,
     DeleteResult,
     Episode,
     EpisodeLike,
     EpisodePage,
+    ExportedEpisode,
     GraphExport,
     GraphOptions,
+    NamespaceExportPage,
     NamespacePage,
     PruneResult,
     QueryFilter,
@@ -45,6 +48,8 @@ DEFAULT_MAX_BATCH = 256
 DEFAULT_MAX_RETRIES = 3  # 4 attempts in all
 # GraphML exports of large namespaces pass gRPC's 4 MiB default easily.
 DEFAULT_MAX_RECEIVE_BYTES = 256 * 1024 * 1024
+# Sent on every call whose request names a namespace, so an L7 proxy can route by tenant.
+NAMESPACE_KEY = "memserve-namespace"
 
 
 # --- per-method policy ---------------------------------------------------------------------------------------
@@ -88,6 +93,11 @@ RPCS: Mapping[str, Rpc] = {
     "GetSummary": _memory_rpc("GetSummary", 30.0, idempotent=True),
     # Each prune removes more; only a dry run (see prune()) is safe to repeat.
     "Prune": _memory_rpc("Prune", 120.0, idempotent=False),
+    # A retry would find the directory taken (BACKUP_EXISTS) and hide the success.
+    "BackupDatabase": _memory_rpc("BackupDatabase", 600.0, idempotent=False),
+    "ExportNamespace": _memory_rpc("ExportNamespace", 120.0, idempotent=True),
+    # Ids travel with the episodes, so a re-sent import is a no-op like a re-sent write.
+    "ImportNamespace": _memory_rpc("ImportNamespace", 120.0, idempotent=True),
 }
 
 HEALTH_CHECK = Rpc(
@@ -172,6 +182,20 @@ def channel_options(options: Sequence[tuple[str, Any]] | None, version: str) -> 
     return list(merged.items())
 
 
+def _header_value(value: str) -> bool:
+    # Printable ASCII without edge spaces, what gRPC accepts in a text header. A namespace that is not (and so
+    # is invalid anyway) is left out, so the server rejects it naming the field instead of grpc failing locally.
+    return bool(value) and value.isascii() and value.isprintable() and value == value.strip()
+
+
+def namespace_metadata(request: Message) -> tuple[tuple[str, str], ...]:
+    """``memserve-namespace`` for a request that names one (every RPC whose request has a namespace field)."""
+    if "namespace" not in request.DESCRIPTOR.fields_by_name:
+        return ()
+    namespace: str = request.namespace  # type: ignore[attr-defined]
+    return ((NAMESPACE_KEY, namespace),) if _header_value(namespace) else ()
+
+
 class Attempts:
     """Deadline and retry bookkeeping for one logical call. One deadline covers every attempt and backoff,
     so retries never stretch a call past what the caller allowed."""
@@ -194,7 +218,7 @@ class Attempts:
             raise ValueError(f"timeout must be positive, got {self.timeout!r}")
         self._deadline = clock() + self.timeout
         self.attempt = 0
-        self.metadata = settings.metadata
+        self.metadata = settings.metadata + namespace_metadata(call.request)
 
     def next_timeout(self) -> float:
         """Start an attempt: the seconds it may take."""
@@ -333,6 +357,38 @@ def prune(
     )
     call = Call(RPCS["Prune"], request, timeout, idempotent=True if dry_run else None)
     return _single(call, conv.prune_result_from_proto)
+
+
+def backup(directory: str, *, timeout: float | None) -> Plan[BackupInfo]:
+    request = pb.BackupDatabaseRequest(directory=directory)
+    return _single(Call(RPCS["BackupDatabase"], request, timeout), conv.backup_from_proto)
+
+
+def export_namespace(
+    namespace: str, *, page_size: int, page_token: str, timeout: float | None
+) -> Plan[NamespaceExportPage]:
+    request = pb.ExportNamespaceRequest(namespace=namespace, page_size=page_size, page_token=page_token)
+    return _single(Call(RPCS["ExportNamespace"], request, timeout), conv.export_page_from_proto)
+
+
+def import_namespace(
+    namespace: str,
+    episodes: Iterable[ExportedEpisode],
+    *,
+    embedding_model: str,
+    timeout: float | None,
+    max_batch: int,
+) -> Plan[WriteResult]:
+    items = list(episodes)
+    responses = []
+    for start in range(0, len(items), max_batch):
+        request = pb.ImportNamespaceRequest(
+            namespace=namespace,
+            episodes=[conv.exported_to_proto(x) for x in items[start : start + max_batch]],
+            embedding_model=embedding_model,
+        )
+        responses.append((yield Call(RPCS["ImportNamespace"], request, timeout)))
+    return conv.write_result_from_proto(responses)
 
 
 def health(service: str, *, timeout: float | None) -> Plan[str]:

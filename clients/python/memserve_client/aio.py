@@ -15,15 +15,18 @@ import grpc
 
 from . import _core, _tls
 from ._version import __version__
-from .client import MemoryClient
+from .client import AdminClient, MemoryClient
 from .types import (
+    BackupInfo,
     DeleteResult,
     Episode,
     EpisodeLike,
     EpisodePage,
+    ExportedEpisode,
     GraphExport,
     GraphFormat,
     GraphOptions,
+    NamespaceExportPage,
     NamespacePage,
     PruneResult,
     QueryFilter,
@@ -211,6 +214,11 @@ class AsyncMemoryClient:
             )
         )
 
+    @property
+    def admin(self) -> AsyncAdminClient:
+        """Administration calls (backup, namespace export and import): they need an admin-scope key."""
+        return AsyncAdminClient(self)
+
     async def health(self, service: str = "", *, timeout: float | None = None) -> str:
         return await self._run(_core.health(service, timeout=timeout))
 
@@ -237,4 +245,53 @@ AsyncMemoryClient.__doc__ = f"{AsyncMemoryClient.__doc__}\n\n{MemoryClient.__doc
 for _name, _member in vars(MemoryClient).items():
     if not _name.startswith("_") and callable(_member) and getattr(AsyncMemoryClient, _name).__doc__ is None:
         getattr(AsyncMemoryClient, _name).__doc__ = _member.__doc__
+del _name, _member
+
+
+class AsyncAdminClient:
+    """``AsyncMemoryClient.admin``: calls that copy or move whole databases and namespaces (admin scope)."""
+
+    def __init__(self, client: AsyncMemoryClient) -> None:
+        self._client = client
+
+    async def backup(self, directory: str, *, timeout: float | None = None) -> BackupInfo:
+        return await self._client._run(_core.backup(directory, timeout=timeout))
+
+    async def export_namespace(
+        self, namespace: str, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> NamespaceExportPage:
+        return await self._client._run(
+            _core.export_namespace(namespace, page_size=page_size, page_token=page_token, timeout=timeout)
+        )
+
+    async def iter_export(
+        self, namespace: str, *, page_size: int = 500, timeout: float | None = None
+    ) -> AsyncIterator[tuple[str, ExportedEpisode]]:
+        token = ""
+        while True:
+            page = await self.export_namespace(namespace, page_size=page_size, page_token=token, timeout=timeout)
+            for item in page.items:
+                yield page.embedding_model, item
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def import_namespace(
+        self,
+        namespace: str,
+        episodes: Iterable[ExportedEpisode],
+        *,
+        embedding_model: str,
+        timeout: float | None = None,
+    ) -> WriteResult:
+        return await self._client._run(
+            _core.import_namespace(
+                namespace, episodes, embedding_model=embedding_model, timeout=timeout, max_batch=self._client._settings.max_batch
+            )
+        )
+
+
+for _name, _member in vars(AdminClient).items():
+    if not _name.startswith("_") and callable(_member) and getattr(AsyncAdminClient, _name).__doc__ is None:
+        getattr(AsyncAdminClient, _name).__doc__ = _member.__doc__
 del _name, _member

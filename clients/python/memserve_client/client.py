@@ -12,13 +12,16 @@ import grpc
 from . import _core, _tls
 from ._version import __version__
 from .types import (
+    BackupInfo,
     DeleteResult,
     Episode,
     EpisodeLike,
     EpisodePage,
+    ExportedEpisode,
     GraphExport,
     GraphFormat,
     GraphOptions,
+    NamespaceExportPage,
     NamespacePage,
     PruneResult,
     QueryFilter,
@@ -234,6 +237,11 @@ class MemoryClient:
             )
         )
 
+    @property
+    def admin(self) -> AdminClient:
+        """Administration calls (backup, namespace export and import): they need an admin-scope key."""
+        return AdminClient(self)
+
     def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """grpc.health.v1 status name: "SERVING", "NOT_SERVING", "UNKNOWN" or "SERVICE_UNKNOWN"."""
         return self._run(_core.health(service, timeout=timeout))
@@ -258,3 +266,51 @@ class MemoryClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class AdminClient:
+    """``MemoryClient.admin``: calls that copy or move whole databases and namespaces (admin scope)."""
+
+    def __init__(self, client: MemoryClient) -> None:
+        self._client = client
+
+    def backup(self, directory: str, *, timeout: float | None = None) -> BackupInfo:
+        """A consistent copy of the server's database in ``directory`` (an absolute path on the server's
+        machine), taken while it keeps serving; restore it with ``memserve restore``."""
+        return self._client._run(_core.backup(directory, timeout=timeout))
+
+    def export_namespace(
+        self, namespace: str, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> NamespaceExportPage:
+        """One page of the namespace's episodes with their embeddings and extractions, in write order."""
+        return self._client._run(
+            _core.export_namespace(namespace, page_size=page_size, page_token=page_token, timeout=timeout)
+        )
+
+    def iter_export(
+        self, namespace: str, *, page_size: int = 500, timeout: float | None = None
+    ) -> Iterator[tuple[str, ExportedEpisode]]:
+        """(embedding_model, episode) for every episode of the namespace, fetching pages lazily."""
+        token = ""
+        while True:
+            page = self.export_namespace(namespace, page_size=page_size, page_token=token, timeout=timeout)
+            for item in page.items:
+                yield page.embedding_model, item
+            token = page.next_page_token
+            if not token:
+                return
+
+    def import_namespace(
+        self,
+        namespace: str,
+        episodes: Iterable[ExportedEpisode],
+        *,
+        embedding_model: str,
+        timeout: float | None = None,
+    ) -> WriteResult:
+        """Store exported episodes as they were (ids, fields, embeddings, extractions); idempotent."""
+        return self._client._run(
+            _core.import_namespace(
+                namespace, episodes, embedding_model=embedding_model, timeout=timeout, max_batch=self._client._settings.max_batch
+            )
+        )

@@ -268,3 +268,32 @@ class GraphExport:
     data: bytes
     node_count: int
     edge_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackupInfo:
+    """What ``backup`` wrote: a consistent copy of the server's database, on the server's machine."""
+
+    directory: str
+    size_bytes: int
+    # Every write acknowledged before the backup started has a sequence number at or below this.
+    last_seq: int
+    backup_time: datetime | None
+    schema_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedEpisode:
+    """One episode as ``export_namespace`` returns it: fields, stored embedding and stored extraction."""
+
+    episode: Episode
+    # Little-endian float32, ``NamespaceExport.embedding_dim`` values.
+    embedding: bytes = field(repr=False)
+    extraction: Extraction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceExportPage(Page[ExportedEpisode]):
+    # The embedder the embeddings came from ("name|dim"): ``import_namespace`` must be given it back.
+    embedding_model: str = ""
+    embedding_dim: int = 0

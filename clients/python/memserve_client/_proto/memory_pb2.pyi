@@ -490,3 +490,73 @@ class PruneResponse(_message.Message):
     remaining_count: int
     dry_run: bool
     def __init__(self, pruned: _Optional[_Iterable[_Union[PrunedEpisode, _Mapping]]] = ..., remaining_count: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class BackupDatabaseRequest(_message.Message):
+    __slots__ = ("directory",)
+    DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    directory: str
+    def __init__(self, directory: _Optional[str] = ...) -> None: ...
+
+class BackupDatabaseResponse(_message.Message):
+    __slots__ = ("directory", "size_bytes", "last_seq", "backup_time", "schema_version")
+    DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_TIME_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    directory: str
+    size_bytes: int
+    last_seq: int
+    backup_time: _timestamp_pb2.Timestamp
+    schema_version: int
+    def __init__(self, directory: _Optional[str] = ..., size_bytes: _Optional[int] = ..., last_seq: _Optional[int] = ..., backup_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schema_version: _Optional[int] = ...) -> None: ...
+
+class ExportedEpisode(_message.Message):
+    __slots__ = ("episode", "embedding", "extraction")
+    EPISODE_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    EXTRACTION_FIELD_NUMBER: _ClassVar[int]
+    episode: Episode
+    embedding: bytes
+    extraction: Extraction
+    def __init__(self, episode: _Optional[_Union[Episode, _Mapping]] = ..., embedding: _Optional[bytes] = ..., extraction: _Optional[_Union[Extraction, _Mapping]] = ...) -> None: ...
+
+class ExportNamespaceRequest(_message.Message):
+    __slots__ = ("namespace", "page_size", "page_token")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    page_size: int
+    page_token: str
+    def __init__(self, namespace: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ExportNamespaceResponse(_message.Message):
+    __slots__ = ("episodes", "next_page_token", "embedding_model", "embedding_dim")
+    EPISODES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    episodes: _containers.RepeatedCompositeFieldContainer[ExportedEpisode]
+    next_page_token: str
+    embedding_model: str
+    embedding_dim: int
+    def __init__(self, episodes: _Optional[_Iterable[_Union[ExportedEpisode, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ...) -> None: ...
+
+class ImportNamespaceRequest(_message.Message):
+    __slots__ = ("namespace", "episodes", "embedding_model")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    EPISODES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    episodes: _containers.RepeatedCompositeFieldContainer[ExportedEpisode]
+    embedding_model: str
+    def __init__(self, namespace: _Optional[str] = ..., episodes: _Optional[_Iterable[_Union[ExportedEpisode, _Mapping]]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
+
+class ImportNamespaceResponse(_message.Message):
+    __slots__ = ("ids", "created")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    created: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., created: _Optional[_Iterable[bool]] = ...) -> None: ...

@@ -90,6 +90,21 @@ class MemoryServiceStub:
                 request_serializer=memserve_dot_v1_dot_memory__pb2.PruneRequest.SerializeToString,
                 response_deserializer=memserve_dot_v1_dot_memory__pb2.PruneResponse.FromString,
                 _registered_method=True)
+        self.BackupDatabase = channel.unary_unary(
+                '/memserve.v1.MemoryService/BackupDatabase',
+                request_serializer=memserve_dot_v1_dot_memory__pb2.BackupDatabaseRequest.SerializeToString,
+                response_deserializer=memserve_dot_v1_dot_memory__pb2.BackupDatabaseResponse.FromString,
+                _registered_method=True)
+        self.ExportNamespace = channel.unary_unary(
+                '/memserve.v1.MemoryService/ExportNamespace',
+                request_serializer=memserve_dot_v1_dot_memory__pb2.ExportNamespaceRequest.SerializeToString,
+                response_deserializer=memserve_dot_v1_dot_memory__pb2.ExportNamespaceResponse.FromString,
+                _registered_method=True)
+        self.ImportNamespace = channel.unary_unary(
+                '/memserve.v1.MemoryService/ImportNamespace',
+                request_serializer=memserve_dot_v1_dot_memory__pb2.ImportNamespaceRequest.SerializeToString,
+                response_deserializer=memserve_dot_v1_dot_memory__pb2.ImportNamespaceResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -167,6 +182,34 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BackupDatabase(self, request, context):
+        """--- administration (admin scope) ---
+        A consistent copy of the whole database, taken while the server keeps serving: under the write lock the
+        WAL is folded into the database file (CHECKPOINT) and the file is copied into `directory`, on the
+        server's file system. Writes wait for the copy; queries do not. Every write acknowledged before the call
+        is in the copy. Restore it with `memserve restore DIR --data-dir D` (docs/DURABILITY.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportNamespace(self, request, context):
+        """One page of a namespace's episodes with their embeddings and extractions, in write order: everything
+        ImportNamespace needs to rebuild the namespace on another server without encoding or extracting again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportNamespace(self, request, context):
+        """Stores exported episodes as they were: ids, fields, embeddings (not encoded again) and extractions (the
+        extractor does not run for them). Idempotent like WriteEpisodes. The embedding model must be the
+        server's (FAILED_PRECONDITION, reason EMBEDDER_MISMATCH otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -224,6 +267,21 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.Prune,
                     request_deserializer=memserve_dot_v1_dot_memory__pb2.PruneRequest.FromString,
                     response_serializer=memserve_dot_v1_dot_memory__pb2.PruneResponse.SerializeToString,
+            ),
+            'BackupDatabase': grpc.unary_unary_rpc_method_handler(
+                    servicer.BackupDatabase,
+                    request_deserializer=memserve_dot_v1_dot_memory__pb2.BackupDatabaseRequest.FromString,
+                    response_serializer=memserve_dot_v1_dot_memory__pb2.BackupDatabaseResponse.SerializeToString,
+            ),
+            'ExportNamespace': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportNamespace,
+                    request_deserializer=memserve_dot_v1_dot_memory__pb2.ExportNamespaceRequest.FromString,
+                    response_serializer=memserve_dot_v1_dot_memory__pb2.ExportNamespaceResponse.SerializeToString,
+            ),
+            'ImportNamespace': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportNamespace,
+                    request_deserializer=memserve_dot_v1_dot_memory__pb2.ImportNamespaceRequest.FromString,
+                    response_serializer=memserve_dot_v1_dot_memory__pb2.ImportNamespaceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -523,6 +581,87 @@ class MemoryService:
             '/memserve.v1.MemoryService/Prune',
             memserve_dot_v1_dot_memory__pb2.PruneRequest.SerializeToString,
             memserve_dot_v1_dot_memory__pb2.PruneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BackupDatabase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memserve.v1.MemoryService/BackupDatabase',
+            memserve_dot_v1_dot_memory__pb2.BackupDatabaseRequest.SerializeToString,
+            memserve_dot_v1_dot_memory__pb2.BackupDatabaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportNamespace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memserve.v1.MemoryService/ExportNamespace',
+            memserve_dot_v1_dot_memory__pb2.ExportNamespaceRequest.SerializeToString,
+            memserve_dot_v1_dot_memory__pb2.ExportNamespaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportNamespace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memserve.v1.MemoryService/ImportNamespace',
+            memserve_dot_v1_dot_memory__pb2.ImportNamespaceRequest.SerializeToString,
+            memserve_dot_v1_dot_memory__pb2.ImportNamespaceResponse.FromString,
             options,
             channel_credentials,
             insecure,
