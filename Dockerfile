@@ -25,7 +25,7 @@ RUN pip install /app/clients/python "/app[cpu]"
 RUN useradd --create-home memserve && mkdir /data && chown memserve /data
 USER memserve
 VOLUME ["/data"]
-EXPOSE 50051
+EXPOSE 50051 9464
 
 # Health needs no key. With TLS, set MEMSERVE_TLS_CA (and MEMSERVE_TLS_CERT/KEY for mTLS) for this client too.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \

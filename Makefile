@@ -2,12 +2,19 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# An NVIDIA driver is visible when nvidia-smi is on PATH: then FAISS and torch come with CUDA, else CPU-only.
+HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 1)
 # FAISS comes as mutually exclusive extras: gpu where an NVIDIA driver is visible, else cpu.
-FAISS_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
-# The CPU build of torch, installed before anything that depends on torch, so pip never pulls the CUDA
-# wheels on a CPU machine. Where PyPI serves only CUDA builds, add TORCH_INDEX=<PyTorch's CPU wheel index>.
+FAISS_EXTRA ?= $(if $(HAS_NVIDIA),gpu,cpu)
+# torch is installed first, before anything that depends on it. PyPI's Linux torch wheel depends on the CUDA
+# packages (several GB), so on a machine without an NVIDIA driver PyTorch's CPU wheel index is added as an
+# *extra* index: pip then prefers its `2.13.0+cpu` build. scripts/torch_index.py adds it only if it answers,
+# so where it cannot be reached (an offline mirror that serves a CPU wheel itself) pip uses the default index
+# without retrying the dead one for every dependency. Override with TORCH_INDEX=<another index>, or
+# TORCH_INDEX= to use only the default index.
 TORCH_SPEC ?= torch==2.13.0
-TORCH_INDEX ?=
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= $(if $(HAS_NVIDIA),,$(TORCH_CPU_INDEX))
 # The TypeScript SDK (clients/typescript): Node >= 20 and npm.
 NPM ?= npm
 TS_DIR := clients/typescript
@@ -26,7 +33,8 @@ setup-test: $(VENV)/.test-done
 $(VENV)/.setup-done: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $$($(BIN)/python scripts/torch_index.py "$(TORCH_INDEX)")
+	$(if $(HAS_NVIDIA),,$(BIN)/python scripts/check_torch.py)
 	$(BIN)/python -m pip install --quiet -e clients/python -e ".[$(FAISS_EXTRA)]"
 	touch $@
 

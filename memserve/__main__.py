@@ -3,12 +3,13 @@
     memserve serve  [--data-dir DIR] [--port PORT] [--host HOST] [--config FILE] [--set NAME=VALUE ...]
     memserve ingest --server HOST:PORT --namespace NS FILE.jsonl [--openie FILE.json] [--batch-size N]
     memserve query  --server HOST:PORT --namespace NS [--top-k K] [--mode dense|graph|hybrid] [--json] TEXT
-    memserve stats | summary | prune | export | settings | health
+    memserve list | get | delete | stats | summary | prune | export | settings | health | mcp
     memserve keys hash | keys add FILE --name N --namespace GLOB --scope read|write|admin
     memserve backup  --server HOST:PORT DIR            (a consistent copy of a live server's database)
     memserve restore DIR --data-dir D [--force]        (put a backup back; the server must be stopped)
     memserve export-namespace --server HOST:PORT --namespace NS -o FILE.jsonl
     memserve import-namespace --server HOST:PORT [--namespace NS] FILE.jsonl
+    memserve --version
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def _server_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memserve", description="memory server for LLM agents")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the gRPC server")
@@ -87,9 +89,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("text")
 
+    p = sub.add_parser("list", help="list a namespace's episodes, or the namespaces")
+    _server_arg(p)
+    p.add_argument("--namespace", default="", help="whose episodes (default: list the namespaces)")
+    p.add_argument("--session", default="", help="only this session's episodes")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (0: all)")
+    p.add_argument("--json", action="store_true", help="print JSON lines, one per episode or namespace")
+
+    p = sub.add_parser("get", help="print one episode")
+    _server_arg(p)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("delete", help="delete episodes by id")
+    _server_arg(p)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("ids", nargs="+", metavar="ID")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("stats", help="namespace and server statistics")
     _server_arg(p)
     p.add_argument("--namespace", default="")
+    p.add_argument("--json", action="store_true", help="print JSON (default: a short table)")
 
     p = sub.add_parser("summary", help="the compact memory of a namespace or session")
     _server_arg(p)
@@ -106,11 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("mcp", help="serve MCP (Model Context Protocol) tools in front of a running memserve")
+    _server_arg(p)
+    p.add_argument("--namespace", default=os.environ.get("MEMSERVE_NAMESPACE", "default"),
+                   help="namespace of calls that name none (env MEMSERVE_NAMESPACE; default 'default')")
+    p.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    p.add_argument("--host", default="127.0.0.1", help="streamable-http bind address")
+    p.add_argument("--port", type=int, default=8765, help="streamable-http port (path /mcp)")
+
     p = sub.add_parser("export", help="write the knowledge graph as GraphML or node-link JSON")
     _server_arg(p)
     p.add_argument("--namespace", required=True)
     p.add_argument("--format", choices=["graphml", "node-link"], default="graphml")
     p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("--directed", action="store_true", help="directed graph: fact edges run subject -> object")
 
     p = sub.add_parser("backup", help="copy a live server's database consistently (admin)")
     _server_arg(p)
@@ -152,7 +183,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"memserve: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .server.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
 
     try:
         return asyncio.run(serve(settings, args.port_file))
@@ -216,7 +249,73 @@ def _print_json(obj) -> None:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _print_json(client.stats(args.namespace))
+        stats = client.stats(args.namespace)
+    if args.json:
+        _print_json(stats)
+        return 0
+    print(f"{stats.episode_count} episodes in {len(stats.namespaces)} namespaces; {stats.db_bytes:,} bytes in "
+          f"DuckDB, {stats.disk_bytes:,} on disk; model {stats.embedding_model} ({stats.embedding_dim}d), "
+          f"extractor {stats.extractor}{', GPU' if stats.gpu else ''}")
+    if stats.llm.calls:
+        print(f"LLM: {stats.llm.calls} calls ({stats.llm.cached_calls} cached, {stats.llm.failed_calls} failed), "
+              f"{stats.llm.prompt_tokens + stats.llm.completion_tokens:,} tokens, ${stats.llm.cost_usd:.4f}")
+    if stats.namespaces:
+        print(f"{'namespace':<24} {'episodes':>9} {'sessions':>8} {'index':>12} {'phrases':>8} {'facts':>8} "
+              f"{'backlog':>8}")
+    for ns in stats.namespaces:
+        print(f"{ns.namespace:<24} {ns.episode_count:>9} {ns.session_count:>8} {ns.index_type:>12} "
+              f"{ns.phrase_count:>8} {ns.fact_count:>8} {ns.extraction_backlog:>8}")
+    return 0
+
+
+def _episode_dict(e) -> dict:
+    return {"id": e.id, "namespace": e.namespace, "session_id": e.session_id, "speaker": e.speaker, "text": e.text,
+            "event_time": e.event_time.isoformat() if e.event_time else None, "metadata": dict(e.metadata),
+            "importance": e.importance, "pinned": e.pinned,
+            "create_time": e.create_time.isoformat() if e.create_time else None}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import itertools
+
+    with _client(args) as client:
+        if not args.namespace:
+            token = ""
+            while True:
+                page = client.list_namespaces(page_token=token)
+                for n in page.items:
+                    print(json.dumps({"namespace": n.name, "episode_count": n.episode_count}) if args.json
+                          else f"{n.name}\t{n.episode_count} episodes")
+                token = page.next_page_token
+                if not token:
+                    return 0
+        episodes = client.iter_episodes(args.namespace, session_id=args.session)
+        for e in itertools.islice(episodes, args.limit or None):
+            print(json.dumps(_episode_dict(e), ensure_ascii=False) if args.json
+                  else f"{e.id}\t{e.session_id or '-'}\t{e.text[:100]!r}")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        e = client.get(args.namespace, args.id)
+    if args.json:
+        print(json.dumps(_episode_dict(e), ensure_ascii=False, indent=2))
+    else:
+        when = f", {e.event_time.isoformat()}" if e.event_time else ""
+        print(f"{e.id} (session {e.session_id or '-'}{', ' + e.speaker if e.speaker else ''}{when})")
+        print(e.text)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.delete(args.namespace, args.ids)
+    if args.json:
+        _print_json(result)
+    else:
+        missing = f"; not found: {', '.join(result.not_found_ids)}" if result.not_found_ids else ""
+        print(f"deleted {result.deleted_count}{missing}")
     return 0
 
 
@@ -246,9 +345,21 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        export = client.export_graph(args.namespace, format=args.format)
+        export = client.export_graph(args.namespace, format=args.format, directed=args.directed)
     args.output.write_bytes(export.data)
     print(f"wrote {args.output}: {export.node_count} nodes, {export.edge_count} edges")
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from .mcp_server import run
+    except ImportError as exc:
+        print(f"memserve: {exc}", file=sys.stderr)
+        return 2
+    # stdout is the MCP channel in stdio mode: logs go to stderr only.
+    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    run(_client(args), args.namespace, transport=args.transport, host=args.host, port=args.port)
     return 0
 
 
@@ -286,6 +397,16 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from . import __version__
+
+    try:
+        from memserve_client import __version__ as client_version
+    except ImportError:  # pragma: no cover - install problem
+        client_version = "not installed"
+    return f"memserve {__version__} (memserve-client {client_version})"
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     with _client(args) as client:
         status = client.health(timeout=args.timeout)
@@ -302,9 +423,21 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `memserve settings | head`: the reader left; stop quietly (and keep the interpreter's final flush
+        # from raising again on the closed pipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "ingest": cmd_ingest, "query": cmd_query, "stats": cmd_stats,
                 "summary": cmd_summary, "prune": cmd_prune, "export": cmd_export, "settings": cmd_settings,
+                "list": cmd_list, "get": cmd_get, "delete": cmd_delete, "mcp": cmd_mcp,
                 "keys": cmd_keys, "health": cmd_health,
                 "backup": cmd_backup, "restore": cmd_restore, "export-namespace": cmd_export_namespace,
                 "import-namespace": cmd_import_namespace}
@@ -316,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         print("memserve: the memserve-client package is not installed", file=sys.stderr)
         return 2
     try:
-        return handlers[args.command](args)
+        code = handlers[args.command](args)
+        sys.stdout.flush()  # a closed pipe raises here, inside main's BrokenPipeError handler
+        return code
     except MemserveError as exc:
         print(f"memserve: {exc}", file=sys.stderr)
         return 1

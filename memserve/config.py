@@ -54,6 +54,10 @@ class Settings:
     snapshot_interval_s: float = _doc("Seconds between index snapshots to disk (0: only at shutdown).",
                                       default=60.0)
     log_level: str = _doc("Logging level.", default="INFO")
+    log_format: str = _doc("text or json (one JSON object per line, access fields as keys).", default="text")
+    access_log: bool = _doc("Log one line per RPC (logger memserve.access: method, namespace, code, ms, "
+                            "request id).", default=True)
+    metrics_port: int = _doc("Port of the Prometheus /metrics endpoint on `host` (0: off).", default=0)
     checkpoint_threshold_mb: int = _doc("DuckDB folds its WAL into the database file once the WAL passes this "
                                         "many MB (DuckDB's own default is 16). A checkpoint needs free disk "
                                         "space about the size of the WAL.", default=16)
@@ -160,6 +164,7 @@ _CHOICES = {
     "default_query_mode": {"dense", "graph", "hybrid", "lexical"},
     "ppr_method": {"push", "power"},
     "log_level": {"DEBUG", "INFO", "WARNING", "ERROR"},
+    "log_format": {"text", "json"},
 }
 _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_top_k", "embedding_batch_size",
              "hnsw_threshold", "llm_timeout_s", "llm_max_concurrency", "extraction_batch", "summary_segment_size",
@@ -167,7 +172,7 @@ _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_t
              "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
              "encode_chunk", "checkpoint_threshold_mb", "ppr_epsilon"}
 _NON_NEGATIVE = {"time_boost", "lexical_weight", "lexical_k1", "speaker_boost", "query_entity_weight", "port",
-                 "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
+                 "metrics_port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
                  "prune_max_bytes", "prune_interval_s", "api_keys_poll_s", "encode_chunk_chars"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold", "lexical_b"}
 
@@ -245,8 +250,9 @@ def _validate(s: Settings) -> None:
     for name in _UNIT_INTERVAL:
         if not 0.0 <= getattr(s, name) <= 1.0:
             raise ConfigError(f"setting {name}: must be within [0, 1], got {getattr(s, name)}", field=name)
-    if s.port > 65535:
-        raise ConfigError(f"setting port: must be <= 65535, got {s.port}", field="port")
+    for name in ("port", "metrics_port"):
+        if getattr(s, name) > 65535:
+            raise ConfigError(f"setting {name}: must be <= 65535, got {getattr(s, name)}", field=name)
     _validate_security(s)
     if s.extractor == "llm" and not s.llm_model:
         raise ConfigError("setting extractor: 'llm' needs llm_model to be set", field="extractor")

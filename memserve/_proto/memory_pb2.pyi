@@ -408,12 +408,14 @@ class DeleteNamespaceResponse(_message.Message):
     def __init__(self, deleted_episode_count: _Optional[int] = ...) -> None: ...
 
 class ExportGraphRequest(_message.Message):
-    __slots__ = ("namespace", "format")
+    __slots__ = ("namespace", "format", "directed")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    DIRECTED_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     format: GraphFormat
-    def __init__(self, namespace: _Optional[str] = ..., format: _Optional[_Union[GraphFormat, str]] = ...) -> None: ...
+    directed: bool
+    def __init__(self, namespace: _Optional[str] = ..., format: _Optional[_Union[GraphFormat, str]] = ..., directed: _Optional[bool] = ...) -> None: ...
 
 class ExportGraphResponse(_message.Message):
     __slots__ = ("data", "node_count", "edge_count")

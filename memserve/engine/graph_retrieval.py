@@ -83,9 +83,10 @@ class HybridParams:
 @dataclass(frozen=True)
 class GraphHit:
     seq: int
-    score: float
+    score: float  # the ranking score: PPR mass (graph), fused rank value 1/rank (hybrid), cosine (fallback)
     facts: tuple[ScoredFact, ...]  # seed facts this passage supports or touches, best first
     seed_phrases: tuple[str, ...]  # seed phrases linked to this passage
+    graph_score: float = 0.0  # the passage's PPR mass, whatever the mode (0 in the dense fallback)
 
 
 @dataclass(frozen=True)
@@ -335,6 +336,13 @@ class ScoreArrays(Mapping[int, float]):
     def __iter__(self) -> Iterator[int]:
         return iter(self.seqs.tolist())
 
+    def pick(self, seqs: list[int]) -> dict[int, float]:
+        """seq → score for a few seqs (one vectorised pass, no sort of the whole array)."""
+        if not seqs:
+            return {}
+        where = np.flatnonzero(np.isin(self.seqs, np.asarray(seqs, dtype=self.seqs.dtype)))
+        return dict(zip(self.seqs[where].tolist(), self.scores[where].tolist()))
+
     def __len__(self) -> int:
         return len(self.seqs)
 
@@ -385,6 +393,8 @@ def _top_arrays(seqs: np.ndarray, values: np.ndarray, k: int) -> list[tuple[int,
 
 def _explain(kg: KnowledgeGraph, ranked: list[tuple[int, float]], scores: _Scores) -> tuple[GraphHit, ...]:
     hits = []
+    passage = scores.passage
+    ppr = passage.pick([seq for seq, _ in ranked]) if isinstance(passage, ScoreArrays) else passage
     for seq, score in ranked:
         phrases = kg.phrases_of_passage(seq)
         facts = tuple(
@@ -394,7 +404,7 @@ def _explain(kg: KnowledgeGraph, ranked: list[tuple[int, float]], scores: _Score
             or kg.facts[f.fact_id].object_id in phrases
         )
         seeds = tuple(sorted(kg.phrases[p] for p in scores.seeds if p in phrases))
-        hits.append(GraphHit(seq, score, facts, seeds))
+        hits.append(GraphHit(seq, score, facts, seeds, float(ppr.get(seq, 0.0))))
     return tuple(hits)
 
 

@@ -339,10 +339,13 @@ class GraphService:
             kg = self._graph(namespace)
             return {"phrase_count": len(kg.phrases), "fact_count": len(kg.facts), "graph_edge_count": kg.edge_count}
 
-    def export(self, namespace: str, fmt: str, labels: Mapping[int, str]) -> tuple[bytes, int, int]:
+    def export(self, namespace: str, fmt: str, passages: Mapping[int, tuple[str, str]], *,
+               directed: bool = False) -> tuple[bytes, int, int]:
+        """``passages``: seq → (episode id, text)."""
+        info = {seq: graph_export.PassageInfo(i, t) for seq, (i, t) in passages.items()}
         with self._lock(namespace).read():
             kg = self._graph(namespace)
-            graph = graph_export.to_networkx(kg, passage_labels=labels)
+            graph = graph_export.to_networkx(kg, info, directed=directed)
         data = graph_export.node_link_bytes(graph) if fmt == "node-link" else graph_export.graphml_bytes(graph)
         return data, graph.number_of_nodes(), graph.number_of_edges()
 

@@ -96,6 +96,10 @@ class Hema:
             hema_repo.save_fold_result(tx, result)
         return len(batch) == _FOLD_BATCH
 
+    def failed_count(self) -> int:
+        """Summary jobs (namespace or session) that gave up after their retries (metrics)."""
+        return len(self._summary_worker.failed())
+
     def summary(self, namespace: str, session_id: str) -> SummaryView:
         cur = self._db.reader()
         state = hema_repo.load_summary_state(cur, namespace, session_id)

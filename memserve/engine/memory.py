@@ -437,7 +437,8 @@ class MemoryEngine:
                                create_times=[t or now for t in create_times])
         return result
 
-    def export_graph(self, namespace: str, fmt: str) -> tuple[bytes, int, int]:
+    def export_graph(self, namespace: str, fmt: str, directed: bool = False) -> tuple[bytes, int, int]:
         check_namespace(namespace)
         self.require_namespace(namespace)
-        return self.graph.export(namespace, fmt, episodes_repo.ids_by_seq(self.db.reader(), namespace))
+        passages = episodes_repo.ids_and_texts_by_seq(self.db.reader(), namespace)
+        return self.graph.export(namespace, fmt, passages, directed=directed)

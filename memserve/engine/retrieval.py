@@ -74,6 +74,7 @@ class Retriever:
                 dense = index.search(qvec, k, allowed=allowed)[0]
         t = lap("dense", t)
         dense_scores = ScoreArrays(dense.ids, dense.scores)  # arrays, not a per-passage dict
+        cosines: dict[int, float] = {}  # hits beyond the dense pool (graph or lexical): from stored embeddings
         # HYBRID: dense + BM25 + the speaker and time lifts, fused; with a graph, the fused scores are what the
         # graph is anchored on and seeded with (in place of the plain dense scores).
         prior: Mapping[int, float] = dense_scores
@@ -81,7 +82,8 @@ class Retriever:
         if fusing:
             prior, lexical_scores = self._fuse(q, allowed, dense, lap, t)
             t = time.perf_counter()
-        ranked: list[tuple[int, float, tuple[FactOut, ...], tuple[str, ...]]] = []
+        # (seq, ranking score, graph score, facts, phrases)
+        ranked: list[tuple[int, float, float, tuple[FactOut, ...], tuple[str, ...]]] = []
         effective = QueryMode.HYBRID if fusing else QueryMode.DENSE
         graph_ran = False
         if use_graph:
@@ -107,28 +109,35 @@ class Retriever:
                 for h, kept in zip(result.hits, keep.tolist()):
                     if kept:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
-                        ranked.append((h.seq, h.score, facts, tuple(h.seed_phrases)))
+                        ranked.append((h.seq, h.score, h.graph_score, facts, tuple(h.seed_phrases)))
             t = lap("graph", t)
         if fusing and not graph_ran:
-            ranked = [(seq, score, (), ()) for seq, score in fusion.ranked(prior, q.top_k)]
+            ranked = [(seq, score, 0.0, (), ()) for seq, score in fusion.ranked(prior, q.top_k)]
         seen = {seq for seq, *_ in ranked}
         for seq, score in zip(dense.ids.tolist(), dense.scores.tolist()):  # dense fills whatever is left
             if len(ranked) >= q.top_k:
                 break
             if seq not in seen:
-                ranked.append((seq, score, (), ()))
+                ranked.append((seq, score, 0.0, (), ()))
         ranked = ranked[: q.top_k]
+        outside = [r[0] for r in ranked if r[0] not in dense_scores]
+        if outside:  # graph hits beyond the dense pool: their cosine from the stored embeddings
+            flat = np.asarray(qvec, dtype=np.float32).reshape(-1)
+            for seq, vector in episodes_repo.embeddings_of(self.db.reader(), q.namespace, outside).items():
+                cosines[seq] = float(vector @ flat)
         found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, [r[0] for r in ranked])
         t = lap("fetch", t)
         out = []
-        for seq, score, facts, phrases in ranked:
+        for seq, score, graph_score, facts, phrases in ranked:
             episode = found.get(seq)
             if episode is None:  # deleted between the search and the fetch
                 continue
+            # score: what the ranking used (cosine, PPR mass, or HYBRID's fused 1/rank); dense_score: the
+            # cosine, in every mode; graph_score: the PPR mass (0 in dense mode).
             out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1,
-                           dense_score=float(dense_scores.get(seq, 0.0)),
-                           graph_score=float(score) if graph_ran else 0.0,
-                           facts=facts, phrases=phrases, lexical_score=float(lexical_scores.get(seq, 0.0))))
+                           dense_score=float(cosines.get(seq, dense_scores.get(seq, 0.0))),
+                           graph_score=float(graph_score), facts=facts, phrases=phrases,
+                           lexical_score=float(lexical_scores.get(seq, 0.0))))
         return self._finish(q, out, effective, timings, lap, t, t_start)
 
     def _finish(self, q: QueryIn, out: list[Hit], effective: QueryMode, timings: dict[str, float], lap, t: float,

@@ -32,6 +32,7 @@ from ..errors import ConfigError
 from .auth import AuthInterceptor
 from .interceptors import Admission, MemserveInterceptor
 from .keys import KeyRing
+from .observability import Metrics, MetricsServer, ObservabilityInterceptor
 from .servicer import MemoryServicer
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class MemoryServer:
         self._stopped = asyncio.Event()
         self.storage_failed = asyncio.Event()
         self.port: int = 0
+        self.metrics = Metrics()
+        self.metrics_server: MetricsServer | None = None
 
     def _bind(self, server: grpc.aio.Server) -> int:
         check_exposure(self.settings)
@@ -99,12 +102,15 @@ class MemoryServer:
     async def start(self) -> int:
         limit = self.settings.max_message_bytes
         server = grpc.aio.server(
-            interceptors=[AuthInterceptor(self.keys, reflection_without_key=self.settings.reflection_without_key),
+            interceptors=[ObservabilityInterceptor(self.metrics, self.settings.access_log),
+                          AuthInterceptor(self.keys, reflection_without_key=self.settings.reflection_without_key),
                           MemserveInterceptor(_request_types(), self.admission, self._storage_errors)],
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                      ("grpc.so_reuseport", 0)],
         )
         self.port = self._bind(server)  # before the slow part: fail fast on a taken port
+        if self.settings.metrics_port:
+            self.metrics_server = MetricsServer.bind(self.metrics, self.settings.host, self.settings.metrics_port)
         loop = asyncio.get_running_loop()
         if self.engine is None:
             self.engine = await loop.run_in_executor(self._executor, MemoryEngine, self.settings)
@@ -119,6 +125,8 @@ class MemoryServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server)
+        if self.metrics_server is not None:
+            self.metrics_server.attach(self.engine)
         await server.start()
         self._server = server
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
@@ -179,6 +187,8 @@ class MemoryServer:
                     await task
         grace = self.settings.shutdown_grace_s if grace is None else grace
         await server.stop(grace)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         # Calls cancelled by server.stop may still run on RPC threads (a thread cannot be interrupted).
         # Their writes check the deadline before committing; give them one more grace, then close anyway:
         # a write that never got its answer was never acknowledged.

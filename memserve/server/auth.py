@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 
 from ..errors import MemserveError, PermissionDenied, Unauthenticated
 from .keys import OPEN, KeyRing, Principal, Scope
+from .observability import REQUEST_ID
 from .status_details import error_trailers
 
 log = logging.getLogger("memserve.auth")
@@ -72,7 +73,9 @@ def current_principal() -> Principal | None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
+    """The current call's id (set by the observability interceptor, so the access log and the error trailers
+    agree), or a fresh one."""
+    return REQUEST_ID.get() or uuid.uuid4().hex[:16]
 
 
 def bearer_token(metadata) -> str:

@@ -130,7 +130,8 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
 
     async def ExportGraph(self, request: pb.ExportGraphRequest, context: grpc.aio.ServicerContext):
         fmt = "node-link" if request.format == pb.GRAPH_FORMAT_NODE_LINK_JSON else "graphml"
-        data, nodes, edges = await self._run(self._engine.export_graph, request.namespace, fmt)
+        data, nodes, edges = await self._run(self._engine.export_graph, request.namespace, fmt,
+                                             directed=request.directed)
         return pb.ExportGraphResponse(data=data, node_count=nodes, edge_count=edges)
 
     # -- administration (admin scope) ------------------------------------------------------------------------

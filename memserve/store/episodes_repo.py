@@ -144,8 +144,22 @@ def list_episodes(cur: duckdb.DuckDBPyConnection, namespace: str, after_seq: int
 
 
 def ids_by_seq(cur: duckdb.DuckDBPyConnection, namespace: str) -> dict[int, str]:
-    """seq -> public id for every episode of the namespace (graph export labels), without loading texts."""
+    """seq -> public id for every episode of the namespace, without loading texts."""
     return {int(s): i for s, i in cur.execute("SELECT seq, id FROM episodes WHERE namespace = ?", [namespace]).fetchall()}
+
+
+def ids_and_texts_by_seq(cur: duckdb.DuckDBPyConnection, namespace: str) -> dict[int, tuple[str, str]]:
+    """seq -> (public id, text) for every episode of the namespace (what a graph export shows of a passage)."""
+    rows = cur.execute("SELECT seq, id, text FROM episodes WHERE namespace = ?", [namespace]).fetchall()
+    return {int(s): (i, t) for s, i, t in rows}
+
+
+def embeddings_of(cur: duckdb.DuckDBPyConnection, namespace: str, seqs: Sequence[int]) -> dict[int, np.ndarray]:
+    """seq -> stored embedding for a few seqs (the query path's cosines beyond the dense pool). Uses execute, not
+    the relation API, so it runs on a reader cursor whatever result that cursor last left open."""
+    rows = cur.execute("SELECT seq, embedding FROM episodes WHERE namespace = ? AND seq IN (SELECT unnest(?))",
+                       [namespace, [int(s) for s in seqs]]).fetchall()
+    return {int(s): np.asarray(e, dtype=np.float32) for s, e in rows}
 
 
 def live_seqs(cur: duckdb.DuckDBPyConnection, namespace: str) -> np.ndarray:

@@ -70,7 +70,7 @@ def test_cli_client_speaks_tls_with_a_key(tmp_path):
                "--tls-key", str(client_pair.key)]
         denied = memserve("stats", *tls, check=False)
         assert denied.returncode == 1 and "UNAUTHENTICATED" in denied.stderr
-        assert '"namespaces": []' in memserve("stats", *tls, "--api-key", "cli-secret").stdout
+        assert '"namespaces": []' in memserve("stats", *tls, "--api-key", "cli-secret", "--json").stdout
         plain = memserve("stats", "--server", srv.target, "--api-key", "cli-secret", "--timeout", "5", check=False)
         assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr
         assert "TLS" in srv.log()

@@ -61,7 +61,7 @@ def test_ingest_query_summary_prune_export(cli_server, tmp_path):
     graph = tmp_path / "g.graphml"
     out = memserve("export", "--server", server, "--namespace", "cli", "--format", "graphml", "-o", str(graph))
     assert graph.read_bytes().startswith(b"<?xml") and "nodes" in out.stdout
-    stats = json.loads(memserve("stats", "--server", server, "--namespace", "cli").stdout)
+    stats = json.loads(memserve("stats", "--server", server, "--namespace", "cli", "--json").stdout)
     assert stats["namespaces"][0]["episode_count"] == 3
 
 
@@ -91,6 +91,71 @@ def test_ingest_attaches_hipporag_openie(cli_server, tmp_path):
     memserve("export", "--server", cli_server.target, "--namespace", "oie", "--format", "node-link", "-o", str(graph))
     nodes = {n.get("text") for n in json.loads(graph.read_text())["nodes"]}
     assert {"zorblax", "quuxville"} <= nodes and "arity" not in nodes
+
+
+def test_version_names_both_packages():
+    import memserve_client
+
+    from memserve import __version__
+
+    out = memserve("--version")
+    assert out.stdout.strip() == f"memserve {__version__} (memserve-client {memserve_client.__version__})"
+
+
+def test_list_get_delete_and_stats_table(cli_server, tmp_path):
+    server = cli_server.target
+    lines = [{"id": "a1", "text": "Apples are red.", "session_id": "s1", "time": "2024-03-01T09:00:00Z"},
+             {"id": "a2", "text": "Bananas are yellow.", "session_id": "s2"},
+             {"id": "a3", "text": "Cherries are dark.", "session_id": "s1"}]
+    jsonl = tmp_path / "fruit.jsonl"
+    jsonl.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    memserve("ingest", "--server", server, "--namespace", "fruit", str(jsonl))
+
+    rows = [json.loads(x) for x in memserve("list", "--server", server, "--namespace", "fruit",
+                                            "--json").stdout.splitlines()]
+    assert sorted(r["id"] for r in rows) == ["a1", "a2", "a3"] and {"text", "session_id"} <= set(rows[0])
+    s1 = memserve("list", "--server", server, "--namespace", "fruit", "--session", "s1").stdout.splitlines()
+    assert sorted(x.split("\t")[0] for x in s1) == ["a1", "a3"]
+    assert len(memserve("list", "--server", server, "--namespace", "fruit", "--limit", "2").stdout.splitlines()) == 2
+    namespaces = [json.loads(x) for x in memserve("list", "--server", server, "--json").stdout.splitlines()]
+    assert {"namespace": "fruit", "episode_count": 3} in namespaces
+
+    got = json.loads(memserve("get", "--server", server, "--namespace", "fruit", "a1", "--json").stdout)
+    assert got["text"] == "Apples are red." and got["event_time"].startswith("2024-03-01T09:00:00")
+    text = memserve("get", "--server", server, "--namespace", "fruit", "a1").stdout
+    assert text.splitlines()[0].startswith("a1 (session s1") and "Apples are red." in text
+    out = memserve("get", "--server", server, "--namespace", "fruit", "zzz", check=False)
+    assert out.returncode == 1 and "zzz" in out.stderr and "Traceback" not in out.stderr
+
+    out = memserve("delete", "--server", server, "--namespace", "fruit", "a2", "nope").stdout
+    assert out.strip() == "deleted 1; not found: nope"
+    again = json.loads(memserve("delete", "--server", server, "--namespace", "fruit", "a2", "--json").stdout)
+    assert again == {"deleted_count": 0, "not_found_ids": ["a2"]}
+
+    table = memserve("stats", "--server", server, "--namespace", "fruit").stdout.splitlines()
+    assert table[0].startswith("2 episodes in 1 namespaces")
+    assert table[1].split()[:2] == ["namespace", "episodes"] and table[2].split()[:2] == ["fruit", "2"]
+
+
+def test_a_closed_stdout_ends_quietly():
+    """`memserve settings | head`: the reader is gone before memserve writes; no traceback, exit 0."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE, deterministically
+    try:
+        proc = subprocess.run([sys.executable, "-m", "memserve", "settings"], cwd=REPO, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_settings_piped_to_head_prints_the_table_head():
+    proc = subprocess.run(f"{sys.executable} -m memserve settings | head -n 2", shell=True, cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stdout.splitlines() == ["| setting | env | default | meaning |", "| --- | --- | --- | --- |"]
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
 
 
 def test_ingest_checks_the_whole_file_before_writing(cli_server, tmp_path):

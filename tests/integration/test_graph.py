@@ -234,3 +234,43 @@ def test_graph_modes_respect_filters(gclient, mode):
     assert ids(QueryFilter(session_ids=("b",)))[0] == "director"
     assert set(ids(QueryFilter(event_time_end=t0 + timedelta(days=1, hours=1)))) == {"film", "director"}
     assert set(ids(QueryFilter(metadata={"n": "0"}))) == {"film", "lake"}
+
+
+def test_scores_are_exposed_separately_in_every_mode(gclient):
+    name = ns()
+    gclient.write(name, FILM, wait_for_graph=True)
+    question = "Who is the mother of the director of Polish-Russian War?"
+    dense = gclient.query(name, question, mode="dense", top_k=4)
+    cosine = {h.episode.id: h.dense_score for h in dense.hits}
+    assert len(cosine) == 4 and all(h.score == h.dense_score and h.graph_score == 0.0 for h in dense.hits)
+    graph = gclient.query(name, question, mode="graph", top_k=4)
+    hybrid = gclient.query(name, question, mode="hybrid", top_k=4)
+    assert graph.mode == "graph" and hybrid.mode == "hybrid"
+    for result in (graph, hybrid):
+        for h in result.hits:  # the cosine is the same number whatever the mode ranked by
+            assert h.dense_score == pytest.approx(cosine[h.episode.id], abs=1e-6)
+    ppr = {h.episode.id: h.graph_score for h in graph.hits}
+    assert all(h.score == h.graph_score > 0 for h in graph.hits if h.facts)
+    # HYBRID's score is the fused rank value 1/rank; its graph score is a PPR mass, not that rank value. (HYBRID
+    # seeds the walk with the fused dense + BM25 prior, so its masses differ a little from GRAPH mode's.)
+    assert [h.score for h in hybrid.hits] == pytest.approx([1.0 / h.rank for h in hybrid.hits])
+    for h in hybrid.hits:
+        if ppr.get(h.episode.id, 0.0) > 0:
+            assert 0 < h.graph_score < 1 and h.graph_score != pytest.approx(h.score)
+    assert any(h.graph_score > 0 for h in hybrid.hits)
+
+
+def test_export_puts_episode_text_on_passages_and_directed_keeps_fact_direction(gclient):
+    name = ns()
+    gclient.write(name, [EpisodeInput(text="alpha text one", id="a", extraction=Extraction(
+        entities=("Zorblax", "Quuxville"), triples=(Triple("Zorblax", "was born in", "Quuxville"),)))],
+        wait_for_graph=True)
+    undirected = json.loads(gclient.export_graph(name, format="node-link").data)
+    passages = [n for n in undirected["nodes"] if n["kind"] == "passage"]
+    assert [(n["id"], n["label"], n["text"]) for n in passages] == [("passage:" + str(passages[0]["seq"]), "a",
+                                                                     "alpha text one")]
+    directed = json.loads(gclient.export_graph(name, format="node-link", directed=True).data)
+    assert directed["directed"] is True and undirected["directed"] is False
+    text = {n["id"]: n.get("text") for n in directed["nodes"]}
+    facts = [(text[e["source"]], e["predicate"], text[e["target"]]) for e in directed["edges"] if e["kind"] == "fact"]
+    assert facts == [("zorblax", "was born in", "quuxville")]

@@ -59,3 +59,100 @@ def test_generated_protobuf_code_is_current():
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_protos.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_metrics_profile_scrapes_the_port_memserve_serves_metrics_on():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    port = int(services["memserve"]["environment"]["MEMSERVE_METRICS_PORT"])
+    assert services["prometheus"]["profiles"] == ["metrics"] == services["grafana"]["profiles"]
+    for name in ("prometheus", "grafana"):
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (REPO / source).exists(), f"{name} mounts {source}, which is not in the repository"
+            else:
+                assert source in compose["volumes"]
+    prometheus = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert targets == [f"memserve:{port}"]
+    datasource = yaml.safe_load(
+        (REPO / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "memserve.json").read_text())
+    uid = datasource["datasources"][0]["uid"]
+    assert dashboard["panels"] and all(p["datasource"]["uid"] == uid for p in dashboard["panels"])
+
+
+def _make_n(tmp_path: Path, path_dirs: list[Path], *overrides: str) -> list[str]:
+    """The commands `make setup` would run for a new venv, with PATH limited to ``path_dirs``."""
+    import shutil
+
+    make = shutil.which("make")
+    assert make, "make is needed for `make serve` and `make test`"
+    env = {"PATH": ":".join(str(p) for p in path_dirs), "HOME": str(tmp_path)}
+    out = subprocess.run([make, "-n", "setup", f"VENV={tmp_path / 'venv'}", *overrides], cwd=REPO, env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
+
+
+def _torch_line(lines: list[str]) -> str:
+    (line,) = [x for x in lines if '"torch==' in x]
+    return line
+
+
+def test_make_setup_uses_the_cpu_torch_index_without_an_nvidia_driver(tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    lines = _make_n(tmp_path, [empty])
+    assert _torch_line(lines).endswith('"torch==2.13.0" $(' + str(tmp_path / "venv") + '/bin/python '
+                                       'scripts/torch_index.py "https://download.pytorch.org/whl/cpu")')
+    assert any(x.endswith("scripts/check_torch.py") for x in lines)
+    assert any('-e ".[cpu]"' in x for x in lines)
+    # The torch line comes before anything that depends on torch.
+    assert lines.index(_torch_line(lines)) < next(i for i, x in enumerate(lines) if '-e ".[cpu]"' in x)
+
+
+def test_make_setup_with_an_nvidia_driver_keeps_the_default_index(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    lines = _make_n(tmp_path, [fake])
+    assert _torch_line(lines).endswith('scripts/torch_index.py "")')
+    assert any('-e ".[gpu]"' in x for x in lines) and not any("check_torch" in x for x in lines)
+
+
+def test_make_setup_torch_index_is_overridable(tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    assert _torch_line(_make_n(tmp_path, [empty], "TORCH_INDEX=")).endswith('scripts/torch_index.py "")')
+    line = _torch_line(_make_n(tmp_path, [empty], "TORCH_INDEX=http://mirror.invalid/cpu"))
+    assert line.endswith('scripts/torch_index.py "http://mirror.invalid/cpu")')
+
+
+def _torch_index(url: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "torch_index.py"), url], capture_output=True,
+                          text=True, timeout=60, check=True)
+
+
+def test_torch_index_is_added_only_when_it_answers():
+    import http.server
+    import socket
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/whl/cpu"  # a 404 is an answer: the index is there
+        assert _torch_index(url).stdout.strip() == f"--extra-index-url {url}"
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as sock:  # a port nobody listens on: refused at once
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/whl/cpu"
+    out = _torch_index(dead)
+    assert out.stdout == "" and "not reachable" in out.stderr
+    assert _torch_index("").stdout == ""

@@ -337,8 +337,9 @@ def delete_namespace(namespace: str, *, timeout: float | None) -> Plan[int]:
     return _single(Call(RPCS["DeleteNamespace"], request, timeout), lambda r: r.deleted_episode_count)
 
 
-def export_graph(namespace: str, *, format: str, timeout: float | None) -> Plan[GraphExport]:
-    request = pb.ExportGraphRequest(namespace=namespace, format=conv.parse_format(format))
+def export_graph(namespace: str, *, format: str, directed: bool = False,
+                 timeout: float | None) -> Plan[GraphExport]:
+    request = pb.ExportGraphRequest(namespace=namespace, format=conv.parse_format(format), directed=directed)
     return _single(Call(RPCS["ExportGraph"], request, timeout), conv.graph_export_from_proto)
 
 

@@ -192,9 +192,10 @@ class AsyncMemoryClient:
         return await self._run(_core.delete_namespace(namespace, timeout=timeout))
 
     async def export_graph(
-        self, namespace: str, format: GraphFormat = "graphml", *, timeout: float | None = None
+        self, namespace: str, format: GraphFormat = "graphml", *, directed: bool = False,
+        timeout: float | None = None
     ) -> GraphExport:
-        return await self._run(_core.export_graph(namespace, format=format, timeout=timeout))
+        return await self._run(_core.export_graph(namespace, format=format, directed=directed, timeout=timeout))
 
     async def summary(self, namespace: str, session_id: str = "", *, timeout: float | None = None) -> Summary:
         return await self._run(_core.summary(namespace, session_id=session_id, timeout=timeout))

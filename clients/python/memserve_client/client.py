@@ -215,10 +215,12 @@ class MemoryClient:
         return self._run(_core.delete_namespace(namespace, timeout=timeout))
 
     def export_graph(
-        self, namespace: str, format: GraphFormat = "graphml", *, timeout: float | None = None
+        self, namespace: str, format: GraphFormat = "graphml", *, directed: bool = False,
+        timeout: float | None = None
     ) -> GraphExport:
-        """The namespace's knowledge graph as GraphML or networkx node-link JSON bytes."""
-        return self._run(_core.export_graph(namespace, format=format, timeout=timeout))
+        """The namespace's knowledge graph as GraphML or networkx node-link JSON bytes. Passage nodes carry the
+        episode's ``id`` and ``text``; ``directed=True`` keeps each fact's direction (subject → object)."""
+        return self._run(_core.export_graph(namespace, format=format, directed=directed, timeout=timeout))
 
     def summary(self, namespace: str, session_id: str = "", *, timeout: float | None = None) -> Summary:
         """The rolling compact memory of the namespace, or of one session."""

@@ -108,13 +108,17 @@ class Fact:
 @dataclass(frozen=True, slots=True)
 class Hit:
     episode: Episode
+    # What the ranking used, comparable only within one result: the cosine (dense), PPR mass (graph), or in
+    # hybrid a fused rank value 1 / rank (not a similarity).
     score: float
     # 1-based.
     rank: int
     # Why the hit was returned (graph and hybrid modes).
     facts: tuple[Fact, ...]
     phrases: tuple[str, ...]
+    # Cosine similarity to the query, in every mode.
     dense_score: float
+    # PPR mass in graph and hybrid modes; 0 in dense mode and for dense-added fill hits.
     graph_score: float
     # BM25 score of the lexical channel (hybrid and lexical modes; 0 when it did not match).
     lexical_score: float = 0.0

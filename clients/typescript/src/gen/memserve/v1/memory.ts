@@ -235,14 +235,29 @@ export interface Fact {
 }
 
 export interface Hit {
-  episode: Episode | undefined;
+  episode:
+    | Episode
+    | undefined;
+  /**
+   * The value the ranking used; compare it only within one response. DENSE: the cosine similarity.
+   * GRAPH: the passage's Personalized PageRank mass. HYBRID: a fused rank value, 1 / rank (1, 0.5, 0.33, ...),
+   * not a similarity. Hits that dense retrieval added to fill top_k carry their cosine.
+   */
   score: number;
   /** 1-based. */
   rank: number;
   /** Why the hit was returned (graph and hybrid modes): the facts and phrases that seeded it. */
   facts: Fact[];
   phrases: string[];
+  /**
+   * Cosine similarity between the query and the episode, in every mode (for a graph hit outside the dense
+   * candidate pool it is computed from the stored embedding).
+   */
   denseScore: number;
+  /**
+   * The passage's PPR mass in GRAPH and HYBRID modes (0 in DENSE mode, in the dense fallback, and for hits
+   * dense retrieval added to fill top_k).
+   */
   graphScore: number;
   /** BM25 score of the lexical channel (0 when it did not match or did not run). */
   lexicalScore: number;
@@ -250,7 +265,12 @@ export interface Hit {
 
 export interface QueryResponse {
   hits: Hit[];
-  /** Per-stage timings in milliseconds (embed, dense, facts, ppr, fuse, filter, fetch, context, total). */
+  /**
+   * Per-stage timings in milliseconds. Always: embed, dense, fetch, context, total. With a filter: filter.
+   * In GRAPH/HYBRID mode when the namespace has a graph: graph (the whole graph stage), graph_total, and unless
+   * it fell back to dense: graph_fact_search, graph_seed, graph_ppr; graph_fact_filter with the LLM fact
+   * filter; graph_fuse in HYBRID.
+   */
   timingsMs: { [key: string]: number };
   /** The mode that actually ran (graph falls back to dense when no seed is found). */
   mode: QueryMode;
@@ -338,9 +358,16 @@ export interface DeleteNamespaceResponse {
   deletedEpisodeCount: number;
 }
 
+/** Passage nodes carry the episode's `id` (also their `label`) and its `text`; phrase nodes their `text`. */
 export interface ExportGraphRequest {
   namespace: string;
   format: GraphFormat;
+  /**
+   * false (default): an undirected multigraph, one "fact" edge per phrase pair (predicates joined by "; "), as
+   * the PPR walk sees it. true: a directed multigraph, one "fact" edge per (subject -> object, predicate),
+   * "passage" edges passage -> phrase, "synonym" edges once in canonical order.
+   */
+  directed: boolean;
 }
 
 export interface ExportGraphResponse {
@@ -3467,7 +3494,7 @@ export const DeleteNamespaceResponse: MessageFns<DeleteNamespaceResponse> = {
 };
 
 function createBaseExportGraphRequest(): ExportGraphRequest {
-  return { namespace: "", format: 0 };
+  return { namespace: "", format: 0, directed: false };
 }
 
 export const ExportGraphRequest: MessageFns<ExportGraphRequest> = {
@@ -3477,6 +3504,9 @@ export const ExportGraphRequest: MessageFns<ExportGraphRequest> = {
     }
     if (message.format !== 0) {
       writer.uint32(16).int32(message.format);
+    }
+    if (message.directed !== false) {
+      writer.uint32(240).bool(message.directed);
     }
     return writer;
   },
@@ -3510,6 +3540,14 @@ export const ExportGraphRequest: MessageFns<ExportGraphRequest> = {
             message.format = reader.int32() as any;
             continue;
           }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.directed = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3529,6 +3567,7 @@ export const ExportGraphRequest: MessageFns<ExportGraphRequest> = {
     const message = createBaseExportGraphRequest();
     message.namespace = object.namespace ?? "";
     message.format = object.format ?? 0;
+    message.directed = object.directed ?? false;
     return message;
   },
 };
