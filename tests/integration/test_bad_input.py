@@ -160,7 +160,7 @@ def test_garbage_bytes_are_invalid_argument(server):
 
 def test_message_over_the_size_limit(tmp_path):
     with ServerProcess(tmp_path / "d", settings={"max_message_bytes": str(256 * 1024)}) as srv, \
-            MemoryClient(srv.target, timeout=30) as c:
+            MemoryClient(srv.target, timeout=LONG) as c:
         with pytest.raises(Exception) as err:
             c.write("big", ["x" * 60_000] * 6)
         assert "RESOURCE_EXHAUSTED" in str(err.value) or "resource" in type(err.value).__name__.lower()

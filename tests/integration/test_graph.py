@@ -11,7 +11,7 @@ import pytest
 from memserve_client import EpisodeInput, Extraction, MemoryClient, Triple
 
 from tests.fakes.openai_replay import ReplayServer, Reply
-from tests.support.gates import LONG, wait_until
+from tests.support.gates import LONG, SETTLE, wait_until
 from tests.support.server import ServerProcess
 
 FILM = [
@@ -50,7 +50,7 @@ def gserver(tmp_path_factory):
 
 @pytest.fixture()
 def gclient(gserver):
-    with MemoryClient(gserver.target, timeout=60) as c:
+    with MemoryClient(gserver.target, timeout=SETTLE) as c:
         yield c
 
 
@@ -129,11 +129,11 @@ def test_graphml_export_parses(gclient, tmp_path):
 
 def test_graph_survives_restart(tmp_path):
     settings = {"extractor": "offline"}
-    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=60) as c:
+    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=SETTLE) as c:
         c.write("kg", FILM, wait_for_graph=True)
         before = passage_nodes(c, "kg")
         stats_before = c.stats("kg").namespaces[0]
-    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=60) as c:
+    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=SETTLE) as c:
         assert passage_nodes(c, "kg") == before
         after = c.stats("kg").namespaces[0]
         assert (after.phrase_count, after.fact_count, after.graph_edge_count) == \
@@ -166,7 +166,7 @@ def test_llm_extraction_is_cached_and_accounted(tmp_path):
             _script_llm(replay, t, [f"Person {i}", f"City {i}"], [[f"Person {i}", "was born in", f"City {i}"]])
         replay.on("Question:", Reply.json({"fact": []}))
         with ServerProcess(tmp_path / "d", settings=llm_settings(replay)) as srv, \
-                MemoryClient(srv.target, timeout=60) as c:
+                MemoryClient(srv.target, timeout=SETTLE) as c:
             c.write("one", texts, wait_for_graph=True)
             calls = len(replay.requests)
             assert calls == 6  # NER + triples per passage
@@ -182,7 +182,7 @@ def test_llm_extraction_is_cached_and_accounted(tmp_path):
 def test_crash_mid_extraction_resumes_after_restart(tmp_path):
     with ReplayServer() as replay:
         gate = threading.Event()  # items 2.. are held: the first server dies with them in the backlog
-        texts = [f"Item {i}\nItem {i} belongs to Group {i % 3}." for i in range(12)]
+        texts = [f"Item {i}\nItem {i} belongs to Group {i % 3}." for i in range(6)]
         for i, t in enumerate(texts):
             _script_llm(replay, t, [f"Item {i}", f"Group {i % 3}"], [[f"Item {i}", "belongs to", f"Group {i % 3}"]],
                         hold=gate if i >= 2 else None)
@@ -190,16 +190,16 @@ def test_crash_mid_extraction_resumes_after_restart(tmp_path):
         settings = {**llm_settings(replay, timeout_s=LONG), "llm_max_concurrency": "1", "extraction_batch": "2"}
         server = ServerProcess(tmp_path / "d", settings=settings).start()
         try:
-            with MemoryClient(server.target, timeout=60) as c:
+            with MemoryClient(server.target, timeout=SETTLE) as c:
                 c.write("crash", texts)
                 # The first batch (items 0, 1) lands; the second sits at the gate.
-                wait_until(lambda: backlog(c, "crash") <= 10 and replay.requests_matching("Item 2\n"),
+                wait_until(lambda: backlog(c, "crash") <= 4 and replay.requests_matching("Item 2\n"),
                            "the first extraction batch to land and the second to start")
-                assert backlog(c, "crash") == 10
+                assert backlog(c, "crash") == 4
         finally:
             server.kill()  # mid-extraction: the held batch never answers this process
         gate.set()
-        with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=60) as c:
+        with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=SETTLE) as c:
             wait_until(lambda: backlog(c, "crash") == 0, "the restarted server to finish the backlog")
             assert set(passage_nodes(c, "crash")) == {e.id for e in c.iter_episodes("crash")}
 
@@ -212,7 +212,7 @@ def test_wait_for_graph_past_the_deadline_keeps_the_write(tmp_path):
         text = "Slow Passage\nSlow Passage mentions Alpha Centauri."
         _script_llm(replay, text, ["Alpha Centauri"], [["Slow Passage", "mentions", "Alpha Centauri"]], hold=gate)
         with ServerProcess(tmp_path / "d", settings=llm_settings(replay, timeout_s=LONG)) as srv, \
-                MemoryClient(srv.target, timeout=60) as c:
+                MemoryClient(srv.target, timeout=SETTLE) as c:
             # Stored first (acknowledged), so what follows does not hang on how fast a loaded machine stores.
             assert c.write("slow", [EpisodeInput(text=text, id="slow-1")]).created == (True,)
             wait_until(lambda: replay.requests_matching(text), "the extraction to reach the held LLM")
@@ -222,5 +222,5 @@ def test_wait_for_graph_past_the_deadline_keeps_the_write(tmp_path):
             assert c.query("slow", "Alpha Centauri", mode="dense").hits[0].episode.id == "slow-1"
             assert backlog(c, "slow") == 1  # still waiting for the graph, not dropped
             gate.set()
-            c.write("slow", [EpisodeInput(text=text, id="slow-1")], wait_for_graph=True, timeout=60)  # resend waits
+            c.write("slow", [EpisodeInput(text=text, id="slow-1")], wait_for_graph=True, timeout=SETTLE)  # resend waits
             assert backlog(c, "slow") == 0

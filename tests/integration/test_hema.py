@@ -10,7 +10,7 @@ import pytest
 from memserve.engine.summary import ExtractiveSummariser, SummaryState, fold
 from memserve_client import EpisodeInput, InvalidArgumentError, MemoryClient
 
-from tests.support.gates import wait_until
+from tests.support.gates import LONG, wait_until
 from tests.support.server import ServerProcess
 
 
@@ -59,13 +59,13 @@ def test_summaries_fold_every_episode_in_order_under_concurrent_writes(client):
 
 def test_segments_close_and_summaries_survive_restart(tmp_path):
     settings = {"summary_segment_size": "10"}
-    with ServerProcess(tmp_path / "d", settings=settings) as server, MemoryClient(server.target, timeout=30) as c:
+    with ServerProcess(tmp_path / "d", settings=settings) as server, MemoryClient(server.target, timeout=LONG) as c:
         c.write("conv", [EpisodeInput(text=f"{TOPICS[i % 5]} on day {i}.", session_id="s") for i in range(25)])
         before = wait_summary(c, "conv")
     assert len(before.segments) == 2
     assert [(s.first_seq, s.last_seq) for s in before.segments] == [(1, 10), (11, 20)]
     assert before.segments_summary
-    with ServerProcess(tmp_path / "d", settings=settings) as server, MemoryClient(server.target, timeout=30) as c:
+    with ServerProcess(tmp_path / "d", settings=settings) as server, MemoryClient(server.target, timeout=LONG) as c:
         after = c.summary("conv")
         assert after.summary == before.summary and after.segments == before.segments
         assert after.episode_count == 25 and after.backlog == 0
@@ -74,11 +74,11 @@ def test_segments_close_and_summaries_survive_restart(tmp_path):
 def test_summary_resumes_after_a_crash(tmp_path):
     server = ServerProcess(tmp_path / "d").start()
     try:
-        with MemoryClient(server.target, timeout=30) as c:
+        with MemoryClient(server.target, timeout=LONG) as c:
             c.write("conv", [f"{TOPICS[i % 5]} again {i}." for i in range(200)])
     finally:
         server.kill()
-    with ServerProcess(tmp_path / "d") as server, MemoryClient(server.target, timeout=30) as c:
+    with ServerProcess(tmp_path / "d") as server, MemoryClient(server.target, timeout=LONG) as c:
         assert wait_summary(c, "conv").episode_count == 200
 
 
@@ -136,7 +136,7 @@ def test_context_never_exceeds_the_budget(client, budget):
 
 def test_background_pruning_keeps_namespaces_within_limits(tmp_path):
     settings = {"prune_max_episodes": "5", "prune_interval_s": "1"}
-    with ServerProcess(tmp_path / "d", settings=settings) as server, MemoryClient(server.target, timeout=30) as c:
+    with ServerProcess(tmp_path / "d", settings=settings) as server, MemoryClient(server.target, timeout=LONG) as c:
         ids = c.write("auto", [EpisodeInput(text=f"fact {i}: {TOPICS[i % 5]}", pinned=(i == 0)) for i in range(12)]).ids
         wait_until(lambda: c.stats("auto").episode_count <= 5, "background pruning to run")
         left = {e.id for e in c.iter_episodes("auto")}

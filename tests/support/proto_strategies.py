@@ -63,10 +63,17 @@ def enum(field: FieldDescriptor) -> st.SearchStrategy[int]:
     return st.one_of(st.sampled_from(known), st.integers(-(2**31), 2**31 - 1))
 
 
+# String fields whose name says they hold a namespace or an id: mostly drawn from values that exist on the
+# fuzzed server, so the rest of the request reaches the engine instead of stopping at the first check.
+NAMED = {"namespace": ["fz", "fz", "fz", "fuzz-a"], "id": ["A", "fz", "nope"], "ids": ["A", "fz", "nope"],
+         "session_id": ["s", "fz", ""], "summary_session_id": ["s", ""], "session_ids": ["s", "fz"]}
+
+
 def scalar(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
     t = field.type
     if t == F.TYPE_STRING:
-        return text()
+        known = NAMED.get(field.name)
+        return st.one_of(st.sampled_from(known), st.sampled_from(known), text()) if known else text()
     if t == F.TYPE_BYTES:
         return st.binary(max_size=512)
     if t == F.TYPE_BOOL:
