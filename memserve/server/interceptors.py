@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from ..errors import InvalidArgument, MemserveError, ResourceExhausted, Unauthenticated
-from .wire import Malformed, safe_deserializer
+from .wire import Malformed, header_value, safe_deserializer
 
 log = logging.getLogger("memserve.rpc")
 
@@ -76,7 +76,7 @@ def wrap_unary(method: str, behavior: Callable[..., Awaitable], api_key: str, ad
             code = exc.code
             md = [("memserve-reason", exc.reason), ("memserve-request-id", request_id)]
             if exc.field:
-                md.append(("memserve-field", exc.field))
+                md.append(("memserve-field", header_value(exc.field)))
             context.set_trailing_metadata(md)
             await context.abort(exc.code, exc.message)
         except (asyncio.CancelledError, grpc.aio.AbortError):

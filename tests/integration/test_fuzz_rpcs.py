@@ -131,3 +131,17 @@ def test_invalid_utf8_deep_in_a_request_is_named(channel):
         _raw_call(channel, write)(data, timeout=LONG)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "episodes[0].speaker" in err.value.details()
+
+
+def test_a_metadata_key_with_control_characters_is_invalid_argument(channel):
+    """Found by the fuzzer: the field path carried the key itself ('\\x12L³'), gRPC refused that header value,
+    and the caller got INTERNAL "Invalid metadata" instead of INVALID_ARGUMENT naming the field."""
+    request = pb.WriteEpisodesRequest(namespace="fz", episodes=[
+        pb.EpisodeInput(text="fine", metadata={"\x12L\u00b3\x89": "v"})])
+    write = channel.unary_unary(f"/{SERVICE.full_name}/WriteEpisodes", request_serializer=lambda m: m.SerializeToString(),
+                                response_deserializer=pb.WriteEpisodesResponse.FromString)
+    with pytest.raises(grpc.RpcError) as err:
+        write(request, timeout=LONG)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "control characters" in err.value.details() and "episodes[0].metadata key" in err.value.details()
+    assert dict(err.value.trailing_metadata())["memserve-field"] == "episodes[0].metadata"
