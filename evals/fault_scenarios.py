@@ -132,12 +132,12 @@ def kill_storm(plan: Plan, workdir: Path) -> Scenario:
     acked: list[str] = []
     lock = threading.Lock()
     restart_s: list[float] = []
-    server = ServerProcess(data, settings=plan.settings(), start_timeout=300).start()
+    server = ServerProcess(data, settings=plan.settings(), start_timeout=300, stop_timeout=300).start()
     for cycle in range(plan.cycles):
         acked_this = _storm(plan, s, server.target, cycle, rng.randint(1, 6 * plan.writers), acked, lock)
         server.kill()  # SIGKILL while the other writers are mid-call
         started = time.perf_counter()
-        server = ServerProcess(data, settings=plan.settings(), start_timeout=300).start()  # the next cycle's too
+        server = ServerProcess(data, settings=plan.settings(), start_timeout=300, stop_timeout=300).start()  # the next cycle's too
         restart_s.append(time.perf_counter() - started)
         gone = _missing(server.target, "storm", list(acked))
         if gone:
@@ -200,7 +200,7 @@ def mixed_load(plan: Plan, workdir: Path) -> Scenario:
     ops: Counter = Counter()
     acked: dict[str, list[str]] = {}  # namespace -> acknowledged ids, minus the ones this run deleted
     lock = threading.Lock()
-    with ServerProcess(workdir / "mixed", settings=plan.settings(), start_timeout=300) as server:
+    with ServerProcess(workdir / "mixed", settings=plan.settings(), start_timeout=300, stop_timeout=300) as server:
         end = time.monotonic() + plan.mixed_seconds
 
         def client(n: int) -> None:
@@ -265,7 +265,7 @@ def delete_namespace_under_load(plan: Plan, workdir: Path) -> Scenario:
     writes: list[tuple[float, list[str]]] = []  # (start of the call, acknowledged ids)
     deletes: list[tuple[float, float]] = []
     lock = threading.Lock()
-    with ServerProcess(workdir / "delns", settings=plan.settings(), start_timeout=300) as server:
+    with ServerProcess(workdir / "delns", settings=plan.settings(), start_timeout=300, stop_timeout=300) as server:
         end = time.monotonic() + plan.delete_seconds
         stop_deleting = threading.Event()
 
@@ -355,7 +355,7 @@ def disk_full(plan: Plan, workdir: Path) -> Scenario:
     rng = random.Random(plan.seed + 77)
     acked: list[str] = []
     try:
-        server = ServerProcess(mount / "data", settings=plan.settings(), start_timeout=300).start()
+        server = ServerProcess(mount / "data", settings=plan.settings(), start_timeout=300, stop_timeout=300).start()
         try:
             with MemoryClient(server.target, timeout=60, max_retries=0) as c:
                 for k in range(2_000):
@@ -377,7 +377,7 @@ def disk_full(plan: Plan, workdir: Path) -> Scenario:
         finally:
             server.kill()
         subprocess.run(["mount", "-o", "remount,size=256m", str(mount)], check=True)  # space is freed
-        with ServerProcess(mount / "data", settings=plan.settings(), start_timeout=300) as again:
+        with ServerProcess(mount / "data", settings=plan.settings(), start_timeout=300, stop_timeout=300) as again:
             gone = _missing(again.target, "full", acked)
             s.lost = len(gone)
             if gone:
@@ -413,7 +413,7 @@ def corrupt_snapshot(plan: Plan, workdir: Path) -> Scenario:
     rng = random.Random(plan.seed + 99)
     data = workdir / "corrupt"
     texts = {f"s{i}": _text(rng, f"snap {i}") for i in range(200)}
-    with ServerProcess(data, settings=plan.settings(), start_timeout=300) as server, \
+    with ServerProcess(data, settings=plan.settings(), start_timeout=300, stop_timeout=300) as server, \
             MemoryClient(server.target, timeout=60, max_retries=0) as c:
         for start in range(0, len(texts), 50):
             chunk = list(texts.items())[start:start + 50]
@@ -430,7 +430,7 @@ def corrupt_snapshot(plan: Plan, workdir: Path) -> Scenario:
         for p in snapshots:
             if p.exists():
                 damage(p)
-        with ServerProcess(data, settings=plan.settings(), start_timeout=300) as again, \
+        with ServerProcess(data, settings=plan.settings(), start_timeout=300, stop_timeout=300) as again, \
                 MemoryClient(again.target, timeout=60) as c:
             gone = _missing(again.target, "snap", list(texts))
             wrong = 0

@@ -26,7 +26,7 @@ from tests.support.server import ServerProcess
 
 SERVICE = pb.DESCRIPTOR.services_by_name["MemoryService"]
 METHODS = [m for m in SERVICE.methods if not m.client_streaming and not m.server_streaming]
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 BUG = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
