@@ -1,4 +1,7 @@
 # memserve server image (CPU). Build: docker build -t memserve .   Run: docker compose up
+# The server listens on every interface inside the container, so it refuses to start without authentication:
+# pass MEMSERVE_API_KEY (or mount a keys file as MEMSERVE_API_KEYS_FILE, or an mTLS client CA); add
+# MEMSERVE_TLS_CERT_FILE/MEMSERVE_TLS_KEY_FILE so keys do not cross the network in clear. docs/SECURITY.md.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -24,9 +27,8 @@ USER memserve
 VOLUME ["/data"]
 EXPOSE 50051
 
+# Health needs no key. With TLS, set MEMSERVE_TLS_CA (and MEMSERVE_TLS_CERT/KEY for mTLS) for this client too.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-  CMD python -c "import grpc,sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; \
-s=g.HealthStub(grpc.insecure_channel('127.0.0.1:50051')).Check(h.HealthCheckRequest(), timeout=3).status; \
-sys.exit(0 if s == h.HealthCheckResponse.SERVING else 1)"
+  CMD memserve health --server "${MEMSERVE_HEALTH_SERVER:-127.0.0.1:50051}" --timeout 3
 
 ENTRYPOINT ["memserve", "serve", "--host", "0.0.0.0", "--port", "50051", "--data-dir", "/data"]

@@ -8,6 +8,9 @@ FAISS_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo
 # wheels on a CPU machine. Where PyPI serves only CUDA builds, add TORCH_INDEX=<PyTorch's CPU wheel index>.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
+# The TypeScript SDK (clients/typescript): Node >= 20 and npm.
+NPM ?= npm
+TS_DIR := clients/typescript
 DATA_DIR ?= memserve-data
 PORT ?= 50051
 
@@ -15,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup setup-test serve test test-fast protos check-protos bench clean
+.PHONY: setup setup-test setup-ts serve test test-py test-ts test-fast protos check-protos bench clean
 
 setup: $(VENV)/.setup-done
 setup-test: $(VENV)/.test-done
@@ -27,6 +30,13 @@ $(VENV)/.setup-done: pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e clients/python -e ".[$(FAISS_EXTRA)]"
 	touch $@
 
+# npm ci only when node_modules is missing or older than the lock file.
+setup-ts: $(TS_DIR)/node_modules/.npm-ci-done
+
+$(TS_DIR)/node_modules/.npm-ci-done: $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && $(NPM) ci --no-audit --no-fund
+	touch $@
+
 $(VENV)/.test-done: $(VENV)/.setup-done
 	$(BIN)/python -m pip install --quiet -e ".[$(FAISS_EXTRA),test]"
 	touch $@
@@ -34,18 +44,28 @@ $(VENV)/.test-done: $(VENV)/.setup-done
 serve: setup
 	$(BIN)/memserve serve --data-dir $(DATA_DIR) --port $(PORT)
 
-test: setup-test
+# setup-ts first: the Python suite checks the generated TypeScript too (tests/unit/test_ts_codegen.py).
+test: setup-ts test-py test-ts
+
+test-py: setup-test
 	$(BIN)/python scripts/gen_protos.py --check
 	$(BIN)/python -m pytest -q -ra
+
+# The node tests start `python -m memserve serve` with this interpreter (TEST_PYTHON: the server reads every
+# MEMSERVE_* variable as a setting).
+test-ts: setup-test setup-ts
+	$(BIN)/python scripts/gen_ts_protos.py --check
+	cd $(TS_DIR) && TEST_PYTHON=$(abspath $(BIN)/python) $(NPM) test
 
 test-fast: setup-test
 	$(BIN)/python -m pytest -q -m "not slow"
 
-protos: setup-test
+protos: setup-test setup-ts
 	$(BIN)/python scripts/gen_protos.py
+	$(BIN)/python scripts/gen_ts_protos.py
 
 bench: setup-test
 	$(BIN)/python evals/bench_ingest_query.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(TS_DIR)/node_modules $(TS_DIR)/dist

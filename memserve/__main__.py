@@ -3,7 +3,8 @@
     memserve serve  [--data-dir DIR] [--port PORT] [--host HOST] [--config FILE] [--set NAME=VALUE ...]
     memserve ingest --server HOST:PORT --namespace NS FILE.jsonl [--openie FILE.json] [--batch-size N]
     memserve query  --server HOST:PORT --namespace NS [--top-k K] [--mode dense|graph|hybrid] [--json] TEXT
-    memserve stats | summary | prune | export | settings
+    memserve stats | summary | prune | export | settings | health
+    memserve keys hash | keys add FILE --name N --namespace GLOB --scope read|write|admin
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ DEFAULT_SERVER = "127.0.0.1:50051"
 def _server_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get("MEMSERVE_SERVER", DEFAULT_SERVER),
                    help="HOST:PORT of a running memserve (env MEMSERVE_SERVER)")
-    p.add_argument("--api-key", default=os.environ.get("MEMSERVE_API_KEY", ""), help=argparse.SUPPRESS)
+    p.add_argument("--api-key", default=os.environ.get("MEMSERVE_API_KEY", ""),
+                   help="API key, sent as 'authorization: Bearer <key>' (env MEMSERVE_API_KEY)")
+    p.add_argument("--tls", action="store_true", default=bool(os.environ.get("MEMSERVE_TLS")),
+                   help="connect with TLS, trusting the system's roots (env MEMSERVE_TLS)")
+    p.add_argument("--tls-ca", type=Path, default=os.environ.get("MEMSERVE_TLS_CA") or None,
+                   help="PEM CA bundle to trust instead (implies --tls; env MEMSERVE_TLS_CA)")
+    p.add_argument("--tls-cert", type=Path, default=os.environ.get("MEMSERVE_TLS_CERT") or None,
+                   help="PEM client certificate for mTLS (with --tls-key; env MEMSERVE_TLS_CERT)")
+    p.add_argument("--tls-key", type=Path, default=os.environ.get("MEMSERVE_TLS_KEY") or None,
+                   help="PEM private key of --tls-cert (env MEMSERVE_TLS_KEY)")
     p.add_argument("--timeout", type=float, default=None, help="deadline per call in seconds")
 
 
@@ -39,6 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", type=Path, help="write the bound port here once serving (for scripts)")
 
     sub.add_parser("settings", help="print every setting with its env variable and default (markdown)")
+
+    p = sub.add_parser("health", help="exit 0 when the server reports SERVING (container health checks)")
+    _server_arg(p)
+
+    p = sub.add_parser("keys", help="make entries for the scoped API keys file (see docs/SECURITY.md)")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("hash", help="print the keys-file hash of a key read from stdin (or --key)")
+    k.add_argument("--key", help="the key (default: read one line from stdin, so it stays out of shell history)")
+    k = keys.add_parser("add", help="draw a new random key, append its hashed entry to FILE, print the key once")
+    k.add_argument("file", type=Path, help="the api_keys_file (created if missing)")
+    k.add_argument("--name", required=True, help="a label for the log")
+    k.add_argument("--namespace", action="append", required=True, metavar="GLOB",
+                   help="namespace pattern the key may use (repeatable; '*' is every namespace)")
+    k.add_argument("--scope", action="append", required=True, choices=["read", "write", "admin"],
+                   help="repeatable")
 
     p = sub.add_parser("ingest", help="write episodes from a JSONL file")
     _server_arg(p)
@@ -117,7 +142,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace):
     from memserve_client import MemoryClient
 
-    return MemoryClient(args.server, timeout=args.timeout, api_key=args.api_key or None)
+    return MemoryClient(args.server, timeout=args.timeout, api_key=args.api_key or None, tls=args.tls,
+                        root_certificates=args.tls_ca, client_cert=args.tls_cert, client_key=args.tls_key)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -211,12 +237,28 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        status = client.health(timeout=args.timeout)
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from .cli_keys import add_key, print_hash
+
+    if args.keys_command == "hash":
+        return print_hash(args.key)
+    return add_key(args.file, args.name, args.namespace, args.scope)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "ingest": cmd_ingest, "query": cmd_query, "stats": cmd_stats,
-                "summary": cmd_summary, "prune": cmd_prune, "export": cmd_export, "settings": cmd_settings}
-    if args.command == "serve":
-        return handlers["serve"](args)
+                "summary": cmd_summary, "prune": cmd_prune, "export": cmd_export, "settings": cmd_settings,
+                "keys": cmd_keys, "health": cmd_health}
+    if args.command in ("serve", "keys"):
+        return handlers[args.command](args)
     try:
         from memserve_client import MemserveError
     except ImportError:  # pragma: no cover - install problem

@@ -8,6 +8,7 @@ validated here, so a bad setting stops the server at start-up with a message nam
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +19,9 @@ from typing import Any
 from .errors import ConfigError
 
 ENV_PREFIX = "MEMSERVE_"
+# MEMSERVE_* variables of the client commands (memserve query/health/...), which a server may share a
+# container environment with.
+_CLIENT_ENV = frozenset({"config", "server", "tls", "tls_ca", "tls_cert", "tls_key", "health_server"})
 
 
 def _doc(text: str, **kw: Any) -> Any:
@@ -31,7 +35,20 @@ class Settings:
                           default=Path("memserve-data"))
     host: str = _doc("Bind address.", default="127.0.0.1")
     port: int = _doc("Bind port (0 picks a free one and logs it).", default=50051)
-    api_key: str = _doc("When set, every call must send `authorization: Bearer <key>`.", default="")
+    api_key: str = _doc("When set, every call must send `authorization: Bearer <key>`; an all-access key "
+                        "(beside any keys in api_keys_file).", default="")
+    api_keys_file: str = _doc("TOML file of scoped API keys (hashed; see docs/SECURITY.md and `memserve keys "
+                              "add`). Re-read on SIGHUP and when its content changes.", default="")
+    api_keys_poll_s: float = _doc("Seconds between checks of api_keys_file for changes (0: only on SIGHUP).",
+                                  default=2.0)
+    reflection_without_key: bool = _doc("Answer gRPC reflection without a key even when keys are configured.",
+                                        default=False)
+    tls_cert_file: str = _doc("PEM certificate chain of the server: serve TLS instead of plaintext.", default="")
+    tls_key_file: str = _doc("PEM private key of tls_cert_file.", default="")
+    tls_client_ca_file: str = _doc("PEM CA bundle: when set, clients must present a certificate it signed (mTLS).",
+                                   default="")
+    allow_insecure_remote: bool = _doc("Start even when bound beyond loopback with no key, keys file or mTLS "
+                                       "(anyone who can reach the port gets full access).", default=False)
     max_message_bytes: int = _doc("Largest gRPC message accepted or sent.", default=64 * 1024 * 1024)
     shutdown_grace_s: float = _doc("Seconds in-flight calls get to finish on shutdown.", default=10.0)
     snapshot_interval_s: float = _doc("Seconds between index snapshots to disk (0: only at shutdown).",
@@ -119,7 +136,7 @@ _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_t
              "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
              "encode_chunk"}
 _NON_NEGATIVE = {"query_entity_weight", "port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
-                 "prune_max_bytes", "prune_interval_s"}
+                 "prune_max_bytes", "prune_interval_s", "api_keys_poll_s"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold"}
 
 
@@ -167,7 +184,7 @@ def load_settings(*, config_file: Path | None = None, env: Mapping[str, str] | N
             name = key[len(ENV_PREFIX):].lower()
             if name in types:
                 values[name] = value
-            elif name not in ("config", "server"):  # read by the CLI, not the server
+            elif name not in _CLIENT_ENV:  # read by the CLI client commands, not the server
                 raise ConfigError(f"environment variable {key}: unknown setting {name!r}", field=name)
     for key, value in (overrides or {}).items():
         if key not in types:
@@ -198,10 +215,41 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"setting {name}: must be within [0, 1], got {getattr(s, name)}", field=name)
     if s.port > 65535:
         raise ConfigError(f"setting port: must be <= 65535, got {s.port}", field="port")
+    _validate_security(s)
     if s.extractor == "llm" and not s.llm_model:
         raise ConfigError("setting extractor: 'llm' needs llm_model to be set", field="extractor")
     if s.summarizer == "llm" and not s.llm_model:
         raise ConfigError("setting summarizer: 'llm' needs llm_model to be set", field="summarizer")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or 0.0.0.0 / :: (every interface)
+
+
+def _validate_security(s: Settings) -> None:
+    if bool(s.tls_cert_file) != bool(s.tls_key_file):
+        raise ConfigError("setting tls_cert_file: tls_cert_file and tls_key_file must be set together",
+                          field="tls_cert_file" if not s.tls_cert_file else "tls_key_file")
+    if s.tls_client_ca_file and not s.tls_cert_file:
+        raise ConfigError("setting tls_client_ca_file: mTLS needs tls_cert_file and tls_key_file too",
+                          field="tls_client_ca_file")
+    for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "api_keys_file"):
+        path = getattr(s, name)
+        if path and not Path(path).expanduser().is_file():
+            raise ConfigError(f"setting {name}: no such file {path}", field=name)
+
+
+def check_exposure(s: Settings) -> None:
+    """At serve time: no unauthenticated listener beyond loopback unless asked for by name."""
+    authenticated = bool(s.api_key or s.api_keys_file or s.tls_client_ca_file)
+    if not is_loopback(s.host) and not authenticated and not s.allow_insecure_remote:
+        raise ConfigError(f"refusing to serve {s.host} (beyond loopback) without authentication: set api_key, "
+                          "api_keys_file or tls_client_ca_file, or allow_insecure_remote=true", field="host")
 
 
 def describe_settings() -> str:

@@ -63,6 +63,13 @@ class Unauthenticated(MemserveError):
     reason = "UNAUTHENTICATED"
 
 
+class PermissionDenied(MemserveError):
+    """The key is valid but may not do this (its scopes or namespace patterns do not cover the call)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
 class Unavailable(MemserveError):
     code = grpc.StatusCode.UNAVAILABLE
     reason = "UNAVAILABLE"

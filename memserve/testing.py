@@ -28,7 +28,8 @@ class ServerStartError(RuntimeError):
 
 class ServerProcess:
     def __init__(self, data_dir: Path | None = None, *, settings: dict[str, str] | None = None,
-                 env: dict[str, str] | None = None, start_timeout: float = 180.0, stop_timeout: float = 30.0) -> None:
+                 env: dict[str, str] | None = None, start_timeout: float = 180.0, stop_timeout: float = 30.0,
+                 channel_credentials: grpc.ChannelCredentials | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="memserve-")) / "data"
         self.settings = dict(settings or {})
@@ -36,6 +37,7 @@ class ServerProcess:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.stop_overran = False  # set when a graceful stop ran past stop_timeout and was SIGKILLed
+        self.channel_credentials = channel_credentials  # for the start-up health check of a TLS server
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
@@ -71,7 +73,8 @@ class ServerProcess:
                 raise ServerStartError(f"memserve did not start within {self.start_timeout:.0f}s:\n{self.log_tail()}")
             time.sleep(0.05)
         self.port = int(port_file.read_text())
-        with grpc.insecure_channel(self.target) as channel:
+        with (grpc.secure_channel(self.target, self.channel_credentials) if self.channel_credentials
+              else grpc.insecure_channel(self.target)) as channel:
             status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
                                                               timeout=30).status
         if status != health_pb2.HealthCheckResponse.SERVING:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -308,10 +308,22 @@ class MemoryEngine:
             if len(rows) > size else ""
         return rows[:size], token
 
-    def list_namespaces(self, *, page_size: int = 0, page_token: str = "") -> tuple[list[tuple], str]:
+    def list_namespaces(self, *, page_size: int = 0, page_token: str = "",
+                        visible: Callable[[str], bool] | None = None) -> tuple[list[tuple], str]:
+        """``visible``: only namespaces it accepts (a scoped key's view); pages stay full."""
         size = paging.page_size(page_size)
-        after = paging.decode(page_token, "namespaces", "", "")
-        rows = episodes_repo.list_namespaces(self.db.reader(), str(after), size + 1)
+        after = str(paging.decode(page_token, "namespaces", "", ""))
+        if visible is None:
+            rows = episodes_repo.list_namespaces(self.db.reader(), after, size + 1)
+        else:
+            rows = []
+            while len(rows) <= size:
+                batch = episodes_repo.list_namespaces(self.db.reader(), after, 4 * size + 1)
+                rows += [r for r in batch if visible(r[0])]
+                if len(batch) < 4 * size + 1:
+                    break
+                after = batch[-1][0]
+            rows = rows[:size + 1]
         token = paging.encode("namespaces", "", rows[size - 1][0]) if len(rows) > size else ""
         return rows[:size], token
 

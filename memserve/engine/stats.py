@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -69,8 +70,9 @@ def _db_part(engine, ns: str) -> tuple:
             job_stats(graph_repo.job_counts(cur, ns)))
 
 
-def collect(engine, namespace: str = "") -> ServerStats:
-    """``engine``: a MemoryEngine. Raises NamespaceNotFound for an unknown namespace."""
+def collect(engine, namespace: str = "", *, visible: Callable[[str], bool] | None = None) -> ServerStats:
+    """``engine``: a MemoryEngine. Raises NamespaceNotFound for an unknown namespace. ``visible`` limits the
+    all-namespaces answer to what the caller may see (and then hides the server-wide byte counts)."""
     cache: StatsCache = engine.stats_cache
     if namespace:
         check_namespace(namespace)
@@ -78,6 +80,8 @@ def collect(engine, namespace: str = "") -> ServerStats:
         names = [namespace]
     else:
         names = cache.get(engine, "\x00namespaces", lambda: episodes_repo.all_namespaces(engine.db.reader()))
+        if visible is not None:
+            names = [ns for ns in names if visible(ns)]
     out = []
     for ns in names:
         (episodes, sessions, nbytes), created, jobs = cache.get(engine, ns, lambda ns=ns: _db_part(engine, ns))
@@ -89,6 +93,8 @@ def collect(engine, namespace: str = "") -> ServerStats:
     db_bytes = engine.db.file_bytes()  # before the walk: a commit meanwhile grows the WAL, never shrinks it
     disk = sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
     dropped = cache.get(engine, "\x00dropped", lambda: extractions_repo.dropped_total(engine.db.reader()))
+    if visible is not None:  # the server's totals include other tenants' data
+        db_bytes = disk = 0
     return ServerStats(namespaces=out, db_bytes=db_bytes, disk_bytes=max(disk, db_bytes),
                        embedding_model=engine.embedder.name, embedding_dim=engine.embedder.dim,
                        extractor=engine.graph.extractor_name, gpu=engine.indexes.gpu,

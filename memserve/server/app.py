@@ -22,10 +22,12 @@ from grpc_reflection.v1alpha import reflection
 
 from .._proto import memory_pb2 as pb
 from .._proto import memory_pb2_grpc
-from ..config import Settings
+from ..config import Settings, check_exposure, is_loopback
 from ..engine.memory import MemoryEngine
 from ..errors import ConfigError
+from .auth import AuthInterceptor
 from .interceptors import Admission, MemserveInterceptor
+from .keys import KeyRing
 from .servicer import MemoryServicer
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,22 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MemoryService"].full_name
 def _request_types() -> dict[str, type]:
     service = pb.DESCRIPTOR.services_by_name["MemoryService"]
     return {m.name: getattr(pb, m.input_type.name) for m in service.methods}
+
+
+def _read(setting: str, path: str) -> bytes:
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"setting {setting}: cannot read {path}: {exc}", field=setting) from exc
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS when a certificate is configured; with a client CA, clients must present a certificate (mTLS)."""
+    if not settings.tls_cert_file:
+        return None
+    pair = (_read("tls_key_file", settings.tls_key_file), _read("tls_cert_file", settings.tls_cert_file))
+    ca = _read("tls_client_ca_file", settings.tls_client_ca_file) if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
 
 
 class MemoryServer:
@@ -49,15 +67,21 @@ class MemoryServer:
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self._snapshot_task: asyncio.Task | None = None
+        self._keys_task: asyncio.Task | None = None
+        self.keys = KeyRing(api_key=settings.api_key,
+                            keys_file=Path(settings.api_keys_file).expanduser() if settings.api_keys_file else None)
         self._stopped = asyncio.Event()
         self.port: int = 0
 
     def _bind(self, server: grpc.aio.Server) -> int:
+        check_exposure(self.settings)
         address = f"{self.settings.host}:{self.settings.port}"
         if ":" in self.settings.host and not self.settings.host.startswith("["):
             address = f"[{self.settings.host}]:{self.settings.port}"
+        credentials = server_credentials(self.settings)
         try:
-            port = server.add_insecure_port(address)
+            port = (server.add_secure_port(address, credentials) if credentials is not None
+                    else server.add_insecure_port(address))
         except RuntimeError as exc:  # grpc raises RuntimeError("Failed to bind ...")
             raise ConfigError(f"cannot listen on {address} (is the port in use?): {exc}", field="port") from exc
         if port == 0:
@@ -67,7 +91,8 @@ class MemoryServer:
     async def start(self) -> int:
         limit = self.settings.max_message_bytes
         server = grpc.aio.server(
-            interceptors=[MemserveInterceptor(self.settings.api_key, _request_types(), self.admission)],
+            interceptors=[AuthInterceptor(self.keys, reflection_without_key=self.settings.reflection_without_key),
+                          MemserveInterceptor(_request_types(), self.admission)],
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                      ("grpc.so_reuseport", 0)],
         )
@@ -86,7 +111,12 @@ class MemoryServer:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         if self.settings.snapshot_interval_s > 0:
             self._snapshot_task = asyncio.create_task(self._snapshot_loop())
-        log.info("memserve listening on %s:%d (data: %s)", self.settings.host, self.port, self.settings.data_dir)
+        if self.keys.keys_file is not None and self.settings.api_keys_poll_s > 0:
+            self._keys_task = asyncio.create_task(self._keys_loop())
+        log.info("memserve listening on %s:%d (%s; data: %s)", self.settings.host, self.port,
+                 "TLS" if self.settings.tls_cert_file else "plaintext", self.settings.data_dir)
+        if self.keys.enabled and not self.settings.tls_cert_file and not is_loopback(self.settings.host):
+            log.warning("API keys cross the network in clear: set tls_cert_file and tls_key_file")
         return self.port
 
     async def _set_health(self, status) -> None:
@@ -104,16 +134,22 @@ class MemoryServer:
             except Exception:  # a failed snapshot is repaired from DuckDB at next start; keep serving
                 log.exception("index snapshot failed")
 
+    async def _keys_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.api_keys_poll_s)
+            self.keys.reload()  # a small file read; a bad file is logged and the old keys stay
+
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight calls finish (up to ``grace`` s), then flush and close."""
         if self._server is None:
             return
         server, self._server = self._server, None
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self._snapshot_task:
-            self._snapshot_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._snapshot_task
+        for task in (self._snapshot_task, self._keys_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         grace = self.settings.shutdown_grace_s if grace is None else grace
         await server.stop(grace)
         # Calls cancelled by server.stop may still run on RPC threads (a thread cannot be interrupted).
@@ -159,6 +195,7 @@ async def serve(settings: Settings, port_file: Path | None = None) -> None:
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, server.keys.reload)
     await stopping.wait()
     log.info("shutting down: draining in-flight calls")
     await server.stop()

@@ -1,42 +1,37 @@
-"""Cross-cutting call handling: request decoding, authentication, error mapping and logging.
+"""Cross-cutting call handling: request decoding, authorisation, error mapping and logging.
 
 Every unary handler of MemoryService is wrapped here, so the servicer only converts and delegates:
 - a request that failed to decode (``Malformed``) gets INVALID_ARGUMENT naming the field;
-- with an API key configured, a call without ``authorization: Bearer <key>`` gets UNAUTHENTICATED;
+- the caller's key was checked from metadata by ``auth.AuthInterceptor`` before the request was read; here,
+  once decoded, ``auth.authorize`` checks the request's namespace against the key's patterns;
 - past ``max_concurrent_rpcs`` calls in flight, a new call gets RESOURCE_EXHAUSTED at once (before its
   request is even decoded into work), so overload is refused early instead of queued without bound;
 - a ``MemserveError`` becomes its status code, with trailing metadata ``memserve-reason``, ``memserve-field``
-  and ``memserve-request-id``;
+  and ``memserve-request-id``, and a ``google.rpc.Status`` in ``grpc-status-details-bin`` (status_details.py);
 - anything else is a bug: logged with a request id and returned as INTERNAL carrying that id.
+
+Each call ends with one DEBUG line: method, request id, duration, status and the ``memserve-namespace`` header
+the SDKs send (the tenant an L7 proxy routes by; ``-`` when absent).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import grpc
 
-from ..errors import InvalidArgument, MemserveError, ResourceExhausted, Unauthenticated
-from .wire import Malformed, header_value, safe_deserializer
+from ..errors import InvalidArgument, MemserveError, ResourceExhausted
+from .auth import authorize, new_request_id
+from .status_details import error_trailers
+from .wire import Malformed, safe_deserializer
 
 log = logging.getLogger("memserve.rpc")
 
 SERVICE_PREFIX = "/memserve.v1.MemoryService/"
-
-
-def _check_auth(context: grpc.aio.ServicerContext, api_key: str) -> None:
-    if not api_key:
-        return
-    md = dict(context.invocation_metadata() or ())
-    header = md.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else ""
-    if not token or not hmac.compare_digest(token.encode(), api_key.encode()):
-        raise Unauthenticated("missing or wrong API key: send metadata 'authorization: Bearer <key>'")
+NAMESPACE_KEY = "memserve-namespace"
 
 
 class Admission:
@@ -58,9 +53,9 @@ class Admission:
         self.active -= 1
 
 
-def wrap_unary(method: str, behavior: Callable[..., Awaitable], api_key: str, admission: Admission | None = None):
+def wrap_unary(method: str, behavior: Callable[..., Awaitable], admission: Admission | None = None):
     async def handler(request, context: grpc.aio.ServicerContext):
-        request_id = uuid.uuid4().hex[:16]
+        request_id = new_request_id()
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         admitted = False
@@ -68,16 +63,16 @@ def wrap_unary(method: str, behavior: Callable[..., Awaitable], api_key: str, ad
             if admission is not None:
                 admission.enter()
                 admitted = True
-            _check_auth(context, api_key)
             if isinstance(request, Malformed):
                 raise InvalidArgument(request.message, field=request.field, reason="MALFORMED_REQUEST")
+            authorize(method, request)
             return await behavior(request, context)
         except MemserveError as exc:
             code = exc.code
-            md = [("memserve-reason", exc.reason), ("memserve-request-id", request_id)]
-            if exc.field:
-                md.append(("memserve-field", header_value(exc.field)))
-            context.set_trailing_metadata(md)
+            if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                log.warning("%s refused %s: %s (peer %s, request id %s)", method, code.name, exc.message,
+                            context.peer(), request_id)
+            context.set_trailing_metadata(error_trailers(exc.code, exc.message, exc.reason, request_id, exc.field))
             await context.abort(exc.code, exc.message)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             code = grpc.StatusCode.CANCELLED
@@ -85,20 +80,22 @@ def wrap_unary(method: str, behavior: Callable[..., Awaitable], api_key: str, ad
         except Exception:
             code = grpc.StatusCode.INTERNAL
             log.exception("internal error in %s (request id %s)", method, request_id)
-            context.set_trailing_metadata([("memserve-reason", "INTERNAL"), ("memserve-request-id", request_id)])
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id}); "
-                                                          "the server log has the details")
+            message = f"internal error (request id {request_id}); the server log has the details"
+            context.set_trailing_metadata(error_trailers(grpc.StatusCode.INTERNAL, message, "INTERNAL", request_id))
+            await context.abort(grpc.StatusCode.INTERNAL, message)
         finally:
             if admitted:
                 admission.leave()  # type: ignore[union-attr]
-            log.debug("%s %s %.1fms %s", method, request_id, (time.perf_counter() - started) * 1000, code.name)
+            if log.isEnabledFor(logging.DEBUG):
+                header = dict(context.invocation_metadata() or ()).get(NAMESPACE_KEY) or "-"
+                log.debug("%s %s %.1fms %s %s=%s", method, request_id, (time.perf_counter() - started) * 1000,
+                          code.name, NAMESPACE_KEY, header)
 
     return handler
 
 
 class MemserveInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, api_key: str, request_types: dict[str, type], admission: Admission | None = None) -> None:
-        self._api_key = api_key
+    def __init__(self, request_types: dict[str, type], admission: Admission | None = None) -> None:
         self._request_types = request_types
         self._admission = admission
 
@@ -109,7 +106,7 @@ class MemserveInterceptor(grpc.aio.ServerInterceptor):
             return handler
         name = method[len(SERVICE_PREFIX):]
         return grpc.unary_unary_rpc_method_handler(
-            wrap_unary(name, handler.unary_unary, self._api_key, self._admission),
+            wrap_unary(name, handler.unary_unary, self._admission),
             request_deserializer=safe_deserializer(self._request_types[name]),
             response_serializer=handler.response_serializer,
         )

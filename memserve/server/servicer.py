@@ -15,6 +15,7 @@ from ..engine import stats as engine_stats
 from ..engine.background import Settled
 from ..engine.memory import MemoryEngine
 from . import convert
+from .auth import current_principal
 
 
 class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
@@ -81,10 +82,10 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         return pb.DeleteEpisodesResponse(deleted_count=deleted, not_found_ids=missing)
 
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext):
-        return await self._run(self._stats, request.namespace)
+        return await self._run(self._stats, request.namespace, _visible())
 
-    def _stats(self, namespace: str) -> pb.GetStatsResponse:
-        stats = engine_stats.collect(self._engine, namespace)
+    def _stats(self, namespace: str, visible) -> pb.GetStatsResponse:
+        stats = engine_stats.collect(self._engine, namespace, visible=visible)
         out = pb.GetStatsResponse(
             episode_count=stats.episode_count, db_bytes=stats.db_bytes, disk_bytes=stats.disk_bytes,
             embedding_model=stats.embedding_model, embedding_dim=stats.embedding_dim, extractor=stats.extractor,
@@ -100,7 +101,7 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
 
     async def ListNamespaces(self, request: pb.ListNamespacesRequest, context: grpc.aio.ServicerContext):
         rows, token = await self._run(self._engine.list_namespaces, page_size=request.page_size,
-                                      page_token=request.page_token)
+                                      page_token=request.page_token, visible=_visible())
         return pb.ListNamespacesResponse(
             namespaces=[pb.NamespaceInfo(name=n, episode_count=c, create_time=convert.ts_out(t)) for n, c, t in rows],
             next_page_token=token)
@@ -131,6 +132,12 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         fmt = "node-link" if request.format == pb.GRAPH_FORMAT_NODE_LINK_JSON else "graphml"
         data, nodes, edges = await self._run(self._engine.export_graph, request.namespace, fmt)
         return pb.ExportGraphResponse(data=data, node_count=nodes, edge_count=edges)
+
+
+def _visible():
+    """The caller's namespace filter for calls that span namespaces (None: every namespace)."""
+    principal = current_principal()
+    return None if principal is None or principal.all_namespaces else principal.may_see
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:

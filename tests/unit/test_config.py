@@ -54,3 +54,23 @@ def test_settings_doc_is_current():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "SETTINGS.md").read_text()
     assert describe_settings() in doc, "regenerate docs/SETTINGS.md with `memserve settings`"
+
+
+def test_tls_settings_are_checked_together(tmp_path):
+    from memserve.config import check_exposure
+
+    pem = tmp_path / "x.pem"
+    pem.write_text("-")
+    with pytest.raises(ConfigError, match="together") as err:
+        load_settings(env={}, overrides={"tls_cert_file": str(pem)})
+    assert err.value.field == "tls_key_file"
+    with pytest.raises(ConfigError, match="mTLS needs"):
+        load_settings(env={}, overrides={"tls_client_ca_file": str(pem)})
+    with pytest.raises(ConfigError, match="no such file") as err:
+        load_settings(env={}, overrides={"api_keys_file": str(tmp_path / "missing.toml")})
+    assert err.value.field == "api_keys_file"
+    remote = load_settings(env={}, overrides={"host": "0.0.0.0"})
+    with pytest.raises(ConfigError, match="allow_insecure_remote"):
+        check_exposure(remote)
+    for ok in ({"api_key": "k"}, {"allow_insecure_remote": True}):
+        check_exposure(remote.replace(**ok))

@@ -38,6 +38,21 @@ def test_dockerfile_installs_cpu_torch_and_serves_on_all_interfaces():
     text = (REPO / "Dockerfile").read_text()
     assert "--index-url" in text and "whl/cpu" in text
     assert '"--host", "0.0.0.0"' in text and "HEALTHCHECK" in text
+    assert "memserve health" in text  # a health check that speaks TLS when the server does
+
+
+def test_compose_never_starts_an_unauthenticated_server():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    env = compose["services"]["memserve"]["environment"]
+    assert env["MEMSERVE_API_KEY"].startswith("${MEMSERVE_API_KEY:?")  # compose refuses to start without one
+    assert "MEMSERVE_ALLOW_INSECURE_REMOTE" not in env
+    assert all(p.startswith("127.0.0.1:") for p in compose["services"]["memserve"]["ports"])
+
+
+def test_dockerignore_keeps_state_and_secrets_out_of_the_build_context():
+    patterns = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    assert {".git", "**/.venv", "**/node_modules", "**/__pycache__", "memserve-data", "**/*.pem"} <= patterns
 
 
 def test_generated_protobuf_code_is_current():

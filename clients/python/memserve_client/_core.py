@@ -45,6 +45,8 @@ DEFAULT_MAX_BATCH = 256
 DEFAULT_MAX_RETRIES = 3  # 4 attempts in all
 # GraphML exports of large namespaces pass gRPC's 4 MiB default easily.
 DEFAULT_MAX_RECEIVE_BYTES = 256 * 1024 * 1024
+# Sent on every call whose request names a namespace, so an L7 proxy can route by tenant.
+NAMESPACE_KEY = "memserve-namespace"
 
 
 # --- per-method policy ---------------------------------------------------------------------------------------
@@ -172,6 +174,20 @@ def channel_options(options: Sequence[tuple[str, Any]] | None, version: str) -> 
     return list(merged.items())
 
 
+def _header_value(value: str) -> bool:
+    # Printable ASCII without edge spaces, what gRPC accepts in a text header. A namespace that is not (and so
+    # is invalid anyway) is left out, so the server rejects it naming the field instead of grpc failing locally.
+    return bool(value) and value.isascii() and value.isprintable() and value == value.strip()
+
+
+def namespace_metadata(request: Message) -> tuple[tuple[str, str], ...]:
+    """``memserve-namespace`` for a request that names one (every RPC whose request has a namespace field)."""
+    if "namespace" not in request.DESCRIPTOR.fields_by_name:
+        return ()
+    namespace: str = request.namespace  # type: ignore[attr-defined]
+    return ((NAMESPACE_KEY, namespace),) if _header_value(namespace) else ()
+
+
 class Attempts:
     """Deadline and retry bookkeeping for one logical call. One deadline covers every attempt and backoff,
     so retries never stretch a call past what the caller allowed."""
@@ -194,7 +210,7 @@ class Attempts:
             raise ValueError(f"timeout must be positive, got {self.timeout!r}")
         self._deadline = clock() + self.timeout
         self.attempt = 0
-        self.metadata = settings.metadata
+        self.metadata = settings.metadata + namespace_metadata(call.request)
 
     def next_timeout(self) -> float:
         """Start an attempt: the seconds it may take."""

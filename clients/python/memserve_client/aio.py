@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from . import _core
+from . import _core, _tls
 from ._version import __version__
 from .client import MemoryClient
 from .types import (
@@ -50,12 +50,20 @@ class AsyncMemoryClient:
         options: Sequence[tuple[str, Any]] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         max_batch: int = _core.DEFAULT_MAX_BATCH,
+        tls: bool = False,
+        root_certificates: _tls.Pem = None,
+        client_cert: _tls.Pem = None,
+        client_key: _tls.Pem = None,
     ) -> None:
         self._settings = _core.make_settings(
             timeout=timeout, max_retries=max_retries, api_key=api_key, max_batch=max_batch
         )
         self.target = target
         channel_options = _core.channel_options(options, __version__)
+        credentials = _tls.channel_credentials(
+            tls=tls, root_certificates=root_certificates, client_cert=client_cert, client_key=client_key,
+            credentials=credentials,
+        )
         self._channel = (
             grpc.aio.secure_channel(target, credentials, channel_options)
             if credentials is not None

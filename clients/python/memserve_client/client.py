@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from . import _core
+from . import _core, _tls
 from ._version import __version__
 from .types import (
     DeleteResult,
@@ -38,8 +38,10 @@ class MemoryClient:
     ``timeout`` replaces every method's default deadline (30 s for reads, 120 s for writes, exports and
     prunes); a method's own ``timeout=`` wins over both. Calls that are safe to repeat are retried on
     UNAVAILABLE up to ``max_retries`` times with jittered exponential backoff, within the same deadline.
-    ``api_key`` is sent as ``authorization: Bearer <key>``. ``options`` are extra gRPC channel options;
-    ``credentials`` makes the channel TLS. Writes of more than ``max_batch`` episodes are split into several
+    ``api_key`` is sent as ``authorization: Bearer <key>``. ``options`` are extra gRPC channel options.
+    ``tls=True`` makes the channel TLS (system roots); ``root_certificates`` trusts a private CA instead, and
+    ``client_cert``/``client_key`` present a client certificate (mTLS); each is PEM bytes or a file path.
+    ``credentials`` (ready-made ``grpc.ChannelCredentials``) is the alternative to those. Writes of more than ``max_batch`` episodes are split into several
     calls (each chunk is atomic, not the whole write).
     """
 
@@ -53,12 +55,20 @@ class MemoryClient:
         options: Sequence[tuple[str, Any]] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         max_batch: int = _core.DEFAULT_MAX_BATCH,
+        tls: bool = False,
+        root_certificates: _tls.Pem = None,
+        client_cert: _tls.Pem = None,
+        client_key: _tls.Pem = None,
     ) -> None:
         self._settings = _core.make_settings(
             timeout=timeout, max_retries=max_retries, api_key=api_key, max_batch=max_batch
         )
         self.target = target
         channel_options = _core.channel_options(options, __version__)
+        credentials = _tls.channel_credentials(
+            tls=tls, root_certificates=root_certificates, client_cert=client_cert, client_key=client_key,
+            credentials=credentials,
+        )
         self._channel = (
             grpc.secure_channel(target, credentials, channel_options)
             if credentials is not None

@@ -1,7 +1,9 @@
 """One exception tree for everything the SDK raises about a call.
 
-The server sends a gRPC status code plus trailing metadata (``memserve-reason``, ``memserve-field``,
-``memserve-request-id``); :func:`from_rpc_error` turns that back into a typed exception, the same way for the
+The server sends a gRPC status code plus a ``google.rpc.Status`` in ``grpc-status-details-bin`` (ErrorInfo with
+the reason, BadRequest with the field, RequestInfo with the request id) and the same three facts as plain
+trailing metadata (``memserve-reason``, ``memserve-field``, ``memserve-request-id``). :func:`from_rpc_error`
+prefers the details and falls back to the plain keys, and turns them back into a typed exception, the same way for the
 sync (``grpc.RpcError``) and the asyncio (``grpc.aio.AioRpcError``) transports. Arguments that are wrong before
 any call is made (an unknown query mode, a naive type mix-up) raise ``ValueError`` / ``TypeError`` instead.
 """
@@ -11,7 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 
+DETAILS_KEY = "grpc-status-details-bin"
 REASON_KEY = "memserve-reason"
 FIELD_KEY = "memserve-field"
 REQUEST_ID_KEY = "memserve-request-id"
@@ -129,7 +134,34 @@ def _metadata_dict(metadata: Any) -> dict[str, str]:
     # Sync calls give a tuple of (key, value) pairs, aio calls a grpc.aio.Metadata; both iterate as pairs.
     out: dict[str, str] = {}
     for key, value in metadata or ():
+        if key.endswith("-bin"):
+            continue
         out.setdefault(key, value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
+    return out
+
+
+def _status_details(metadata: Any) -> dict[str, str]:
+    """reason / field / request_id from a google.rpc.Status in the trailers (empty if none or unreadable)."""
+    raw = next((v for k, v in metadata or () if k == DETAILS_KEY), None)
+    if not isinstance(raw, bytes):
+        return {}
+    try:
+        status = status_pb2.Status.FromString(raw)
+    except DecodeError:
+        return {}
+    out: dict[str, str] = {}
+    for detail in status.details:
+        for key, cls, pick in (
+            ("reason", error_details_pb2.ErrorInfo, lambda m: m.reason),
+            ("field", error_details_pb2.BadRequest,
+             lambda m: m.field_violations[0].field if m.field_violations else ""),
+            ("request_id", error_details_pb2.RequestInfo, lambda m: m.request_id),
+        ):
+            if detail.Is(cls.DESCRIPTOR):
+                message = cls()
+                detail.Unpack(message)
+                if pick(message):
+                    out.setdefault(key, pick(message))
     return out
 
 
@@ -137,13 +169,15 @@ def from_rpc_error(error: grpc.RpcError) -> MemserveError:
     """Map a failed call (sync or aio) to the matching exception; the caller raises it ``from error``."""
     code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
     message: str = error.details() or code.name  # type: ignore[attr-defined]
-    metadata = _metadata_dict(error.trailing_metadata())  # type: ignore[attr-defined]
-    reason = metadata.get(REASON_KEY) or None
+    trailers = error.trailing_metadata()  # type: ignore[attr-defined]
+    details = _status_details(trailers)
+    metadata = _metadata_dict(trailers)
+    reason = details.get("reason") or metadata.get(REASON_KEY) or None
     cls = _BY_REASON.get(reason or "") or _BY_CODE.get(code, MemserveError)
     return cls(
         message,
         code=code,
         reason=reason,
-        field=metadata.get(FIELD_KEY) or None,
-        request_id=metadata.get(REQUEST_ID_KEY) or None,
+        field=details.get("field") or metadata.get(FIELD_KEY) or None,
+        request_id=details.get("request_id") or metadata.get(REQUEST_ID_KEY) or None,
     )

@@ -202,6 +202,53 @@ def test_api_key_is_sent_as_bearer_token(invoke: Invoke, servicer: ScriptedServi
     assert metadata["user-agent"].startswith("memserve-client/")
 
 
+# One call of every public method that names a namespace: (method, args, kwargs, the RPC it makes).
+NAMESPACED_CALLS = [
+    ("write", ("tenant-7", ["hello"]), {}, "WriteEpisodes"),
+    ("query", ("tenant-7", "hello"), {}, "Query"),
+    ("get", ("tenant-7", "id-1"), {}, "GetEpisode"),
+    ("list", ("tenant-7",), {}, "ListEpisodes"),
+    ("delete", ("tenant-7", ["id-1"]), {}, "DeleteEpisodes"),
+    ("stats", ("tenant-7",), {}, "GetStats"),
+    ("delete_namespace", ("tenant-7",), {}, "DeleteNamespace"),
+    ("export_graph", ("tenant-7",), {}, "ExportGraph"),
+    ("summary", ("tenant-7",), {}, "GetSummary"),
+    ("prune", ("tenant-7",), {"dry_run": True}, "Prune"),
+]
+
+
+def test_namespaced_calls_cover_every_rpc_whose_request_has_a_namespace() -> None:
+    service = pb.DESCRIPTOR.services_by_name["MemoryService"]
+    namespaced = {m.name for m in service.methods if "namespace" in m.input_type.fields_by_name}
+    assert {rpc for *_, rpc in NAMESPACED_CALLS} == namespaced
+
+
+@pytest.mark.parametrize(("method", "args", "kwargs", "rpc"), NAMESPACED_CALLS, ids=[c[0] for c in NAMESPACED_CALLS])
+def test_namespaced_calls_send_the_namespace_header(
+    invoke: Invoke, servicer: ScriptedServicer, method: str, args: tuple, kwargs: dict, rpc: str
+) -> None:
+    # GetEpisode's default (empty) response would fail to convert; answer with an episode.
+    servicer.script("GetEpisode", servicer.respond(pb.GetEpisodeResponse(episode=pb.Episode(id="id-1"))))
+    invoke(method, *args, **kwargs)
+    assert servicer.calls[rpc][0].metadata["memserve-namespace"] == "tenant-7"
+
+
+def test_calls_without_a_namespace_send_no_namespace_header(invoke: Invoke, servicer: ScriptedServicer) -> None:
+    invoke("stats")
+    invoke("list_namespaces")
+    assert "memserve-namespace" not in servicer.calls["GetStats"][0].metadata
+    assert "memserve-namespace" not in servicer.calls["ListNamespaces"][0].metadata
+
+
+def test_a_namespace_that_cannot_be_a_header_is_left_to_the_server(invoke: Invoke, servicer: ScriptedServicer) -> None:
+    # A header must be printable ASCII: sending this one would fail inside grpc instead of at the server, which
+    # names the field in its INVALID_ARGUMENT.
+    invoke("query", "bad namespace \u00fc", "q")
+    received = servicer.calls["Query"][0]
+    assert received.request.namespace == "bad namespace \u00fc"
+    assert "memserve-namespace" not in received.metadata
+
+
 def test_large_writes_are_chunked(invoke: Invoke, servicer: ScriptedServicer) -> None:
     servicer.script(
         "WriteEpisodes",
