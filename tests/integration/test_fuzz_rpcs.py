@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from memserve._proto import memory_pb2 as pb
 from tests.support.gates import LONG
-from tests.support.proto_strategies import message, raw_request
+from tests.support.proto_strategies import PATH_ROOT, message, raw_request, set_path_root
 from tests.support.server import ServerProcess
 
 SERVICE = pb.DESCRIPTOR.services_by_name["MemoryService"]
@@ -35,6 +35,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
+    set_path_root(str(tmp_path_factory.mktemp("fuzz-paths")))  # file-system fields stay in here
     # A small message limit keeps huge requests cheap; the offline extractor builds a graph to query.
     settings = {"extractor": "offline", "max_message_bytes": str(2 * 1024 * 1024), "summarizer": "extractive"}
     with ServerProcess(tmp_path_factory.mktemp("fuzz") / "data", settings=settings) as proc:
@@ -124,6 +125,35 @@ def test_generated_messages_are_well_typed_and_varied(data):
     for method in METHODS:
         request = data.draw(message(method.input_type))
         assert type(request).FromString(request.SerializeToString()) == request or _has_nan(request)
+
+
+def test_path_fields_never_leave_the_path_root(tmp_path):
+    """A backup directory drawn by the fuzzer must not be an arbitrary place on the machine."""
+    from google.protobuf import descriptor_pb2
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from google.protobuf.message_factory import GetMessageClass
+
+    file = descriptor_pb2.FileDescriptorProto(name="fuzz_paths.proto", package="fz", syntax="proto3")
+    msg = file.message_type.add(name="Backup")
+    msg.field.add(name="directory", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                  label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool = DescriptorPool()
+    pool.Add(file)
+    descriptor = pool.FindMessageTypeByName("fz.Backup")
+    GetMessageClass(descriptor)
+    saved = list(PATH_ROOT)
+    set_path_root(str(tmp_path))
+
+    @given(message(descriptor))
+    @settings(max_examples=100, deadline=None, derandomize=True, database=None)
+    def run(request):
+        value = request.directory
+        assert not value.startswith("/") or value.startswith(str(tmp_path)), value
+
+    try:
+        run()
+    finally:
+        PATH_ROOT[:] = saved
 
 
 def _has_nan(msg) -> bool:

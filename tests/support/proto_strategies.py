@@ -69,8 +69,35 @@ NAMED = {"namespace": ["fz", "fz", "fz", "fuzz-a"], "id": ["A", "fz", "nope"], "
          "session_id": ["s", "fz", ""], "summary_session_id": ["s", ""], "session_ids": ["s", "fz"]}
 
 
+# String fields that name a file or directory on the server (a backup target, say) must never get an arbitrary
+# absolute path: the fuzzer would have the server write wherever it drew. They get odd values that are no
+# usable path, or paths under PATH_ROOT (a temporary directory the test sets with set_path_root).
+PATH_ROOT: list[str] = []
+_PATH_NAMES = ("path", "dir", "directory", "file", "filename", "folder")
+
+
+def set_path_root(root: str) -> None:
+    PATH_ROOT[:] = [root.rstrip("/")]
+
+
+def _is_path(field: FieldDescriptor) -> bool:
+    name = field.name.lower()
+    return any(name == n or name.endswith("_" + n) for n in _PATH_NAMES)
+
+
+def path() -> st.SearchStrategy[str]:
+    odd = st.sampled_from(["", " ", "\x00", "a\x00b", "\u202e"])
+    if not PATH_ROOT:
+        return odd
+    leaf = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=30)
+    under = st.builds(lambda parts: "/".join([PATH_ROOT[0], *parts]), st.lists(leaf, min_size=1, max_size=3))
+    return st.one_of(odd, under, st.just(PATH_ROOT[0]))
+
+
 def scalar(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
     t = field.type
+    if t == F.TYPE_STRING and _is_path(field):
+        return path()
     if t == F.TYPE_STRING:
         known = NAMED.get(field.name)
         return st.one_of(st.sampled_from(known), st.sampled_from(known), text()) if known else text()
