@@ -21,7 +21,12 @@ from hypothesis import strategies as st
 
 from memserve._proto import memory_pb2 as pb
 from tests.support.gates import LONG
-from tests.support.proto_strategies import PATH_ROOT, message, raw_request, set_path_root
+from tests.support.proto_strategies import (
+    PATH_ROOT,
+    message,
+    raw_request,
+    set_path_root,
+)
 from tests.support.server import ServerProcess
 
 SERVICE = pb.DESCRIPTOR.services_by_name["MemoryService"]
