@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--quick", action="store_true",
                    help="the CI form: hash:64 embedder, 2 kill cycles, 8 clients x 4 s, 3 s of DeleteNamespace, "
-                        "one kind of snapshot damage (bit flips)")
+                        "one kind of snapshot damage (bit flips), a 12 MB disk to fill")
     p.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios (default: all)")
     p.add_argument("--cycles", type=int, help="SIGKILL cycles (default 20; --quick 2)")
     p.add_argument("--writers", type=int, default=8, help="writer threads in the storm and under DeleteNamespace")
@@ -74,6 +74,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
                 delete_seconds=args.delete_seconds or (3.0 if quick else 20.0),
                 embedding_model=args.embedding_model or ("hash:64" if quick else None), seed=args.seed,
                 corruptions=("bit flips",) if quick else ("garbage", "bit flips", "truncated"),
+                disk_mb=12 if quick else 24,
                 progress=(lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)))
 
 
