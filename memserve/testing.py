@@ -28,13 +28,15 @@ class ServerStartError(RuntimeError):
 
 class ServerProcess:
     def __init__(self, data_dir: Path | None = None, *, settings: dict[str, str] | None = None,
-                 env: dict[str, str] | None = None, start_timeout: float = 180.0,
+                 env: dict[str, str] | None = None, start_timeout: float = 180.0, stop_timeout: float = 30.0,
                  channel_credentials: grpc.ChannelCredentials | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="memserve-")) / "data"
         self.settings = dict(settings or {})
         self.env = dict(env or {})
         self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.stop_overran = False  # set when a graceful stop ran past stop_timeout and was SIGKILLed
         self.channel_credentials = channel_credentials  # for the start-up health check of a TLS server
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -90,14 +92,16 @@ class ServerProcess:
             self._log.close()
             self._log = None
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """Graceful: SIGTERM, wait for the drain and flush; returns the exit code (SIGKILL after ``timeout``)."""
+    def stop(self, timeout: float | None = None) -> int:
+        """Graceful: SIGTERM, wait for the drain and flush; returns the exit code (SIGKILL after ``timeout``,
+        default ``stop_timeout``)."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(self.stop_timeout if timeout is None else timeout)
             except subprocess.TimeoutExpired:
+                self.stop_overran = True
                 self.proc.kill()
                 self.proc.wait(10)
         self._close_log()
@@ -129,6 +133,8 @@ class ServerProcess:
                 code = self.stop()
                 # A clean shutdown is part of the contract: drain, snapshot, checkpoint, exit 0.
                 if code != 0 and exc[0] is None:
-                    raise AssertionError(f"memserve exited with {code} on SIGTERM:\n{self.log_tail(60)}")
+                    why = f"did not exit within {self.stop_timeout:.0f} s of SIGTERM and was killed" \
+                        if self.stop_overran else f"exited with {code} on SIGTERM"
+                    raise AssertionError(f"memserve {why}:\n{self.log_tail(60)}")
         finally:
             self.cleanup()

@@ -30,11 +30,13 @@ def check_namespace(namespace: str, field: str = "namespace") -> None:
             "starting with a letter or digit", field=field)
 
 
-def _check_short(value: str, field: str, *, limit: int = _MAX_SHORT_FIELD) -> None:
+def _check_short(value: str, field: str, *, limit: int = _MAX_SHORT_FIELD, what: str | None = None) -> None:
+    """``field`` is the path sent back as metadata (no user text in it); ``what`` names it in the message."""
+    what = what or field
     if len(value) > limit:
-        raise InvalidArgument(f"{field} is {len(value)} characters long; the limit is {limit}", field=field)
+        raise InvalidArgument(f"{what} is {len(value)} characters long; the limit is {limit}", field=field)
     if any(ord(c) < 32 for c in value):
-        raise InvalidArgument(f"{field} contains control characters", field=field)
+        raise InvalidArgument(f"{what} contains control characters", field=field)
 
 
 def check_episode_id(id_: str, field: str) -> None:
@@ -77,7 +79,7 @@ def check_episodes(episodes: Sequence[EpisodeIn], settings: Settings) -> None:
         for key, value in ep.metadata.items():
             if not key:
                 raise InvalidArgument(f"{prefix}.metadata has an empty key", field=f"{prefix}.metadata")
-            _check_short(key, f"{prefix}.metadata key {key[:40]!r}")
+            _check_short(key, f"{prefix}.metadata", what=f"{prefix}.metadata key {key[:40]!r}")
             if len(value) > _MAX_METADATA_VALUE:
                 raise InvalidArgument(f"{prefix}.metadata[{key!r}] is over {_MAX_METADATA_VALUE} characters",
                                       field=f"{prefix}.metadata")

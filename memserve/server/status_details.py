@@ -12,6 +12,8 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from .wire import header_value
+
 DOMAIN = "memserve"
 DETAILS_KEY = "grpc-status-details-bin"
 
@@ -32,6 +34,6 @@ def error_trailers(code: grpc.StatusCode, message: str, reason: str, request_id:
     status = status_pb2.Status(code=code.value[0], message=message, details=details)
     md: list[tuple[str, str | bytes]] = [("memserve-reason", reason), ("memserve-request-id", request_id)]
     if field:
-        md.append(("memserve-field", field))
+        md.append(("memserve-field", header_value(field)))  # a metadata value must be printable ASCII
     md.append((DETAILS_KEY, status.SerializeToString()))
     return md

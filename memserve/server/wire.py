@@ -96,3 +96,11 @@ def safe_deserializer(message_cls: type[Message]) -> Callable[[bytes], Message |
             return Malformed(f"request is not a valid {message_cls.DESCRIPTOR.full_name} message", None)
 
     return deserialize
+
+
+def header_value(text: str) -> str:
+    """``text`` as a legal gRPC metadata value (printable ASCII): anything else is escaped. A value with a
+    control character or non-ASCII letter makes gRPC drop the whole answer as INTERNAL."""
+    if text.isascii() and text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")

@@ -38,6 +38,7 @@ class Reply:
     prompt_tokens: int = 10
     completion_tokens: int = 5
     headers: tuple[tuple[str, str], ...] = ()
+    hold: threading.Event | None = field(default=None, compare=False)  # sent only once the test sets it
 
     @classmethod
     def text(cls, content: str, *, prompt_tokens: int = 10, completion_tokens: int = 5) -> Reply:
@@ -60,7 +61,12 @@ class Reply:
     def after(self, delay_s: float) -> Reply:
         """The same reply, sent only after ``delay_s`` (longer than the client timeout = a timeout)."""
         return Reply(self.status, self.content, self.raw_body, delay_s, self.prompt_tokens,
-                     self.completion_tokens, self.headers)
+                     self.completion_tokens, self.headers, self.hold)
+
+    def held(self, gate: threading.Event) -> Reply:
+        """The same reply, sent only once ``gate`` is set: a slow LLM whose end the test decides, not a clock."""
+        return Reply(self.status, self.content, self.raw_body, self.delay_s, self.prompt_tokens,
+                     self.completion_tokens, self.headers, gate)
 
 
 @dataclass
@@ -186,6 +192,14 @@ class ReplayServer:
         }).encode()
 
 
+def _wait_either(gate: threading.Event, closing: threading.Event) -> bool:
+    """Block until ``gate`` is set (True) or the server closes (False); no deadline of its own."""
+    while not gate.wait(0.05):
+        if closing.is_set():
+            return False
+    return True
+
+
 def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -210,6 +224,8 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 self._send(400, json.dumps({"error": {"message": msg, "type": "replay"}}).encode())
                 return
             if reply.delay_s and server._closing.wait(reply.delay_s):
+                return
+            if reply.hold is not None and not _wait_either(reply.hold, server._closing):
                 return
             payload = reply.raw_body if reply.raw_body is not None else server._completion_body(reply)
             try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from memserve_client import MemoryClient
 
+from tests.support.gates import LONG
 from tests.support.server import ServerProcess
 
 
@@ -15,5 +16,5 @@ def server(tmp_path_factory):
 
 @pytest.fixture()
 def client(server):
-    with MemoryClient(server.target, timeout=30) as c:
+    with MemoryClient(server.target, timeout=LONG) as c:
         yield c

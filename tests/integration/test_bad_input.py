@@ -12,6 +12,7 @@ from memserve_client import (
     EpisodeInput, InvalidArgumentError, MemoryClient, NamespaceNotFoundError, QueryFilter, UnauthenticatedError,
 )
 
+from tests.support.gates import LONG
 from tests.support.server import ServerProcess
 
 
@@ -54,7 +55,7 @@ def test_oversized_batch_is_rejected_whole(client):
 
 def test_empty_batch(client):
     with pytest.raises(grpc.RpcError) as err:
-        _stub(client).WriteEpisodes(pb.WriteEpisodesRequest(namespace=ns()), timeout=10)
+        _stub(client).WriteEpisodes(pb.WriteEpisodesRequest(namespace=ns()), timeout=LONG)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(err.value.trailing_metadata())["memserve-field"] == "episodes"
 
@@ -87,7 +88,7 @@ def filled(client):
 def test_bad_top_k(client, filled, top_k):
     raw = pb.QueryRequest(namespace=filled, text="alpha", top_k=top_k)
     with pytest.raises(grpc.RpcError) as err:
-        _stub(client).Query(raw, timeout=10)
+        _stub(client).Query(raw, timeout=LONG)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "top_k" in err.value.details()
 
@@ -140,7 +141,7 @@ def test_invalid_utf8_names_the_field(server, client):
         call = channel.unary_unary("/memserve.v1.MemoryService/WriteEpisodes",
                                    request_serializer=lambda b: b, response_deserializer=lambda b: b)
         with pytest.raises(grpc.RpcError) as err:
-            call(bad, timeout=10)
+            call(bad, timeout=LONG)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "episodes[1].text" in err.value.details() and "UTF-8" in err.value.details()
     md = dict(err.value.trailing_metadata())
@@ -153,13 +154,13 @@ def test_garbage_bytes_are_invalid_argument(server):
         call = channel.unary_unary("/memserve.v1.MemoryService/Query",
                                    request_serializer=lambda b: b, response_deserializer=lambda b: b)
         with pytest.raises(grpc.RpcError) as err:
-            call(b"\xff\xff\xff\xff", timeout=10)
+            call(b"\xff\xff\xff\xff", timeout=LONG)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_message_over_the_size_limit(tmp_path):
     with ServerProcess(tmp_path / "d", settings={"max_message_bytes": str(256 * 1024)}) as srv, \
-            MemoryClient(srv.target, timeout=30) as c:
+            MemoryClient(srv.target, timeout=LONG) as c:
         with pytest.raises(Exception) as err:
             c.write("big", ["x" * 60_000] * 6)
         assert "RESOURCE_EXHAUSTED" in str(err.value) or "resource" in type(err.value).__name__.lower()
@@ -169,11 +170,11 @@ def test_message_over_the_size_limit(tmp_path):
 
 def test_api_key_is_enforced(tmp_path):
     with ServerProcess(tmp_path / "d", settings={"api_key": "s3cret"}) as srv:
-        with MemoryClient(srv.target, timeout=10) as anonymous:
+        with MemoryClient(srv.target, timeout=LONG) as anonymous:
             with pytest.raises(UnauthenticatedError):
                 anonymous.write("ns", ["x"])
-        with MemoryClient(srv.target, timeout=10, api_key="wrong") as wrong:
+        with MemoryClient(srv.target, timeout=LONG, api_key="wrong") as wrong:
             with pytest.raises(UnauthenticatedError):
                 wrong.stats()
-        with MemoryClient(srv.target, timeout=10, api_key="s3cret") as ok:
+        with MemoryClient(srv.target, timeout=LONG, api_key="s3cret") as ok:
             assert ok.write("ns", ["x"]).created == (True,)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import threading
 import uuid
 
 import networkx as nx
@@ -11,6 +11,7 @@ import pytest
 from memserve_client import EpisodeInput, Extraction, MemoryClient, Triple
 
 from tests.fakes.openai_replay import ReplayServer, Reply
+from tests.support.gates import LONG, SETTLE, wait_until
 from tests.support.server import ServerProcess
 
 FILM = [
@@ -49,7 +50,7 @@ def gserver(tmp_path_factory):
 
 @pytest.fixture()
 def gclient(gserver):
-    with MemoryClient(gserver.target, timeout=60) as c:
+    with MemoryClient(gserver.target, timeout=SETTLE) as c:
         yield c
 
 
@@ -128,25 +129,34 @@ def test_graphml_export_parses(gclient, tmp_path):
 
 def test_graph_survives_restart(tmp_path):
     settings = {"extractor": "offline"}
-    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=60) as c:
+    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=SETTLE) as c:
         c.write("kg", FILM, wait_for_graph=True)
         before = passage_nodes(c, "kg")
         stats_before = c.stats("kg").namespaces[0]
-    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=60) as c:
+    with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=SETTLE) as c:
         assert passage_nodes(c, "kg") == before
         after = c.stats("kg").namespaces[0]
         assert (after.phrase_count, after.fact_count, after.graph_edge_count) == \
             (stats_before.phrase_count, stats_before.fact_count, stats_before.graph_edge_count)
 
 
-def _script_llm(server: ReplayServer, passage: str, entities: list[str], triples: list[list[str]], delay=0.0):
-    server.on(f"{passage}\n\nNamed entities:", Reply.json({"triples": triples}).after(delay))
-    server.on(passage, Reply.json({"named_entities": entities}).after(delay))
+def _script_llm(server: ReplayServer, passage: str, entities: list[str], triples: list[list[str]],
+                hold: threading.Event | None = None):
+    """Scripted NER and triple answers for ``passage``; with ``hold``, both wait until the test sets it."""
+    ner, facts = Reply.json({"named_entities": entities}), Reply.json({"triples": triples})
+    if hold is not None:
+        ner, facts = ner.held(hold), facts.held(hold)
+    server.on(f"{passage}\n\nNamed entities:", facts)
+    server.on(passage, ner)
 
 
-def llm_settings(replay: ReplayServer) -> dict[str, str]:
+def llm_settings(replay: ReplayServer, timeout_s: float = 10) -> dict[str, str]:
     return {"llm_model": replay.litellm_model, "llm_api_base": replay.url, "llm_api_key": "test",
-            "llm_max_retries": "2", "llm_timeout_s": "10", "summarizer": "extractive"}
+            "llm_max_retries": "2", "llm_timeout_s": str(timeout_s), "summarizer": "extractive"}
+
+
+def backlog(c: MemoryClient, name: str) -> int:
+    return c.stats(name).namespaces[0].extraction_backlog
 
 
 def test_llm_extraction_is_cached_and_accounted(tmp_path):
@@ -156,7 +166,7 @@ def test_llm_extraction_is_cached_and_accounted(tmp_path):
             _script_llm(replay, t, [f"Person {i}", f"City {i}"], [[f"Person {i}", "was born in", f"City {i}"]])
         replay.on("Question:", Reply.json({"fact": []}))
         with ServerProcess(tmp_path / "d", settings=llm_settings(replay)) as srv, \
-                MemoryClient(srv.target, timeout=60) as c:
+                MemoryClient(srv.target, timeout=SETTLE) as c:
             c.write("one", texts, wait_for_graph=True)
             calls = len(replay.requests)
             assert calls == 6  # NER + triples per passage
@@ -171,24 +181,26 @@ def test_llm_extraction_is_cached_and_accounted(tmp_path):
 
 def test_crash_mid_extraction_resumes_after_restart(tmp_path):
     with ReplayServer() as replay:
-        texts = [f"Item {i}\nItem {i} belongs to Group {i % 3}." for i in range(12)]
+        gate = threading.Event()  # items 2.. are held: the first server dies with them in the backlog
+        texts = [f"Item {i}\nItem {i} belongs to Group {i % 3}." for i in range(6)]
         for i, t in enumerate(texts):
             _script_llm(replay, t, [f"Item {i}", f"Group {i % 3}"], [[f"Item {i}", "belongs to", f"Group {i % 3}"]],
-                        delay=0.3)
-        settings = {**llm_settings(replay), "llm_max_concurrency": "1", "extraction_batch": "2"}
+                        hold=gate if i >= 2 else None)
+        # A held LLM call must not time out while the test looks at it: a generous LLM timeout.
+        settings = {**llm_settings(replay, timeout_s=LONG), "llm_max_concurrency": "1", "extraction_batch": "2"}
         server = ServerProcess(tmp_path / "d", settings=settings).start()
         try:
-            with MemoryClient(server.target, timeout=60) as c:
+            with MemoryClient(server.target, timeout=SETTLE) as c:
                 c.write("crash", texts)
-                time.sleep(1.5)
-                assert c.stats("crash").namespaces[0].extraction_backlog > 0
+                # The first batch (items 0, 1) lands; the second sits at the gate.
+                wait_until(lambda: backlog(c, "crash") <= 4 and replay.requests_matching("Item 2\n"),
+                           "the first extraction batch to land and the second to start")
+                assert backlog(c, "crash") == 4
         finally:
-            server.kill()
-        with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=60) as c:
-            deadline = time.monotonic() + 60
-            while c.stats("crash").namespaces[0].extraction_backlog:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+            server.kill()  # mid-extraction: the held batch never answers this process
+        gate.set()
+        with ServerProcess(tmp_path / "d", settings=settings) as srv, MemoryClient(srv.target, timeout=SETTLE) as c:
+            wait_until(lambda: backlog(c, "crash") == 0, "the restarted server to finish the backlog")
             assert set(passage_nodes(c, "crash")) == {e.id for e in c.iter_episodes("crash")}
 
 
@@ -196,16 +208,22 @@ def test_wait_for_graph_past_the_deadline_keeps_the_write(tmp_path):
     from memserve_client import DeadlineExceededError
 
     with ReplayServer() as replay:
+        gate = threading.Event()  # the LLM answers only when the test says so: the graph cannot catch up before
         text = "Slow Passage\nSlow Passage mentions Alpha Centauri."
-        _script_llm(replay, text, ["Alpha Centauri"], [["Slow Passage", "mentions", "Alpha Centauri"]], delay=4.0)
-        with ServerProcess(tmp_path / "d", settings=llm_settings(replay)) as srv, \
-                MemoryClient(srv.target, timeout=60) as c:
+        _script_llm(replay, text, ["Alpha Centauri"], [["Slow Passage", "mentions", "Alpha Centauri"]], hold=gate)
+        with ServerProcess(tmp_path / "d", settings=llm_settings(replay, timeout_s=LONG)) as srv, \
+                MemoryClient(srv.target, timeout=SETTLE) as c:
+            # Stored first (acknowledged), so what follows does not hang on how fast a loaded machine stores.
+            assert c.write("slow", [EpisodeInput(text=text, id="slow-1")]).created == (True,)
+            wait_until(lambda: replay.requests_matching(text), "the extraction to reach the held LLM")
             with pytest.raises(DeadlineExceededError):
                 c.write("slow", [EpisodeInput(text=text, id="slow-1")], wait_for_graph=True, timeout=2.0)
             assert c.get("slow", "slow-1").text == text  # stored and searchable all the same
             assert c.query("slow", "Alpha Centauri", mode="dense").hits[0].episode.id == "slow-1"
-            c.write("slow", [EpisodeInput(text=text, id="slow-1")], wait_for_graph=True, timeout=30)  # resend waits
-            assert c.stats("slow").namespaces[0].extraction_backlog == 0
+            assert backlog(c, "slow") == 1  # still waiting for the graph, not dropped
+            gate.set()
+            c.write("slow", [EpisodeInput(text=text, id="slow-1")], wait_for_graph=True, timeout=SETTLE)  # resend waits
+            assert backlog(c, "slow") == 0
 
 
 @pytest.mark.parametrize("mode", ["graph", "hybrid"])

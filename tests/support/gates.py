@@ -18,6 +18,9 @@ from memserve.extract import OfflineExtractor
 from memserve.extract.types import ExtractionResult
 
 LONG = 60.0  # seconds: only reached when the code under test is broken
+# Bound of wait_until: that waits for work to finish (a backlog to drain, a worker's turn), which on a loaded
+# 2-core machine can take minutes (a litellm import alone took 20 s), so the bound is higher than LONG.
+SETTLE = 240.0
 
 
 class Gate:
@@ -77,9 +80,9 @@ class GatedExtractor:
         return out
 
 
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
+def wait_until(predicate: Callable[[], bool], what: str, *, bound: float = SETTLE) -> None:
     """Poll a condition that another thread makes true (state, not time, decides when we go on)."""
-    deadline = time.monotonic() + LONG
+    deadline = time.monotonic() + bound
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {what}")

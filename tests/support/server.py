@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from memserve.testing import ServerProcess as _ServerProcess
+from tests.support.gates import SETTLE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -15,5 +16,7 @@ class ServerProcess(_ServerProcess):
     def __init__(self, data_dir: Path, *, settings: dict[str, str] | None = None,
                  env: dict[str, str] | None = None, channel_credentials=None) -> None:
         super().__init__(data_dir, settings={"embedding_model": "hash:64", "snapshot_interval_s": "0",
-                                             **(settings or {})}, env=env, start_timeout=90.0,
-                         channel_credentials=channel_credentials)
+                                             **(settings or {})}, env=env,
+                         # Generous bounds, only reached when the server is broken: at load 20 on 2 cores a start
+                         # or a graceful stop (with litellm imported) can take tens of seconds.
+                         start_timeout=SETTLE, stop_timeout=SETTLE, channel_credentials=channel_credentials)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from memserve.extract import Extractor, OfflineExtractor, Triple, normalize_phrase
 
@@ -87,11 +86,3 @@ def test_initials_and_abbreviations_do_not_split_names() -> None:
     (result,) = OfflineExtractor().extract(["The editor George T. Solomon met Dr. Smith at MIT. He left."])
     assert {"george t solomon", "smith", "mit"} <= keys(result.entities)
     assert not keys(result.entities) & {"dr", "dr smith", "george t", "t solomon"}
-
-
-def test_speed_at_least_200_passages_per_second() -> None:
-    passages = [FILM, DIRECTOR, JOURNAL] * 200
-    started = time.perf_counter()
-    OfflineExtractor().extract(passages)
-    rate = len(passages) / (time.perf_counter() - started)
-    assert rate >= 200, f"{rate:.0f} passages/s"

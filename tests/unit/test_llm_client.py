@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before anything imports litellm
 
@@ -13,6 +12,7 @@ import pytest
 from memserve.errors import ConfigError, LLMError
 from memserve.llm import InMemoryLLMCache, LLMClient, LLMSettings, cache_key
 from tests.fakes.openai_replay import Reply, ReplayServer, replay_server  # noqa: F401  (fixture)
+from tests.support.gates import wait_until
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "say hi"}]
 
@@ -97,12 +97,13 @@ def test_500_then_success(replay_server: ReplayServer) -> None:
 
 
 def test_timeout_then_success(replay_server: ReplayServer) -> None:
-    replay_server.on("say hi", [Reply.text("late").after(3.0), Reply.text("on time")])
-    client = make_client(replay_server, timeout_s=0.5)
-    started = time.monotonic()
+    never = threading.Event()  # the first answer is held until the test ends: that attempt can only time out
+    replay_server.on("say hi", [Reply.text("late").held(never), Reply.text("on time")])
+    client = make_client(replay_server, timeout_s=1.0)
     assert client.complete(MESSAGES).text == "on time"
-    assert time.monotonic() - started < 2.5
-    assert len(replay_server.requests) == 2
+    assert not never.is_set()  # the client gave up on the held attempt instead of waiting for it
+    # 2 requests; one more per retry if a loaded machine also kept "on time" past the 1 s timeout.
+    assert 2 <= len(replay_server.requests) <= 4
 
 
 def test_persistent_429_raises_llm_error_after_retries(replay_server: ReplayServer) -> None:
@@ -141,7 +142,8 @@ def test_connection_refused_is_retried_then_llm_error() -> None:
 
 
 def test_concurrency_is_bounded(replay_server: ReplayServer) -> None:
-    replay_server.default = Reply.text("ok").after(0.2)
+    gate = threading.Event()  # every answer waits here, so the calls overlap whatever the machine's speed
+    replay_server.default = Reply.text("ok").held(gate)
     client = make_client(replay_server, max_concurrency=2)
     in_flight = 0
     peak = 0
@@ -164,6 +166,9 @@ def test_concurrency_is_bounded(replay_server: ReplayServer) -> None:
                                 args=([{"role": "user", "content": f"q{i}"}],)) for i in range(6)]
     for t in threads:
         t.start()
+    wait_until(lambda: len(replay_server.requests) == 2, "two calls to reach the LLM")
+    assert in_flight == 2  # the other four wait for a slot (they would be in flight too without the bound)
+    gate.set()
     for t in threads:
         t.join()
     assert peak == 2 and len(replay_server.requests) == 6

@@ -44,3 +44,13 @@ def test_page_tokens_round_trip_and_are_scoped():
     with pytest.raises(InvalidArgument):
         paging.page_size(-1)
     assert paging.page_size(0) == paging.DEFAULT_PAGE_SIZE
+
+
+def test_header_values_are_printable_ascii() -> None:
+    from memserve.server.wire import header_value
+
+    assert header_value("episodes[3].text") == "episodes[3].text"
+    for odd in ("a\x12b", "é\x00😀", "tab\there", "\u202e"):
+        value = header_value(odd)
+        assert value.isascii() and value.isprintable(), value
+    assert header_value("a\x12b") == "a\\x12b"

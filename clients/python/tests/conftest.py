@@ -1,7 +1,7 @@
 """A real grpc.aio server on 127.0.0.1:0 with a scripted MemoryService, for testing the SDK's transport side.
 
 The server runs in its own thread and event loop so the blocking client and the asyncio client (which lives in
-pytest-asyncio's loop) can both talk to it. Each RPC follows a script of steps (respond / abort / sleep); the
+pytest-asyncio's loop) can both talk to it. Each RPC follows a script of steps (respond / abort / hang); the
 last step repeats (steps are built with the servicer's static methods, so tests need no import from here).
 Every request is recorded with its metadata and the deadline the server saw.
 """
@@ -73,10 +73,11 @@ class ScriptedServicer(pb_grpc.MemoryServiceServicer):
         return step
 
     @staticmethod
-    def sleep(seconds: float) -> Step:
+    def hang() -> Step:
+        """Never answer: the call ends only when the client's deadline cancels it (no clock in the test)."""
+
         async def step(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await asyncio.sleep(seconds)
-            return None
+            await asyncio.Event().wait()
 
         return step
 

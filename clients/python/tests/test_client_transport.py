@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -176,15 +175,15 @@ def test_other_codes_are_not_retried(invoke: Invoke, servicer: ScriptedServicer)
 
 
 def test_short_timeout_raises_deadline_exceeded(invoke: Invoke, servicer: ScriptedServicer) -> None:
-    servicer.script("Query", servicer.sleep(5.0))
-    started = time.monotonic()
+    servicer.script("Query", servicer.hang())  # only the client's deadline can end this call
     with pytest.raises(DeadlineExceededError):
         invoke("query", "ns", "slow", timeout=0.3)
-    assert time.monotonic() - started < 3.0
+    assert servicer.calls["Query"][0].time_remaining is not None
+    assert servicer.calls["Query"][0].time_remaining <= 0.3 + 0.5  # the 0.3 s, not a default, was on the wire
 
 
 def test_client_wide_timeout_applies(invoke: Invoke, servicer: ScriptedServicer) -> None:
-    servicer.script("GetSummary", servicer.sleep(5.0))
+    servicer.script("GetSummary", servicer.hang())
     with pytest.raises(DeadlineExceededError):
         invoke("summary", "ns", client_kwargs={"timeout": 0.3})
 
@@ -195,10 +194,12 @@ def test_default_deadlines_reach_the_server(invoke: Invoke, servicer: ScriptedSe
     invoke("query", "ns", "q", timeout=7.0)
     query_default, query_override = (c.time_remaining for c in servicer.calls["Query"])
     # gRPC rounds the timeout it puts on the wire up to coarse units, hence the slack above the nominal value.
+    # The lower bounds only separate the three (30 s, 120 s, 7 s): a loaded machine may take seconds to
+    # deliver a call, and what the server sees then is less than was sent.
     write_default = servicer.calls["WriteEpisodes"][0].time_remaining
-    assert query_default is not None and 25.0 < query_default <= 31.5
-    assert write_default is not None and 115.0 < write_default <= 121.5
-    assert query_override is not None and 5.0 < query_override <= 8.5
+    assert query_default is not None and 8.5 < query_default <= 31.5
+    assert write_default is not None and 31.5 < write_default <= 121.5
+    assert query_override is not None and 0.0 < query_override <= 8.5
 
 
 # --- requests on the wire ------------------------------------------------------------------------------------
