@@ -1,4 +1,5 @@
-"""Every RPC of the proto's MemoryService is supported by both SDKs: the Python one and the TypeScript one.
+"""Every RPC of the proto's MemoryService is supported by both SDKs: the Python one and the TypeScript one; so are
+the fields of QueryRequest, Hit and NamespaceStats and every query mode.
 
 "Supported" means: the SDK's RPC table has it (with its policy: deadline, idempotency) and a public client
 method calls it. An RPC added to protos/memserve/v1 without SDK support fails here, naming the SDK and the RPC.
@@ -75,3 +76,70 @@ def test_the_typescript_table_is_what_the_package_exports() -> None:
     source = (TS_SRC / "core.ts").read_text()
     assert "export const RPC_NAMES: readonly RpcName[] = Object.keys(RPCS)" in source
     assert 'export { NAMESPACE_KEY, RPC_NAMES, type RpcName } from "./core.js";' in (TS_SRC / "index.ts").read_text()
+
+
+# --- fields and query modes: a field added to the proto and forgotten by an SDK fails here -------------------
+
+PARITY_MESSAGES = ("QueryRequest", "Hit", "NamespaceStats")
+_TS_FUNCTIONS = {"QueryRequest": "queryRequest", "Hit": "hit", "NamespaceStats": "namespaceStats"}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def proto_fields(message: str) -> list[str]:
+    return [f.name for f in pb.DESCRIPTOR.message_types_by_name[message].fields]
+
+
+def python_sdk_fields(message: str) -> set[str]:
+    """QueryRequest: the keyword parameters of `query_request`; results: the fields of the typed dataclass."""
+    import dataclasses
+    import inspect
+
+    from memserve_client import _convert, types
+
+    if message == "QueryRequest":
+        return set(inspect.signature(_convert.query_request).parameters)
+    return {f.name for f in dataclasses.fields(getattr(types, message))}
+
+
+def typescript_sdk_fields(message: str, source: str | None = None) -> set[str]:
+    """QueryRequest: the keys `queryRequest` sets; results: the `m.<field>` the converter reads (snake_case)."""
+    source = source if source is not None else (TS_SRC / "convert.ts").read_text()
+    body = re.search(rf"^(?:export )?function {_TS_FUNCTIONS[message]}\(.*?^\}}", source, re.MULTILINE | re.DOTALL)
+    assert body, f"no function {_TS_FUNCTIONS[message]} in clients/typescript/src/convert.ts"
+    found = re.findall(r"^\s+(\w+)(?=[:,])", body[0], re.MULTILINE) if message == "QueryRequest" \
+        else re.findall(r"\bm\.(\w+)", body[0])
+    return {re.sub(r"[A-Z]", lambda c: "_" + c[0].lower(), name) for name in found}
+
+
+@pytest.mark.parametrize("message", PARITY_MESSAGES)
+@pytest.mark.parametrize("sdk", ["python", "typescript"])
+def test_every_field_reaches_both_sdks(sdk: str, message: str) -> None:
+    have = python_sdk_fields(message) if sdk == "python" else typescript_sdk_fields(message)
+    lacking = [name for name in proto_fields(message) if name not in have]
+    assert lacking == [], f"{sdk} SDK does not carry {message}.{', '.join(lacking)}"
+
+
+def test_the_field_check_notices_a_forgotten_field() -> None:
+    source = (TS_SRC / "convert.ts").read_text()
+    assert "lexical_score" in typescript_sdk_fields("Hit", source)
+    assert "lexical_score" not in typescript_sdk_fields("Hit", source.replace("m.lexicalScore", "0"))
+    assert "speaker" not in typescript_sdk_fields("QueryRequest", source.replace('speaker: string(args.speaker', '('))
+
+
+@pytest.mark.parametrize("sdk", ["python", "typescript"])
+def test_every_query_mode_has_a_name_in_both_sdks(sdk: str) -> None:
+    from memserve_client import _convert
+
+    wanted = {v.name for v in pb.DESCRIPTOR.enum_types_by_name["QueryMode"].values if v.number != 0}
+    if sdk == "python":
+        have = {pb.QueryMode.Name(value) for value in _convert._MODES.values()}
+    else:
+        table = re.search(r"^const MODES: Record<QueryMode, pb\.QueryMode> = \{\n(.*?)^\};",
+                          (TS_SRC / "convert.ts").read_text(), re.MULTILINE | re.DOTALL)
+        assert table, "no MODES table in clients/typescript/src/convert.ts"
+        have = set(re.findall(r"pb\.QueryMode\.(QUERY_MODE_\w+)", table[1]))
+    assert sorted(wanted - have) == [], f"{sdk} SDK has no name for these query modes"

@@ -86,6 +86,16 @@ export interface QueryOptions extends CallOptions {
   graph?: GraphOptions;
   /** Limit `context` to this session's compact summary (default: the namespace summary). */
   summarySessionId?: string;
+  /**
+   * Prefer this speaker's turns (hybrid mode; any case). Unset: a query naming exactly one known speaker of the
+   * namespace prefers that speaker's turns.
+   */
+  speaker?: string;
+  /**
+   * The reference time of relative expressions in the text ("last week", "yesterday"); a `Date` or an ISO 8601
+   * string (no offset: UTC). Unset: the server's clock.
+   */
+  now?: Date | string;
 }
 
 export interface ListOptions extends CallOptions {
@@ -188,8 +198,9 @@ export class MemoryClient {
   }
 
   /**
-   * Retrieve episodes by meaning ("dense"), through the knowledge graph ("graph"), or both ("hybrid"). An
-   * unknown mode throws RangeError before any call.
+   * Retrieve episodes by meaning ("dense"), through the knowledge graph ("graph"), by words ("lexical", BM25),
+   * or fused ("hybrid": dense + BM25, the speaker and time lifts, and the graph when weighted). An unknown mode
+   * or an unreadable `now` throws RangeError, a `speaker` or `now` of the wrong type TypeError, before any call.
    */
   async query(namespace: string, text: string, options: QueryOptions = {}): Promise<QueryResult> {
     const request = conv.queryRequest(namespace, text, {
@@ -199,6 +210,8 @@ export class MemoryClient {
       tokenBudget: options.tokenBudget ?? 0,
       graph: options.graph,
       summarySessionId: options.summarySessionId ?? "",
+      speaker: options.speaker ?? "",
+      now: options.now,
     });
     return conv.queryResult(await this.invoke({ rpc: RPCS.Query, request, timeoutMs: options.timeoutMs }));
   }

@@ -34,6 +34,7 @@ const MODES: Record<QueryMode, pb.QueryMode> = {
   dense: pb.QueryMode.QUERY_MODE_DENSE,
   graph: pb.QueryMode.QUERY_MODE_GRAPH,
   hybrid: pb.QueryMode.QUERY_MODE_HYBRID,
+  lexical: pb.QueryMode.QUERY_MODE_LEXICAL,
 };
 const MODE_NAMES = new Map<pb.QueryMode, QueryMode>(
   Object.entries(MODES).map(([name, value]) => [value, name as QueryMode]),
@@ -189,6 +190,8 @@ export interface QueryArgs {
   tokenBudget: number;
   graph: GraphOptions | null | undefined;
   summarySessionId: string;
+  speaker: string;
+  now: Date | string | null | undefined;
 }
 
 export function queryRequest(namespace: string, text: string, args: QueryArgs): pb.QueryRequest {
@@ -201,6 +204,8 @@ export function queryRequest(namespace: string, text: string, args: QueryArgs): 
     tokenBudget: integer(args.tokenBudget, "tokenBudget"),
     graph: args.graph ? graphOptionsToProto(args.graph) : undefined,
     summarySessionId: args.summarySessionId,
+    speaker: string(args.speaker, "speaker"),
+    now: toDate(args.now, "now"),
   });
 }
 
@@ -238,6 +243,7 @@ function hit(m: pb.Hit): Hit {
     phrases: [...m.phrases],
     denseScore: m.denseScore,
     graphScore: m.graphScore,
+    lexicalScore: m.lexicalScore,
   };
 }
 
@@ -273,6 +279,7 @@ function namespaceStats(m: pb.NamespaceStats): NamespaceStats {
     sessionCount: m.sessionCount,
     createTime: nullable(m.createTime),
     extractionFailed: m.extractionFailed,
+    lexicalCount: m.lexicalCount,
   };
 }
 

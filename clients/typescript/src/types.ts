@@ -6,7 +6,11 @@
  * time), the same rule as the Python SDK's naive datetimes.
  */
 
-export type QueryMode = "dense" | "graph" | "hybrid";
+/**
+ * "dense": by meaning; "graph": through the knowledge graph; "lexical": by words (BM25 over each turn and the
+ * turn before it); "hybrid": dense + BM25 fused, plus the speaker and time lifts, and the graph when weighted.
+ */
+export type QueryMode = "dense" | "graph" | "hybrid" | "lexical";
 export type GraphFormat = "graphml" | "node-link";
 
 export interface Triple {
@@ -84,6 +88,8 @@ export interface Hit {
   readonly phrases: readonly string[];
   readonly denseScore: number;
   readonly graphScore: number;
+  /** BM25 score of the lexical channel (hybrid and lexical modes; 0 when it did not match or did not run). */
+  readonly lexicalScore: number;
 }
 
 export interface QueryResult {
@@ -144,6 +150,8 @@ export interface NamespaceStats {
   readonly sessionCount: number;
   readonly createTime: Date | null;
   readonly extractionFailed: number;
+  /** Episodes in the lexical (BM25) index; equals `episodeCount` (rebuilt from the database at start-up). */
+  readonly lexicalCount: number;
 }
 
 export interface LlmUsage {

@@ -34,6 +34,15 @@ const FILM: EpisodeInput[] = [
   { id: "kiwi", text: "Kiwi Fruit\nThe kiwifruit is an edible berry grown in New Zealand." },
 ];
 
+/** Unrelated turns of a two-person conversation (the Python SDK's conversation tests use the same). */
+const CHATTER: readonly [string, string][] = [
+  ["Alice", "I want to try the new bakery on Main Street."],
+  ["Bob", "Work has me diving into spreadsheets all week."],
+  ["Alice", "The course of the river changed after the flood."],
+  ["Bob", "My cat knocked a glass off the table again."],
+  ["Alice", "We painted the fence green on Sunday."],
+];
+
 const ns = (): string => `ts-${randomUUID().slice(0, 10)}`;
 
 /** Poll a condition the server makes true (state, not time, decides when we go on). */
@@ -122,6 +131,56 @@ describe("a real server", () => {
     assert.ok(hybrid.hits.some((h) => h.graphScore > 0) && hybrid.hits.some((h) => h.denseScore > 0));
     const chosen = await client.query(name, question, { topK: 3 });
     assert.equal(chosen.mode, "hybrid"); // the server default once a graph exists
+  });
+
+  test("lexical mode matches by words and reports BM25 scores; stats count the lexical index", async () => {
+    const name = ns();
+    await client.write(name, [{ text: "The zeppelin landed near the quarry.", id: "z", sessionId: "s" },
+      { text: "Nothing happened today.", id: "n", sessionId: "t" }]);
+    const result = await client.query(name, "zeppelin", { topK: 5, mode: "lexical" });
+    assert.equal(result.mode, "lexical");
+    assert.deepEqual(result.hits.map((h) => h.episode.id), ["z"]);
+    assert.ok(result.hits[0]!.lexicalScore > 0, String(result.hits[0]!.lexicalScore));
+    assert.ok(Math.abs(result.hits[0]!.lexicalScore - result.hits[0]!.score) < 1e-5);
+    assert.ok("lexical" in result.timingsMs && !("embed" in result.timingsMs));
+    const hybrid = await client.query(name, "zeppelin", { topK: 2, mode: "hybrid" });
+    assert.deepEqual(hybrid.hits.map((h) => [h.episode.id, h.lexicalScore > 0]), [["z", true], ["n", false]]);
+    const [stats] = (await client.stats(name)).namespaces;
+    assert.equal(stats!.lexicalCount, 2);
+    assert.equal(stats!.lexicalCount, stats!.episodeCount);
+  });
+
+  test("a speaker hint prefers that speaker's turns (any case)", async () => {
+    // The same question, only the hint differs: without the hint on the wire both would get the same turn.
+    const name = ns();
+    await client.write(name, [
+      ...CHATTER.map(([speaker, text], i) => ({ text, speaker, id: `f${i}`, sessionId: `s${i}` })),
+      { text: "I love hiking in the Andes every summer.", id: "alice", sessionId: "a", speaker: "Alice" },
+      { text: "I love hiking in the Alps every summer.", id: "bob", sessionId: "b", speaker: "Bob" },
+    ]);
+    const question = "Where does someone love hiking every summer?";
+    const top = async (speaker: string): Promise<string[]> =>
+      (await client.query(name, question, { topK: 1, mode: "hybrid", speaker })).hits.map((h) => h.episode.id);
+    assert.deepEqual(await top("alice"), ["alice"]);
+    assert.deepEqual(await top("BOB"), ["bob"]);
+  });
+
+  test("`now` is the reference time of a relative expression in the query", async () => {
+    const name = ns();
+    const at = (day: string): string => `${day}T12:00:00Z`;
+    await client.write(name, [
+      { text: "We went to a concert downtown.", id: "may", sessionId: "s1", eventTime: at("2023-05-20") },
+      { text: "We went to a concert by the lake.", id: "july", sessionId: "s2", eventTime: at("2023-07-08") },
+      { text: "We went to a concert at the stadium.", id: "oct", sessionId: "s3", eventTime: at("2023-10-12") },
+      ...CHATTER.map(([, text], i) => ({ text, id: `f${i}`, sessionId: `f${i}`, eventTime: at("2023-03-01") })),
+    ]);
+    const top = async (question: string, now: Date | string): Promise<string[]> =>
+      (await client.query(name, question, { topK: 1, mode: "hybrid", now })).hits.map((h) => h.episode.id);
+    // The same words, only `now` differs: "yesterday" names a different day, so a different turn wins.
+    assert.deepEqual(await top("Which concert did we go to yesterday?", new Date("2023-10-13T09:00:00Z")), ["oct"]);
+    assert.deepEqual(await top("Which concert did we go to yesterday?", "2023-05-21T09:00:00"), ["may"]);
+    // "in July" is the most recent July before `now` (a naive string is UTC).
+    assert.deepEqual(await top("Which concert did we go to in July?", "2023-10-18"), ["july"]);
   });
 
   test("filters: sessions, metadata and an event-time range", async () => {
@@ -259,6 +318,7 @@ describe("a real server", () => {
       [() => client.query(ns(), "q", { tokenBudget: -1 }), "token_budget"],
       [() => client.write(ns(), [{ text: "x", importance: 7 }]), "episodes[0].importance"],
       [() => client.list(ns(), { pageSize: -1 }), "page_size"],
+      [() => client.query(ns(), "q", { speaker: "x".repeat(300) }), "speaker"],
     ];
     for (const [call, field] of cases) {
       const error = await call().catch((e: unknown) => e);

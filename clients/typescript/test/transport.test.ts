@@ -32,6 +32,7 @@ import {
   type StatusName,
 } from "../src/index.js";
 import { RetryPolicy } from "../src/core.js";
+import * as pb from "../src/gen/memserve/v1/memory.js";
 import { Gate, ScriptedServer, steps } from "./support/scripted.js";
 import { PACKAGE_ROOT } from "./support/server.js";
 
@@ -347,6 +348,35 @@ describe("requests", () => {
     assert.equal(request.filter.eventTime.end, undefined);
   });
 
+  test("mode lexical, a speaker hint and the reference time reach the request; lexical scores come back", async () => {
+    server.script("Query", steps.respond(pb.QueryResponse.fromPartial({
+      hits: [{ episode: { id: "z" }, score: 1.5, rank: 1, lexicalScore: 1.5 }], mode: pb.QueryMode.QUERY_MODE_LEXICAL })));
+    const result = await withClient({}, (c) => c.query("ns", "q", {
+      mode: "lexical", speaker: "Alice", now: "2024-05-08T12:00:00" }));
+    const request = server.received("Query")[0]!.request;
+    assert.equal(request.mode, pb.QueryMode.QUERY_MODE_LEXICAL);
+    assert.equal(request.speaker, "Alice");
+    assert.equal(request.now.toISOString(), "2024-05-08T12:00:00.000Z");  // no offset: UTC
+    assert.equal(result.mode, "lexical");
+    assert.equal(result.hits[0]!.lexicalScore, 1.5);
+    await withClient({}, (c) => c.query("ns", "q", { now: new Date("2023-10-13T00:00:00+02:00") }));
+    const second = server.received("Query")[1]!.request;
+    assert.equal(second.now.toISOString(), "2023-10-12T22:00:00.000Z");
+    assert.equal(second.speaker, "");  // unset: the server infers a named speaker
+    assert.equal(second.mode, 0);
+  });
+
+  test("unset speaker and now stay unset on the wire; stats carry the lexical count", async () => {
+    server.script("GetStats", steps.respond(pb.GetStatsResponse.fromPartial({
+      namespaces: [{ namespace: "ns", episodeCount: 2, lexicalCount: 2 }] })));
+    const stats = await withClient({}, (c) => c.stats("ns"));
+    assert.equal(stats.namespaces[0]!.lexicalCount, 2);
+    await withClient({}, (c) => c.query("ns", "q"));
+    const request = server.received("Query")[0]!.request;
+    assert.equal(request.now, undefined);
+    assert.equal(request.speaker, "");
+  });
+
   test("responses become plain typed results; unset times are null", async () => {
     server.script("GetEpisode", steps.respond({ episode: { id: "e", namespace: "ns", text: "t", metadata: { a: "b" },
       importance: 0.5, createTime: new Date("2024-02-03T04:05:06Z") } }));
@@ -365,6 +395,10 @@ describe("requests", () => {
       await assert.rejects(c.write("ns", [{ speaker: "x" } as never]), /missing 'text'/);
       await assert.rejects(c.write("ns", [{ text: "t", eventTime: "yesterday" }]), RangeError);
       await assert.rejects(c.query("ns", "q", { filter: { sessionIds: "s1" as never } }), TypeError);
+      await assert.rejects(c.query("ns", "q", { speaker: 7 as never }), /speaker: expected a string/);
+      await assert.rejects(c.query("ns", "q", { now: 1700000000 as never }), /now: expected a Date/);
+      await assert.rejects(c.query("ns", "q", { now: "last week" }), RangeError);
+      await assert.rejects(c.query("ns", "q", { now: new Date(Number.NaN) }), /now: invalid time/);
     });
     assert.equal(server.received("Query").length + server.received("WriteEpisodes").length, 0);
     assert.throws(() => new MemoryClient(target, { clientCert: "pem" }), /clientCert and clientKey/);
