@@ -71,6 +71,11 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+export interface ExportGraphOptions extends CallOptions {
+  /** Keep each fact's direction (subject → object) in a directed graph; passage nodes carry id and text. */
+  directed?: boolean;
+}
+
 export interface WriteOptions extends CallOptions {
   /** Return only once extraction and the graph update for these episodes are done. */
   waitForGraph?: boolean;
@@ -273,8 +278,13 @@ export class MemoryClient {
   }
 
   /** The namespace's knowledge graph as GraphML or networkx node-link JSON bytes. */
-  async exportGraph(namespace: string, format: GraphFormat = "graphml", options: CallOptions = {}): Promise<GraphExport> {
-    const request = pb.ExportGraphRequest.fromPartial({ namespace, format: conv.parseFormat(format) });
+  async exportGraph(namespace: string, format: GraphFormat = "graphml", options: ExportGraphOptions = {}): Promise<GraphExport> {
+    if (options.directed !== undefined && typeof options.directed !== "boolean") {
+      throw new TypeError(`directed must be a boolean, got ${typeof options.directed}`);
+    }
+    const request = pb.ExportGraphRequest.fromPartial({
+      namespace, format: conv.parseFormat(format), directed: options.directed ?? false,
+    });
     return conv.graphExport(await this.invoke({ rpc: RPCS.ExportGraph, request, timeoutMs: options.timeoutMs }));
   }
 

@@ -9,7 +9,7 @@
  */
 
 export { MemoryClient } from "./client.js";
-export type { CallOptions, ClientOptions, ListOptions, PruneOptions, QueryOptions, WriteOptions } from "./client.js";
+export type { CallOptions, ClientOptions, ExportGraphOptions, ListOptions, PruneOptions, QueryOptions, WriteOptions } from "./client.js";
 export { NAMESPACE_KEY, RPC_NAMES, type RpcName } from "./core.js";
 export {
   AlreadyExistsError,

@@ -278,6 +278,13 @@ describe("a real server", () => {
     const graph = JSON.parse(Buffer.from(exported.data).toString("utf8")) as { nodes: unknown[] };
     assert.equal(graph.nodes.length, exported.nodeCount);
     assert.ok(exported.edgeCount > 0);
+    const directed = await client.exportGraph(name, "node-link", { directed: true });
+    const dgraph = JSON.parse(Buffer.from(directed.data).toString("utf8")) as {
+      directed: boolean; nodes: { kind: string; text?: string }[];
+    };
+    assert.equal(dgraph.directed, true);
+    assert.equal((JSON.parse(Buffer.from(exported.data).toString("utf8")) as { directed: boolean }).directed, false);
+    assert.ok(dgraph.nodes.some((n) => n.kind === "passage" && FILM.some((e) => e.text === n.text)));
     const graphml = await client.exportGraph(name);
     assert.match(Buffer.from(graphml.data).toString("utf8"), /<graphml/);
     assert.equal(await client.deleteNamespace(name), FILM.length);

@@ -377,6 +377,15 @@ describe("requests", () => {
     assert.equal(request.speaker, "");
   });
 
+  test("exportGraph sends directed only when asked", async () => {
+    server.script("ExportGraph", steps.respond(pb.ExportGraphResponse.fromPartial({ nodeCount: 1 })));
+    await withClient({}, (c) => c.exportGraph("ns", "node-link", { directed: true }));
+    await withClient({}, (c) => c.exportGraph("ns"));
+    const [first, second] = server.received("ExportGraph").map((r) => r.request);
+    assert.equal(first!.directed, true);
+    assert.equal(second!.directed, false);
+  });
+
   test("responses become plain typed results; unset times are null", async () => {
     server.script("GetEpisode", steps.respond({ episode: { id: "e", namespace: "ns", text: "t", metadata: { a: "b" },
       importance: 0.5, createTime: new Date("2024-02-03T04:05:06Z") } }));
@@ -391,6 +400,7 @@ describe("requests", () => {
       await assert.rejects(c.query("ns", "q", { mode: "sparse" as never }), RangeError);
       await assert.rejects(c.query("ns", "q", { topK: 2.5 }), TypeError);
       await assert.rejects(c.exportGraph("ns", "dot" as never), RangeError);
+      await assert.rejects(c.exportGraph("ns", "node-link", { directed: "yes" as never }), TypeError);
       await assert.rejects(c.write("ns", [{ text: "t", sesionId: "typo" } as never]), /unknown keys sesionId/);
       await assert.rejects(c.write("ns", [{ speaker: "x" } as never]), /missing 'text'/);
       await assert.rejects(c.write("ns", [{ text: "t", eventTime: "yesterday" }]), RangeError);
