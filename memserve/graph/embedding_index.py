@@ -99,7 +99,7 @@ class EmbeddingIndex:
         n = len(self)
         ids = self._ids()
         vecs = self._index.index.reconstruct_n(0, n)
-        nlist = int(min(4096, max(64, 4 * math.sqrt(n))))
+        nlist = int(min(4096, max(64, 4 * math.sqrt(n)), n))  # k-means needs a point per centroid
         # Training on a fixed-seed sample keeps the build bounded (k-means is the expensive part).
         sample = vecs if n <= 64 * nlist else vecs[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
         return IVFJob(self.dim, nlist, self.nprobe, ids, vecs, np.ascontiguousarray(sample))
