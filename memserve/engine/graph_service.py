@@ -89,8 +89,10 @@ class GraphService:
         self._locks: dict[str, RWLock] = {}
         self._registry = threading.Lock()
         self._worker = Worker("extract", self._process, threads=settings.background_threads)
-        # Facts past which fact search uses an IVF (trained by the worker, persisted; see _refresh_fact_ivf).
+        # Facts / phrases past which fact search / the synonym search of new phrases use an IVF (trained by the
+        # worker, persisted; see _refresh_ivfs).
         self.fact_index_exact_max = 50_000
+        self.phrase_index_exact_max = 50_000
         self._fact_filter_factory: Callable[[str], FactFilter] | None = None
         if llm is not None:
             from .fact_filter import llm_fact_filter
@@ -106,7 +108,8 @@ class GraphService:
         """KnowledgeGraph settings, the same for a new graph and one loaded from DuckDB."""
         return {"synonym_threshold": self._settings.synonym_threshold,
                 "max_synonyms": self._settings.synonym_max_neighbors,
-                "train_fact_ivf_inline": False, "fact_index_exact_max": self.fact_index_exact_max}
+                "train_fact_ivf_inline": False, "fact_index_exact_max": self.fact_index_exact_max,
+                "train_phrase_ivf_inline": False, "phrase_index_exact_max": self.phrase_index_exact_max}
 
     def _new_graph(self) -> KnowledgeGraph:
         return KnowledgeGraph(self._dim, **self._graph_options())  # type: ignore[arg-type]
@@ -136,8 +139,7 @@ class GraphService:
             self._reload(ns)
         self._worker.start()
         for ns in namespaces:
-            if graph_repo.job_counts(self._db.reader(), ns).get("pending") or \
-                    self._graph(ns).fact_index_needs_training():
+            if graph_repo.job_counts(self._db.reader(), ns).get("pending") or self._graph(ns).ivf_due():
                 self._worker.kick(ns)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -199,9 +201,9 @@ class GraphService:
         if seqs:
             self._add_batch(namespace, seqs)
         # After a batch, and also without one: a delete leaves the matrix stale, a start without a
-        # persisted IVF leaves the fact index untrained.
+        # persisted IVF leaves the fact or phrase index untrained.
         self._refresh_matrix(namespace)
-        self._refresh_fact_ivf(namespace)
+        self._refresh_ivfs(namespace)
         return bool(seqs)
 
     def _add_batch(self, namespace: str, seqs: list[int]) -> None:
@@ -215,22 +217,29 @@ class GraphService:
                     graph_repo.fail_job(tx, namespace, seq, "graph update failed; see the server log", MAX_ATTEMPTS)
             raise
 
-    def _refresh_fact_ivf(self, namespace: str) -> None:
-        """Past ``fact_index_exact_max`` facts, fact search goes through an IVF; its k-means (tens of seconds
-        at 100k facts) is trained here, with no lock held, and persisted so a restart never trains it."""
+    def _refresh_ivfs(self, namespace: str) -> None:
+        """Past ``fact_index_exact_max`` facts (``phrase_index_exact_max`` phrases), fact search (the synonym
+        search of new phrases) goes through an IVF; its k-means (tens of seconds at 100k) is trained here, with
+        no lock held, and persisted so a restart never trains it. Writes meanwhile search exactly; the install
+        catches up with them."""
         lock = self._lock(namespace)
         with lock.read():
             kg = self._graph(namespace)
-            job = kg.fact_ivf_job() if kg.fact_index_needs_training() else None
-        if job is None:
-            return
-        trained = job.run()
-        with lock.write():
-            if self._graph(namespace) is not kg or not kg.install_fact_ivf(trained):
-                return
-        with self._db.transaction() as tx:
-            if episodes_repo.namespace_exists(tx, namespace):
-                graph_repo.save_fact_ivf(tx, namespace, trained.blob, trained.built_at)
+            due = kg.ivf_due()
+        for kind in due:
+            with lock.read():
+                if self._graph(namespace) is not kg:
+                    return
+                job = kg.ivf_job(kind)
+            if job is None:
+                continue
+            trained = job.run()
+            with lock.write():
+                if self._graph(namespace) is not kg or not kg.install_ivf(kind, trained):
+                    continue
+            with self._db.transaction() as tx:
+                if episodes_repo.namespace_exists(tx, namespace):
+                    graph_repo.save_ivf(tx, namespace, kind, trained.blob, trained.built_at)
 
     def _refresh_matrix(self, namespace: str) -> None:
         """Build the PPR matrix of the current graph while queries keep reading, then swap it in. A delete

@@ -37,6 +37,7 @@ from .ids import phrase_id as make_phrase_id
 from .matrix import GraphMatrix, assemble
 
 EmbedFn = Callable[[list[str]], np.ndarray]
+IVF_KINDS = ("fact", "phrase")  # the embedding indexes that switch to an IVF past a size (see embedding_index.py)
 _EMPTY = np.zeros(0, np.int64)
 
 
@@ -134,13 +135,18 @@ class KnowledgeGraph:
         normalize: Callable[[str], str] = normalize_phrase,
         fact_index_exact_max: int | None = 50_000,
         train_fact_ivf_inline: bool = True,
+        phrase_index_exact_max: int | None = None,
+        train_phrase_ivf_inline: bool = True,
     ) -> None:
         """``link_entities`` also links passages to NER entities that appear in no triple (HippoRAG 2 links only
         triple phrases). Phrases with fewer than ``min_synonym_chars`` letters/digits get no synonymy edges: very
         short strings ("us", "1") embed close to unrelated ones. Past ``fact_index_exact_max`` facts, query-time
         fact search goes through an IVF copy of the fact index (see embedding_index.py); None keeps it exact.
         ``train_fact_ivf_inline=False``: ``add_passages`` never trains that IVF; the owner runs
-        ``fact_ivf_job()`` / ``install_fact_ivf()`` off its lock instead (search stays exact until then)."""
+        ``fact_ivf_job()`` / ``install_fact_ivf()`` off its lock instead (search stays exact until then).
+        ``phrase_index_exact_max`` / ``train_phrase_ivf_inline``: the same for the synonym search of new phrases
+        (``ivf_job("phrase")``); past it, synonym candidates come from an IVF range search, approximate, so an
+        incremental build no longer equals a from-scratch one exactly. None (the default) keeps it exact."""
         self.dim = dim
         self.synonym_threshold = synonym_threshold
         self.max_synonyms = max_synonyms
@@ -160,7 +166,8 @@ class KnowledgeGraph:
         self._synonyms = EdgeTable()
         self._passage_edges = 0
         self._count_hist: dict[int, int] = {}  # passages per phrase (>= 1) → how many phrases have that many
-        self._phrase_index = EmbeddingIndex(dim)
+        self._phrase_index = EmbeddingIndex(dim, approximate_above=phrase_index_exact_max,
+                                            train_inline=train_phrase_ivf_inline)
         self._fact_index = EmbeddingIndex(dim, approximate_above=fact_index_exact_max,
                                           train_inline=train_fact_ivf_inline)
         self._version = 0
@@ -354,17 +361,19 @@ class KnowledgeGraph:
 
     @classmethod
     def restore_columns(
-        cls, dim: int, columns: GraphColumns, *, fact_ivf: tuple[bytes, int] | None = None, **options: object
+        cls, dim: int, columns: GraphColumns, *, fact_ivf: tuple[bytes, int] | None = None,
+        phrase_ivf: tuple[bytes, int] | None = None, **options: object
     ) -> KnowledgeGraph:
         """Rebuild from persisted columns with array operations (start-up path; nothing is embedded or searched).
-        ``fact_ivf``: persisted (blob, fact count when trained) from ``TrainedIVF``, so the fact IVF is rebuilt
-        without k-means; a missing or unusable blob leaves fact search exact (``fact_index_needs_training()``)."""
+        ``fact_ivf`` / ``phrase_ivf``: persisted (blob, count when trained) from ``TrainedIVF``, so the IVF is
+        rebuilt without k-means; a missing or unusable blob leaves that search exact (``ivf_due()``)."""
         from ._restore import fill
 
         kg = cls(dim, **options)  # type: ignore[arg-type]
         fill(kg, columns)
-        if fact_ivf is not None:
-            kg._fact_index.restore_ivf(*fact_ivf)
+        for kind, persisted in (("fact", fact_ivf), ("phrase", phrase_ivf)):
+            if persisted is not None:
+                kg._ivf_index(kind).restore_ivf(*persisted)
         return kg
 
     # ----------------------------------------------------------------- PPR view
@@ -429,23 +438,44 @@ class KnowledgeGraph:
             self._density_cache[max_passages] = cached
         return cached[1]
 
-    # ----------------------------------------------------------------- fact IVF, off the lock
+    # ----------------------------------------------------------------- fact and phrase IVFs, off the lock
+
+    def _ivf_index(self, kind: str) -> EmbeddingIndex:
+        if kind == "fact":
+            return self._fact_index
+        if kind == "phrase":
+            return self._phrase_index
+        raise ValueError(f"unknown index kind {kind!r}; expected one of {IVF_KINDS}")
+
+    def ivf_due(self) -> list[str]:
+        """The kinds (``IVF_KINDS``) whose IVF is due: past their exact maximum and untrained or outgrown."""
+        return [kind for kind in IVF_KINDS if self._ivf_index(kind).needs_ivf()]
+
+    def ivf_job(self, kind: str) -> IVFJob | None:
+        """Snapshot for training the ``kind`` IVF (a pure read; shared lock), or None when none is due.
+        Run ``job.run()`` with no lock held, then ``install_ivf`` under the exclusive lock."""
+        return self._ivf_index(kind).ivf_job()
+
+    def install_ivf(self, kind: str, trained: TrainedIVF) -> bool:
+        """Exclusive lock. Catches up with vectors added/removed since the snapshot (O(changes)); no k-means.
+        Until then the search was exact, so nothing added during the training is searched any less."""
+        return self._ivf_index(kind).install_ivf(trained)
+
+    def search_approximate(self, kind: str) -> bool:
+        return self._ivf_index(kind).approximate
 
     def fact_index_needs_training(self) -> bool:
         return self._fact_index.needs_ivf()
 
     def fact_ivf_job(self) -> IVFJob | None:
-        """Snapshot for training the fact IVF (a pure read; shared lock), or None when none is due.
-        Run ``job.run()`` with no lock held, then ``install_fact_ivf`` under the exclusive lock."""
-        return self._fact_index.ivf_job()
+        return self.ivf_job("fact")
 
     def install_fact_ivf(self, trained: TrainedIVF) -> bool:
-        """Exclusive lock. Catches up with facts added/removed since the snapshot (O(changes)); no k-means."""
-        return self._fact_index.install_ivf(trained)
+        return self.install_ivf("fact", trained)
 
     @property
     def fact_search_approximate(self) -> bool:
-        return self._fact_index.approximate
+        return self.search_approximate("fact")
 
     def texts_to_embed(self, items: Iterable[tuple[int, _Extraction]]) -> list[str]:
         """Phrase and fact texts these extractions would add (not yet in the graph), so a caller can embed them

@@ -25,7 +25,10 @@ _GRAPH_TABLES = (
     "graph_passage_facts",
     "graph_synonyms",
     "graph_fact_ivf",
+    "graph_phrase_ivf",
 )
+# A persisted IVF quantizer per KnowledgeGraph index kind (IVF_KINDS): (table, column of the count when trained).
+_IVF_TABLES = {"fact": ("graph_fact_ivf", "fact_count"), "phrase": ("graph_phrase_ivf", "phrase_count")}
 _names = itertools.count()
 
 
@@ -135,22 +138,40 @@ def load_graph(conn: duckdb.DuckDBPyConnection, namespace: str, dim: int, **opti
         synonym_similarity=np.asarray(sy.column("similarity").to_numpy(), np.float64),
         passages=_ints(ps, "seq"),
     )
-    kg = KnowledgeGraph.restore_columns(dim, columns, fact_ivf=load_fact_ivf(conn, namespace), **options)
+    kg = KnowledgeGraph.restore_columns(dim, columns, fact_ivf=load_ivf(conn, namespace, "fact"),
+                                        phrase_ivf=load_ivf(conn, namespace, "phrase"), **options)
     kg.install_matrix(kg.build_matrix())
     return kg
 
 
+def _ivf_table(kind: str) -> tuple[str, str]:
+    if kind not in _IVF_TABLES:
+        raise ValueError(f"unknown IVF kind {kind!r}; expected one of {sorted(_IVF_TABLES)}")
+    return _IVF_TABLES[kind]
+
+
+def save_ivf(conn: duckdb.DuckDBPyConnection, namespace: str, kind: str, blob: bytes, count: int) -> None:
+    """Persist a trained ``kind`` ("fact" | "phrase") IVF quantizer (``TrainedIVF.blob``, ``.built_at``),
+    replacing any."""
+    table, column = _ivf_table(kind)
+    conn.execute(f"DELETE FROM {table} WHERE namespace = ?", [namespace])
+    conn.execute(f"INSERT INTO {table} (namespace, {column}, quantizer, update_time) VALUES (?, ?, ?, now())",
+                 [namespace, int(count), bytes(blob)])
+
+
+def load_ivf(conn: duckdb.DuckDBPyConnection, namespace: str, kind: str) -> tuple[bytes, int] | None:
+    """(blob, count when trained), or None if none was saved."""
+    table, column = _ivf_table(kind)
+    row = conn.execute(f"SELECT quantizer, {column} FROM {table} WHERE namespace = ?", [namespace]).fetchone()
+    return None if row is None else (bytes(row[0]), int(row[1]))
+
+
 def save_fact_ivf(conn: duckdb.DuckDBPyConnection, namespace: str, blob: bytes, fact_count: int) -> None:
-    """Persist a trained fact IVF quantizer (``TrainedIVF.blob``, ``TrainedIVF.built_at``), replacing any."""
-    conn.execute("DELETE FROM graph_fact_ivf WHERE namespace = ?", [namespace])
-    conn.execute("INSERT INTO graph_fact_ivf (namespace, fact_count, quantizer, update_time) VALUES (?, ?, ?, now())",
-                 [namespace, int(fact_count), bytes(blob)])
+    save_ivf(conn, namespace, "fact", blob, fact_count)
 
 
 def load_fact_ivf(conn: duckdb.DuckDBPyConnection, namespace: str) -> tuple[bytes, int] | None:
-    """(blob, fact count when trained), or None if none was saved."""
-    row = conn.execute("SELECT quantizer, fact_count FROM graph_fact_ivf WHERE namespace = ?", [namespace]).fetchone()
-    return None if row is None else (bytes(row[0]), int(row[1]))
+    return load_ivf(conn, namespace, "fact")
 
 
 def delete_namespace_graph(conn: duckdb.DuckDBPyConnection, namespace: str) -> None:

@@ -291,9 +291,10 @@ def test_graph_queries_never_build_the_matrix(engine_factory, monkeypatch):
     assert vec.shape == (64,)
 
 
-def test_fact_ivf_is_trained_by_the_worker_and_reused_at_start(tmp_path, monkeypatch):
+def test_fact_and_phrase_ivfs_are_trained_by_the_worker_and_reused_at_start(tmp_path, monkeypatch):
     """Start-up used to retrain the fact index's k-means from scratch; now the worker trains it (no lock
-    held) and persists it, and a restart rebuilds it from the stored centroids."""
+    held) and persists it, and a restart rebuilds it from the stored centroids. The phrase index (synonym
+    search of new phrases) goes the same way."""
     settings = Settings(data_dir=tmp_path / "d", embedding_model="hash:64", snapshot_interval_s=0,
                         extractor="offline", summarizer="none")
     names = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India", "Juliet"]
@@ -303,6 +304,7 @@ def test_fact_ivf_is_trained_by_the_worker_and_reused_at_start(tmp_path, monkeyp
     def start() -> MemoryEngine:
         engine = MemoryEngine(settings, embedder=GatedEmbedder())
         engine.graph.fact_index_exact_max = 20
+        engine.graph.phrase_index_exact_max = 20
         engine.start()
         return engine
 
@@ -311,8 +313,10 @@ def test_fact_ivf_is_trained_by_the_worker_and_reused_at_start(tmp_path, monkeyp
         engine.write("ns", episodes(texts), wait_for_graph=True)
         kg = engine.graph._graph("ns")
         assert len(kg.facts) >= 64 and not kg.fact_index_needs_training()
-        stored = engine.db.reader().execute("SELECT count(*) FROM graph_fact_ivf WHERE namespace = 'ns'").fetchone()
-        assert stored == (1,)
+        assert len(kg.phrases) > 20 and kg.search_approximate("phrase") and kg.ivf_due() == []
+        for table in ("graph_fact_ivf", "graph_phrase_ivf"):
+            stored = engine.db.reader().execute(f"SELECT count(*) FROM {table} WHERE namespace = 'ns'").fetchone()
+            assert stored == (1,)
         before = query(engine, "Who founded AlphaBravo Systems?", mode=QueryMode.GRAPH)
     finally:
         engine.close()
@@ -325,6 +329,7 @@ def test_fact_ivf_is_trained_by_the_worker_and_reused_at_start(tmp_path, monkeyp
     engine = start()
     try:
         assert not engine.graph._graph("ns").fact_index_needs_training()
+        assert engine.graph._graph("ns").search_approximate("phrase") and engine.graph._graph("ns").ivf_due() == []
         after = query(engine, "Who founded AlphaBravo Systems?", mode=QueryMode.GRAPH)
         assert [h.episode.id for h in after.hits] == [h.episode.id for h in before.hits]
     finally:

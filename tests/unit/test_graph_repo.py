@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "memserve" / "store" / "migra
 @pytest.fixture
 def conn():
     c = duckdb.connect(":memory:")
-    for name in ("0001_core.sql", "0002_graph.sql", "0006_graph_fact_ivf.sql"):
+    for name in ("0001_core.sql", "0002_graph.sql", "0006_graph_fact_ivf.sql", "0010_graph_phrase_ivf.sql"):
         c.execute((MIGRATIONS / name).read_text())
     yield c
     c.close()
