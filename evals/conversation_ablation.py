@@ -109,10 +109,12 @@ class EmbeddingCache:
         return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
 
 
-def segment_summaries(conv: Conversation, segment_size: int) -> list[tuple[int, int, str]]:
+def segment_summaries(conv: Conversation, segment_size: int, source: str = "hema") -> list[tuple[int, int, str]]:
     """HEMA's closed segments for this conversation, as the server folds them (engine/hema.py): one summary state
     per session and one for the namespace, the extractive summariser. Returns (first turn, last turn, text),
-    turn indexes inclusive (episode seq = turn index + 1)."""
+    turn indexes inclusive (episode seq = turn index + 1). ``source="own-turns"``: the same segments, each
+    summarised from its own turns only (``combine``), not from snapshots of the rolling summary (an experiment:
+    HEMA does not do this)."""
     summariser = ExtractiveSummariser()
     when = datetime(2024, 1, 1).astimezone()
     streams: dict[str, list[tuple[int, str]]] = {"": []}
@@ -120,13 +122,19 @@ def segment_summaries(conv: Conversation, segment_size: int) -> list[tuple[int, 
         streams[""].append((i + 1, t.text))
         streams.setdefault(t.session, []).append((i + 1, t.text))
     out: list[tuple[int, int, str]] = []
+    if source == "own-turns":
+        for episodes in streams.values():
+            for start in range(0, len(episodes) - segment_size + 1, segment_size):
+                chunk = episodes[start:start + segment_size]
+                out.append((chunk[0][0] - 1, chunk[-1][0] - 1, summariser.combine([text for _, text in chunk])))
+        return out
     for session, episodes in streams.items():
         result = fold(SummaryState(conv.sample_id, session), episodes, summariser, now=when, segment_size=segment_size)
         out.extend((seg.first_seq - 1, seg.last_seq - 1, seg.text) for seg in result.closed_segments)
     return out
 
 
-def prepare(conv: Conversation, cache: EmbeddingCache, quiet: bool) -> dict[str, Any]:
+def prepare(conv: Conversation, cache: EmbeddingCache, quiet: bool, summary_source: str = "hema") -> dict[str, Any]:
     turns = conv.turns
     docs = cache.get([t.text for t in turns], quiet)
     queries = cache.get([q.question for q in conv.questions], quiet)
@@ -142,7 +150,7 @@ def prepare(conv: Conversation, cache: EmbeddingCache, quiet: bool) -> dict[str,
         dense[qi, hits.ids] = hits.scores
     summaries = {}
     for size in sorted({*SEGMENT_SIZES, SUMMARY_DEFAULTS["summary_segment_size"]}):
-        segs = segment_summaries(conv, size)
+        segs = segment_summaries(conv, size, summary_source)
         summaries[size] = {"segments": segs, **summary_indexes(segs, {"cache": cache, "docs": docs}, quiet)}
     return {"cache": cache, "conv": conv, "docs": docs, "queries": queries, "now": now, "speakers": speakers, "seqs": seqs,
             "faiss": faiss_index, "speaker_of": np.array([t.speaker.casefold() for t in turns]),
@@ -346,7 +354,7 @@ def time_configs(prepared: list[dict[str, Any]], consts: dict[str, Any], quiet: 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     conversations = parse_locomo(load_json(args.data), str(args.data))
     cache = EmbeddingCache(args.cache, args.embedding_model)
-    prepared = [prepare(c, cache, args.quiet) for c in conversations if c.questions]
+    prepared = [prepare(c, cache, args.quiet, args.summary_source) for c in conversations if c.questions]
     consts = {**DEFAULTS, **SUMMARY_DEFAULTS}
     ms, rows = time_configs(prepared, consts, args.quiet)
     floor = float(np.percentile(ms["dense"], 50))
@@ -356,6 +364,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         configs[name] = {**summarise(rows[name]), "features": feats, "p50_ms": p50, "p95_ms": p95,
                          "p50_vs_dense": p50 / floor, "p95_vs_dense": p95 / float(np.percentile(ms["dense"], 95))}
     report = {"dataset": "locomo", "data": str(args.data), "embedding_model": args.embedding_model,
+              "summary_source": args.summary_source,
               "n_questions": sum(len(p["conv"].questions) for p in prepared), "constants": consts,
               "latency": ("in process, per question: the server's FAISS flat search, tokenizer, BM25 index, hints, "
                           "summary scoring and fusion over pre-computed query vectors (query encoding excluded; "
@@ -439,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embedding-model", default="bundled:all-MiniLM-L6-v2")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "memserve-evals",
                         help="folder of the embedding cache (default ~/.cache/memserve-evals)")
+    parser.add_argument("--summary-source", choices=("hema", "own-turns"), default="hema",
+                        help="segment summaries as HEMA folds them (default), or each from its own turns only")
     parser.add_argument("--no-loco", action="store_true", help="skip the leave-one-conversation-out search")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)

@@ -271,3 +271,5 @@ def test_ablation_summary_channel_lifts_the_turns_its_segment_covers(tmp_path):
     assert sorted(seqs.tolist()) == [0, 1, 2, 3] and (scores > 0).all()
     by_seq = dict(zip(seqs.tolist(), scores.tolist()))
     assert by_seq[0] == by_seq[1] and by_seq[2] == by_seq[3]  # a turn takes its covering segment's score
+    own = {(a, b): t for a, b, t in ca.segment_summaries(conv, 2, "own-turns")}  # the experiment: no carry-over
+    assert "Work" in own[(4, 5)] and "pottery" not in own[(4, 5)] and "greyhound" not in own[(2, 3)]
