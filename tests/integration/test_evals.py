@@ -223,10 +223,53 @@ def test_conversation_ablation_on_the_locomo_slice(shared_data, tmp_path, capsys
     assert (tmp_path / "ablation.png").stat().st_size > 0 and list((tmp_path / "cache").glob("*.npz"))
     assert "loco" not in first  # one conversation: nothing to hold out
     assert first["configs"]["dense"]["by_conversation"].keys() == {"conv-26"}
+    for name, config in first["configs"].items():  # p50/p95 per row, and ratios to the dense row of the same run
+        assert 0 < config["p50_ms"] <= config["p95_ms"], name
+    assert first["configs"]["dense"]["p50_vs_dense"] == first["configs"]["dense"]["p95_vs_dense"] == 1.0
     table = capsys.readouterr().out
-    assert "| dense |" in table and "| all (default) |" in table
+    assert "| dense |" in table and "| all (default) |" in table and "| +summaries |" in table
+    assert "p50 ms" in table and "in process" in table
     # A second run reads every vector from the cache and gives the same figures.
     assert conversation_ablation.main([*argv[:-4], "--no-loco", "--json", str(out)]) == 0
     again = json.loads(out.read_text())
     assert {k: v["recall@10"] for k, v in again["configs"].items()} == \
         {k: v["recall@10"] for k, v in first["configs"].items()}
+
+
+def test_ablation_live_path_ranks_as_the_grid_path(shared_data, tmp_path):
+    """The timed path (FAISS and BM25 searched per question) gives the rankings the grid path scores."""
+    from evals import conversation_ablation as ca
+    from evals.datasets import load_json, parse_locomo
+
+    data = locomo_slice(shared_data, tmp_path / "locomo_slice.json")
+    conv = parse_locomo(load_json(data))[0]
+    p = ca.prepare(conv, ca.EmbeddingCache(tmp_path / "cache", "hash:64"), quiet=True)
+    consts = {**ca.DEFAULTS, **ca.SUMMARY_DEFAULTS, "summary_segment_size": 10, "summary_weight": 0.3}
+    for name, feats in ca.ABLATION.items():
+        live = [ca.rank_one(p, qi, feats, consts, live=True) for qi in range(len(conv.questions))]
+        assert live == ca.rank_all(p, feats, consts), name
+
+
+def test_ablation_summary_channel_lifts_the_turns_its_segment_covers(tmp_path):
+    """A question matching segment summaries (HEMA, extractive) scores the turns those segments cover. A segment
+    summary is made of snapshots of the rolling summary, so it carries earlier salient sentences forward: the
+    greyhound of turn 1 is also in the summary of turns 3-4, and nothing of turns 5-6 is in theirs."""
+    from evals import conversation_ablation as ca
+    from evals.datasets import Conversation, LocomoQuestion, Turn
+
+    texts = ["Ana: I adopted a greyhound called Pixel.", "Ben: Pixel sounds lovely.",
+             "Ana: The pottery class in Lisbon was wonderful.", "Ben: Lisbon pottery, nice!",
+             "Ana: Work was busy.", "Ben: Mine too."]
+    turns = [Turn(f"D1:{i + 1}", "session_1", t.split(":")[0], t, None) for i, t in enumerate(texts)]
+    conv = Conversation("hand", turns, [LocomoQuestion("Which greyhound was adopted?", "Pixel", 4, ("D1:1",))])
+    segs = ca.segment_summaries(conv, 2)
+    assert sorted({(a, b) for a, b, _ in segs}) == [(0, 1), (2, 3), (4, 5)]  # session and namespace level
+    assert "greyhound" in {(a, b): t for a, b, t in segs}[(2, 3)]
+    p = ca.prepare(conv, ca.EmbeddingCache(tmp_path / "cache", "hash:64"), quiet=True)
+    p["summaries"][2] = {"segments": segs, **ca.summary_indexes(segs, p, quiet=True)}
+    seqs, scores = ca.summary_channel(p, 0, {"summary_segment_size": 2, "summary_scorer": "bm25"})
+    assert sorted(seqs.tolist()) == [0, 1, 2, 3] and (scores > 0).all()
+    by_seq = dict(zip(seqs.tolist(), scores.tolist()))
+    assert by_seq[0] == by_seq[1] and by_seq[2] == by_seq[3]  # a turn takes its covering segment's score
+    own = {(a, b): t for a, b, t in ca.segment_summaries(conv, 2, "own-turns")}  # the experiment: no carry-over
+    assert "Work" in own[(4, 5)] and "pottery" not in own[(4, 5)] and "greyhound" not in own[(2, 3)]
