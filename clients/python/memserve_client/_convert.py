@@ -157,14 +157,14 @@ def episode_input_to_proto(episode: EpisodeInput) -> pb.EpisodeInput:
     if episode.importance is not None:
         message.importance = episode.importance
     if episode.extraction is not None:
-        message.extraction.CopyFrom(
-            pb.Extraction(
-                entities=list(episode.extraction.entities),
-                triples=[pb.Triple(subject=t.subject, predicate=t.predicate, object=t.object)
-                         for t in episode.extraction.triples],
-            )
-        )
+        message.extraction.CopyFrom(extraction_to_proto(episode.extraction))
     return message
+
+
+def extraction_to_proto(extraction: Extraction) -> pb.Extraction:
+    return pb.Extraction(entities=list(extraction.entities),
+                         triples=[pb.Triple(subject=t.subject, predicate=t.predicate, object=t.object)
+                                  for t in extraction.triples])
 
 
 # --- requests ------------------------------------------------------------------------------------------------
@@ -415,8 +415,5 @@ def exported_to_proto(x: ExportedEpisode) -> pb.ExportedEpisode:
         episode.create_time.CopyFrom(to_timestamp(e.create_time))
     out = pb.ExportedEpisode(episode=episode, embedding=bytes(x.embedding))
     if x.extraction is not None:
-        out.extraction.CopyFrom(pb.Extraction(
-            entities=list(x.extraction.entities),
-            triples=[pb.Triple(subject=t.subject, predicate=t.predicate, object=t.object)
-                     for t in x.extraction.triples]))
+        out.extraction.CopyFrom(extraction_to_proto(x.extraction))
     return out
