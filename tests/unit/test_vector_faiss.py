@@ -12,19 +12,12 @@ from memserve.vector import (
     ExactIndex,
     FaissIndex,
     IndexFileError,
-    faiss_gpu_available,
+    gpu_available,
     load_index,
     make_index,
 )
 from memserve.vector.faiss_index import tombstone_path
-
-
-def clustered(n: int, dim: int, seed: int, clusters: int = 100) -> np.ndarray:
-    """Embedding-like data: points around cluster centres, not uniform noise (which is unrealistically hard)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
-    x = centres[rng.integers(0, clusters, n)] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from tests.support.vectors import clustered
 
 
 @pytest.fixture(scope="module")
@@ -132,23 +125,11 @@ def test_load_applies_search_settings(tmp_path: Path) -> None:
     assert isinstance(loaded, FaissIndex) and loaded.ef_search == 200
 
 
-@pytest.mark.skipif(faiss_gpu_available(), reason="checks the CPU-only guard")
+@pytest.mark.skipif(gpu_available(), reason="checks the CPU-only guard")
 def test_gpu_guard_without_gpu() -> None:
     assert FaissIndex(8).gpu is False
     with pytest.raises(ValueError, match="GPU"):
         FaissIndex(8, use_gpu=True)
-
-
-@pytest.mark.skipif(not faiss_gpu_available(), reason="needs faiss with GPU support and a GPU")
-def test_gpu_flat_matches_cpu() -> None:
-    x = clustered(5_000, 32, seed=6)
-    gpu, cpu = FaissIndex(32, use_gpu=True), FaissIndex(32, use_gpu=False)
-    for index in (gpu, cpu):
-        index.add(np.arange(5_000), x)
-        index.remove(np.arange(0, 5_000, 7))
-    assert gpu.gpu and not cpu.gpu
-    for g, c in zip(gpu.search(x[:50], 10), cpu.search(x[:50], 10)):
-        np.testing.assert_array_equal(g.ids, c.ids)
 
 
 # -- migration to HNSW off the owner's lock --------------------------------------------------------------------
