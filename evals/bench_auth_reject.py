@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import grpc
+from memserve_client._proto import memory_pb2 as pb
 
-from memserve._proto import memory_pb2 as pb
 from memserve.testing import ServerProcess
 
 OUT = Path(__file__).resolve().parent / "results" / "auth_reject.json"

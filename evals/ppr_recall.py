@@ -39,7 +39,7 @@ DENSE_POOL = 5000
 
 def _extractions(dataset: str, texts: list[str], ids: list[str]):
     from memserve.extract import OfflineExtractor
-    from memserve.extract.types import ExtractionResult, Triple
+    from memserve.domain.extraction import ExtractionResult, Triple
 
     openie_file = MULTIHOP_DATASETS[dataset][2]
     if openie_file:

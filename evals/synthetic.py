@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 
-from memserve.graph.kg import GraphColumns
+from memserve.domain.graph import GraphColumns
 
 NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Niaj",
          "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Uma", "Victor", "Wendy"]

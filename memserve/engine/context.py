@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from memserve.engine.clock import as_utc
+from memserve.domain.clock import as_utc
 
 logger = logging.getLogger(__name__)
 

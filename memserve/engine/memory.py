@@ -33,7 +33,7 @@ from ..store.llm_cache_repo import DuckDBLLMCache
 from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
 from . import paging, transfer
 from .background import Settled
-from .clock import SystemClock
+from ..domain.clock import SystemClock
 from .graph_service import GraphService
 from .hema import Hema, SummaryView
 from .ids import episode_id

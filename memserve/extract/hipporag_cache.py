@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from memserve.extract.normalize import clean_triples, unique_phrases
-from memserve.extract.types import ExtractionResult
+from memserve.domain.extraction import ExtractionResult
 
 
 def load_hipporag_openie(path: str | Path) -> dict[str, ExtractionResult]:

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
-from memserve.extract.types import Triple
+from memserve.domain.extraction import Triple
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 

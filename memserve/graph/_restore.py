@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .delta import Fact
-from .kg import _EMPTY, GraphColumns, _groups, _i64, _unique_pairs
+from ..domain.graph import Fact, GraphColumns
+from .kg import _EMPTY, _groups, _i64, _unique_pairs
 from .lazy_map import LazyMap
 from .text_column import TextColumn
 

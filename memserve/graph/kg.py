@@ -29,7 +29,7 @@ import numpy as np
 
 from memserve.extract.normalize import normalize_phrase
 
-from .delta import Fact, GraphDelta
+from ..domain.graph import Fact, GraphColumns, GraphDelta
 from .edge_table import EdgeTable
 from .embedding_index import EmbeddingIndex, IVFJob, TrainedIVF
 from .ids import fact_id as make_fact_id
@@ -48,7 +48,7 @@ class _Triple(Protocol):
 
 
 class _Extraction(Protocol):
-    """Structural view of ``memserve.extract.types.ExtractionResult`` (the graph only reads these fields)."""
+    """Structural view of ``memserve.domain.extraction.ExtractionResult`` (the graph only reads these fields)."""
 
     entities: Sequence[str]
     triples: Sequence[_Triple]
@@ -67,29 +67,6 @@ class Edge:
 class _PassageContent:
     phrases: dict[int, str]
     facts: dict[int, Fact]
-
-
-@dataclass(frozen=True)
-class GraphColumns:
-    """A persisted graph as columns (the start-up path): ids int64 arrays, texts lists, vectors (n, dim)."""
-
-    phrase_ids: np.ndarray
-    phrase_texts: Sequence[str]
-    phrase_vectors: np.ndarray
-    fact_ids: np.ndarray
-    fact_subjects: np.ndarray
-    fact_predicates: Sequence[str]
-    fact_objects: np.ndarray
-    fact_texts: Sequence[str]
-    fact_vectors: np.ndarray
-    passage_phrase_seqs: np.ndarray  # (seq, phrase_id) rows
-    passage_phrase_ids: np.ndarray
-    passage_fact_seqs: np.ndarray  # (seq, fact_id) rows
-    passage_fact_ids: np.ndarray
-    synonym_a: np.ndarray  # candidate pairs, a < b
-    synonym_b: np.ndarray
-    synonym_similarity: np.ndarray
-    passages: np.ndarray  # every passage, including ones without any phrase
 
 
 def _i64(values: object) -> np.ndarray:

@@ -23,9 +23,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from memserve_client._proto import memory_pb2 as pb
+from memserve_client._proto import memory_pb2_grpc
 
-from .._proto import memory_pb2 as pb
-from .._proto import memory_pb2_grpc
 from ..config import Settings, check_exposure, is_loopback
 from ..engine.memory import MemoryEngine
 from ..errors import ConfigError

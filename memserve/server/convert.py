@@ -5,11 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from memserve_client._proto import memory_pb2 as pb
 
-from .._proto import memory_pb2 as pb
 from ..errors import InvalidArgument
 from ..types import (
-    Episode, EpisodeIn, ExtractionIn, GraphParams, Hit, QueryFilter, QueryIn, QueryMode, QueryResult, TripleIn,
+    Episode,
+    EpisodeIn,
+    ExtractionIn,
+    GraphParams,
+    Hit,
+    QueryFilter,
+    QueryIn,
+    QueryMode,
+    QueryResult,
+    TripleIn,
 )
 
 _MODES_IN = {pb.QUERY_MODE_UNSPECIFIED: None, pb.QUERY_MODE_DENSE: QueryMode.DENSE,

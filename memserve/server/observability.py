@@ -21,12 +21,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import grpc
+from memserve_client._proto import memory_pb2 as pb
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
-from .._proto import memory_pb2 as pb
 from ..errors import ConfigError
 
 access_log = logging.getLogger("memserve.access")

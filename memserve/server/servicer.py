@@ -8,9 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from memserve_client._proto import memory_pb2 as pb
+from memserve_client._proto import memory_pb2_grpc
 
-from .._proto import memory_pb2 as pb
-from .._proto import memory_pb2_grpc
 from ..engine import stats as engine_stats
 from ..engine.background import Settled
 from ..engine.memory import MemoryEngine

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from ..extract.types import ExtractionResult, Triple
+from ..domain.extraction import ExtractionResult, Triple
 
 
 def save(cur: duckdb.DuckDBPyConnection, namespace: str, items: Sequence[tuple[int, str, ExtractionResult]]) -> None:

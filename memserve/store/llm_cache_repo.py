@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..llm import CachedResponse
+from ..domain.llm import CachedResponse
 from .db import Database
 
 

@@ -19,9 +19,9 @@ from memserve_client import (
     ResourceExhaustedError,
     UnauthenticatedError,
 )
+from memserve_client._proto import memory_pb2 as pb
+from memserve_client._proto import memory_pb2_grpc
 
-from memserve._proto import memory_pb2 as pb
-from memserve._proto import memory_pb2_grpc
 from memserve.server.auth import RPC_SCOPES, SERVICE_PREFIX, scope_for
 from memserve.server.keys import Scope, entry_toml, hash_key
 from tests.integration.test_live_serving import Running

@@ -7,10 +7,15 @@ from datetime import datetime, timezone
 
 import grpc
 import pytest
-from memserve._proto import memory_pb2 as pb
 from memserve_client import (
-    EpisodeInput, InvalidArgumentError, MemoryClient, NamespaceNotFoundError, QueryFilter, UnauthenticatedError,
+    EpisodeInput,
+    InvalidArgumentError,
+    MemoryClient,
+    NamespaceNotFoundError,
+    QueryFilter,
+    UnauthenticatedError,
 )
+from memserve_client._proto import memory_pb2 as pb
 
 from tests.support.gates import LONG
 from tests.support.server import ServerProcess
@@ -127,7 +132,7 @@ def test_bad_page_tokens(client, filled):
 
 
 def _stub(client):
-    from memserve._proto import memory_pb2_grpc
+    from memserve_client._proto import memory_pb2_grpc
 
     return memory_pb2_grpc.MemoryServiceStub(grpc.insecure_channel(client.target))
 

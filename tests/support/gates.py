@@ -15,7 +15,7 @@ import numpy as np
 
 from memserve.embed import HashEmbedder
 from memserve.extract import OfflineExtractor
-from memserve.extract.types import ExtractionResult
+from memserve.domain.extraction import ExtractionResult
 
 LONG = 60.0  # seconds: only reached when the code under test is broken
 # Bound of wait_until: that waits for work to finish (a backlog to drain, a worker's turn), which on a loaded

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from memserve.embed import make_embedder
-from memserve.extract.types import ExtractionResult, Triple
+from memserve.domain.extraction import ExtractionResult, Triple
 from memserve.graph import KnowledgeGraph
 
 EMBED = make_embedder("hash:64")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from memserve.extract.normalize import normalize_phrase
-from memserve.graph import KnowledgeGraph
+from memserve.graph import KnowledgeGraph, restore_graph
 from memserve.graph.embedding_index import IVFJob
 from memserve.store import graph_repo
 
@@ -162,7 +162,8 @@ def test_persisted_phrase_ivf_is_used_after_restart_without_retraining(conn: duc
         raise AssertionError("start-up trained k-means")
 
     monkeypatch.setattr(IVFJob, "run", no_kmeans)
-    loaded = graph_repo.load_graph(conn, "ns", DIM, synonym_threshold=THRESHOLD, link_entities=True, **opts)
+    loaded = restore_graph(DIM, graph_repo.load_graph_rows(conn, "ns", DIM), synonym_threshold=THRESHOLD,
+                           link_entities=True, **opts)
     assert loaded.search_approximate("phrase") and loaded.ivf_due() == []
     assert loaded._phrase_index._ivf.nlist == kg._phrase_index._ivf.nlist
     # Same centroids, same lists: the restored graph finds exactly what the trained one finds.
@@ -170,7 +171,8 @@ def test_persisted_phrase_ivf_is_used_after_restart_without_retraining(conn: duc
     assert add(loaded, new, space) == add(kg, new, space)
     # A restart without the row (or with an unusable one) searches exactly and asks for training.
     graph_repo.save_ivf(conn, "ns", "phrase", b"not a faiss index", 3_000)
-    assert graph_repo.load_graph(conn, "ns", DIM, link_entities=True, **opts).ivf_due() == ["phrase"]
+    rows = graph_repo.load_graph_rows(conn, "ns", DIM)
+    assert restore_graph(DIM, rows, link_entities=True, **opts).ivf_due() == ["phrase"]
     graph_repo.delete_namespace_graph(conn, "ns")
     assert graph_repo.load_ivf(conn, "ns", "phrase") is None
     with pytest.raises(ValueError, match="kind"):

@@ -14,7 +14,7 @@ from memserve.engine.graph_retrieval import (
     graph_retrieve,
     hybrid_retrieve,
 )
-from memserve.extract.types import ExtractionResult, Triple
+from memserve.domain.extraction import ExtractionResult, Triple
 from memserve.graph import KnowledgeGraph
 from memserve.graph.ppr import (
     PPRMatrix,

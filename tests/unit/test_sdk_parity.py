@@ -13,8 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from memserve._proto import memory_pb2 as pb
+from memserve_client._proto import memory_pb2 as pb
 
 REPO = Path(__file__).resolve().parents[2]
 PY_CORE = REPO / "clients" / "python" / "memserve_client" / "_core.py"
