@@ -91,7 +91,7 @@ class EmbeddingCache:
         self._vectors: dict[str, np.ndarray] = {}
         if self.path.is_file():
             data = np.load(self.path, allow_pickle=False)
-            self._vectors = dict(zip(data["texts"].tolist(), data["vectors"]))
+            self._vectors = dict(zip(data["texts"].tolist(), data["vectors"], strict=True))
 
     def get(self, texts: list[str], quiet: bool) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
@@ -100,7 +100,7 @@ class EmbeddingCache:
             with common.progress(len(missing), "embed", "text", quiet) as bar:
                 for start in range(0, len(missing), 64):
                     chunk = missing[start:start + 64]
-                    for text, vec in zip(chunk, embedder.embed(chunk)):
+                    for text, vec in zip(chunk, embedder.embed(chunk), strict=True):
                         self._vectors[text] = vec
                     bar.update(len(chunk))
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +198,7 @@ def summary_channel(p: dict[str, Any], qi: int, consts: dict[str, Any], qvec: np
         ids = np.arange(len(segs))
         scores = s["vectors"] @ (p["queries"][qi] if qvec is None else qvec)
     best: dict[int, float] = {}
-    for j, value in zip(ids.tolist(), np.asarray(scores, np.float64).tolist()):
+    for j, value in zip(ids.tolist(), np.asarray(scores, np.float64).tolist(), strict=True):
         first, last, _ = segs[j]
         for seq in range(first, last + 1):
             if value > best.get(seq, -np.inf):
@@ -250,7 +250,7 @@ def rank_all(p: dict[str, Any], feats: dict[str, bool], consts: dict[str, Any]) 
 
 def score(p: dict[str, Any], rankings: list[list[str]]) -> list[tuple[str, dict[str, float]]]:
     rows = []
-    for q, ranking in zip(p["conv"].questions, rankings):
+    for q, ranking in zip(p["conv"].questions, rankings, strict=True):
         gold = [frozenset({e}) for e in q.evidence]
         rows.append((str(q.category), {f"recall@{k}": metrics.recall_at_k(ranking, gold, k) for k in KS}))
     return rows
@@ -268,7 +268,7 @@ def loco(prepared: list[dict[str, Any]]) -> dict[str, Any]:
     """Choose the constants on two conversations by R@5 + R@10, score them on the held-out third."""
     feats = ABLATION["all (default)"]
     names = list(GRID)
-    combos = [dict(zip(names, values)) for values in itertools.product(*(GRID[n] for n in names))]
+    combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*(GRID[n] for n in names))]
     table = {i: {p["conv"].sample_id: score(p, rank_all(p, feats, c)) for p in prepared} for i, c in enumerate(combos)}
 
     def objective(i: int, convs: list[str]) -> float:
@@ -292,7 +292,7 @@ def loco_summaries(prepared: list[dict[str, Any]], segment_size: int) -> dict[st
     the other constants at their defaults), scored on the third next to "all (default)" on the same third."""
     feats = ABLATION["all +summaries"]
     names = list(SUMMARY_GRID)
-    combos = [{**DEFAULTS, **SUMMARY_DEFAULTS, **dict(zip(names, v)), "summary_segment_size": segment_size}
+    combos = [{**DEFAULTS, **SUMMARY_DEFAULTS, **dict(zip(names, v, strict=True)), "summary_segment_size": segment_size}
               for v in itertools.product(*(SUMMARY_GRID[n] for n in names))]
     table = {i: {p["conv"].sample_id: score(p, rank_all(p, feats, c)) for p in prepared} for i, c in enumerate(combos)}
     base = {p["conv"].sample_id: score(p, rank_all(p, ABLATION["all (default)"], DEFAULTS)) for p in prepared}

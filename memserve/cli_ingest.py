@@ -13,7 +13,7 @@ import functools
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import Settings
@@ -30,12 +30,12 @@ class IngestError(ValueError):
 
 def parse_time(value: str | int | float, where: str) -> datetime:
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        return datetime.fromtimestamp(value, tz=UTC)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (AttributeError, ValueError):
         raise IngestError(f"{where}: time {value!r} is not ISO 8601 or epoch seconds") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @functools.lru_cache(maxsize=1)

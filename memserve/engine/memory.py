@@ -221,7 +221,7 @@ class MemoryEngine:
         existing = episodes_repo.existing_ids(self.db.reader(), namespace, sorted(set(ids)))
         fresh: dict[str, EpisodeIn] = {}
         rows: list[int] = []
-        for i, (id_, ep) in enumerate(zip(ids, episodes)):
+        for i, (id_, ep) in enumerate(zip(ids, episodes, strict=True)):
             if id_ not in existing and id_ not in fresh:
                 fresh[id_] = ep
                 rows.append(i)
@@ -277,7 +277,7 @@ class MemoryEngine:
             if keep:
                 seqs = episodes_repo.next_seqs(tx, len(keep))
                 items = list(fresh.items())
-                for seq, i in zip(seqs, keep):
+                for seq, i in zip(seqs, keep, strict=True):
                     id_, ep = items[i]
                     stored.append(Episode(
                         seq=seq, namespace=namespace, id=id_, session_id=ep.session_id, speaker=ep.speaker,
@@ -341,8 +341,8 @@ class MemoryEngine:
             raise EpisodeNotFound(f"episode {id_!r} does not exist in namespace {namespace!r}", field="id")
         return episode
 
-    def list(self, namespace: str, *, page_size: int = 0, page_token: str = "",
-             session_id: str = "") -> tuple[list[Episode], str]:
+    def list_episodes(self, namespace: str, *, page_size: int = 0, page_token: str = "",
+                      session_id: str = "") -> tuple[list[Episode], str]:
         check_namespace(namespace)
         size = paging.page_size(page_size)
         after = paging.decode(page_token, "episodes", f"{namespace}\x1f{session_id}", 0)

@@ -106,7 +106,7 @@ class Retriever:
                 # The filter's seqs may be most of the namespace: test only the hits against them, in arrays.
                 seqs = np.fromiter((h.seq for h in result.hits), np.int64, len(result.hits))
                 keep = np.ones(len(seqs), bool) if allowed is None else np.isin(seqs, allowed)
-                for h, kept in zip(result.hits, keep.tolist()):
+                for h, kept in zip(result.hits, keep.tolist(), strict=True):
                     if kept:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
                         ranked.append((h.seq, h.score, h.graph_score, facts, tuple(h.seed_phrases)))
@@ -114,7 +114,7 @@ class Retriever:
         if fusing and not graph_ran:
             ranked = [(seq, score, 0.0, (), ()) for seq, score in fusion.ranked(prior, q.top_k)]
         seen = {seq for seq, *_ in ranked}
-        for seq, score in zip(dense.ids.tolist(), dense.scores.tolist()):  # dense fills whatever is left
+        for seq, score in zip(dense.ids.tolist(), dense.scores.tolist(), strict=True):  # dense fills whatever is left
             if len(ranked) >= q.top_k:
                 break
             if seq not in seen:
@@ -127,7 +127,7 @@ class Retriever:
                 cosines[seq] = float(vector @ flat)
         found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, [r[0] for r in ranked])
         t = lap("fetch", t)
-        out = []
+        out: list[Hit] = []
         for seq, score, graph_score, facts, phrases in ranked:
             episode = found.get(seq)
             if episode is None:  # deleted between the search and the fetch
@@ -170,7 +170,7 @@ class Retriever:
                 lifts.append((self.lexical.seqs_in_window(q.namespace, *window), s.time_boost))
         fused = fusion.hybrid(channels, lifts)
         lap("fuse", t)
-        return fused, dict(zip(lex_seqs.tolist(), lex_scores.tolist()))
+        return fused, dict(zip(lex_seqs.tolist(), lex_scores.tolist(), strict=True))
 
     def _lexical_only(self, q: QueryIn, allowed, timings, lap, t: float, t_start: float) -> QueryResult:
         keep = None if allowed is None else set(allowed.tolist())
@@ -178,8 +178,8 @@ class Retriever:
         t = lap("lexical", t)
         found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, seqs.tolist())
         t = lap("fetch", t)
-        out = []
-        for seq, score in zip(seqs.tolist(), scores.tolist()):
+        out: list[Hit] = []
+        for seq, score in zip(seqs.tolist(), scores.tolist(), strict=True):
             episode = found.get(seq)
             if episode is not None:
                 out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1, lexical_score=float(score)))

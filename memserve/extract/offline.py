@@ -7,6 +7,7 @@ passage titled "D"), and a passage's title is linked to everything the passage s
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from memserve.extract.normalize import normalize_phrase
@@ -126,7 +127,7 @@ def _chain_neighbours(triples: dict[tuple[str, str, str], Triple], sentence: str
                       subject: str) -> None:
     """Adjacent names joined by a short phrase ("Solomon from George Washington University") get their own
     triple: these are the second hops that subject-centred triples miss."""
-    for left, right in zip(mentions, mentions[1:]):
+    for left, right in itertools.pairwise(mentions):
         if left.is_value or left.text == subject:
             continue
         between = _predicate(sentence[left.end:right.start])

@@ -136,7 +136,7 @@ def test_shutdown_is_bounded_while_a_call_is_stuck(running):
     engine = MemoryEngine(srv.settings.replace(port=0), embedder=GatedEmbedder())
     engine.start()
     try:
-        assert [e.text for e in engine.list("ns")[0]] == ["Alice founded Acme in Berlin."]
+        assert [e.text for e in engine.list_episodes("ns")[0]] == ["Alice founded Acme in Berlin."]
     finally:
         engine.close()
 

@@ -75,7 +75,7 @@ class GatedExtractor:
         if any(self.marker in t for t in texts):
             self.gate.pass_through()
         out = []
-        for text, result in zip(texts, self._inner.extract(texts)):
+        for text, result in zip(texts, self._inner.extract(texts), strict=True):
             out.append(ExtractionResult((), (), error="extractor down") if self.fail_marker in text else result)
         return out
 

@@ -41,7 +41,7 @@ class ClusteredPhrases:
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         texts = [f"phrase {self._next + i:07d}" for i in range(n)]
         self._next += n
-        for t, x in zip(texts, v):
+        for t, x in zip(texts, v, strict=True):
             self.vectors[normalize_phrase(t)] = x
         return texts
 

@@ -6,10 +6,9 @@ import duckdb
 import numpy as np
 import pytest
 
+from memserve.graph import KnowledgeGraph
 from memserve.store import graph_repo
 from tests.unit.test_graph_kg import CORPUS, EMBED, build, er, snapshot
-
-from memserve.graph import KnowledgeGraph
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "memserve" / "store" / "migrations"
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from memserve._proto import memory_pb2 as pb
 from memserve.engine import paging
 from memserve.errors import InvalidArgument
