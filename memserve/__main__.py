@@ -236,7 +236,7 @@ def _print_json(obj) -> None:
     import datetime as dt
 
     def default(o):
-        if dataclasses.is_dataclass(o):
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return dataclasses.asdict(o)
         if isinstance(o, dt.datetime):
             return o.isoformat()

@@ -79,8 +79,10 @@ class Hema:
             if sid:
                 self._summary_worker.kick((namespace, sid))
 
-    def _fold_some(self, key) -> bool:
+    def _fold_some(self, key: tuple[str, str]) -> bool:
         namespace, session_id = key
+        if self.summariser is None:  # the worker starts only with a summariser
+            return False
         cur = self._db.reader()
         state = hema_repo.load_summary_state(cur, namespace, session_id)
         batch = hema_repo.load_unfolded_episodes(cur, namespace, session_id, state.last_seq, limit=_FOLD_BATCH)

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..types import Episode, QueryFilter
+from .db import one_row
 
 _EPISODE_COLUMNS = ("seq, namespace, id, session_id, speaker, text, event_time, metadata, importance, pinned, "
                     "create_time, text_bytes")
@@ -53,7 +54,7 @@ def namespace_create_time(cur: duckdb.DuckDBPyConnection, namespace: str) -> dat
 
 
 def delete_namespace(cur: duckdb.DuckDBPyConnection, namespace: str) -> int:
-    count = cur.execute("SELECT count(*) FROM episodes WHERE namespace = ?", [namespace]).fetchone()[0]
+    count = one_row(cur.execute("SELECT count(*) FROM episodes WHERE namespace = ?", [namespace]))[0]
     cur.execute("DELETE FROM episodes WHERE namespace = ?", [namespace])
     cur.execute("DELETE FROM namespaces WHERE name = ?", [namespace])
     return int(count)
@@ -206,8 +207,8 @@ def filter_seqs(cur: duckdb.DuckDBPyConnection, namespace: str, flt: QueryFilter
 
 def namespace_counts(cur: duckdb.DuckDBPyConnection, namespace: str) -> tuple[int, int, int]:
     """(episodes, sessions, text bytes)."""
-    row = cur.execute("SELECT count(*), count(DISTINCT session_id), coalesce(sum(text_bytes), 0) FROM episodes "
-                      "WHERE namespace = ?", [namespace]).fetchone()
+    row = one_row(cur.execute("SELECT count(*), count(DISTINCT session_id), coalesce(sum(text_bytes), 0) FROM "
+                              "episodes WHERE namespace = ?", [namespace]))
     return int(row[0]), int(row[1]), int(row[2])
 
 
