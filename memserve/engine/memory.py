@@ -30,7 +30,7 @@ from ..store.backup import backup as backup_database
 from ..store.commit_mark import MARK_FILE, CommitMark
 from ..store.db import DB_FILE, Database, storage_error
 from ..store.llm_cache_repo import DuckDBLLMCache
-from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
+from ..types import DEFAULT_IMPORTANCE, Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
 from . import paging, transfer
 from .background import Settled
 from .clock import SystemClock
@@ -282,7 +282,7 @@ class MemoryEngine:
                     stored.append(Episode(
                         seq=seq, namespace=namespace, id=id_, session_id=ep.session_id, speaker=ep.speaker,
                         text=ep.text, event_time=ep.event_time, metadata=dict(ep.metadata),
-                        importance=0.5 if ep.importance is None else float(ep.importance), pinned=ep.pinned,
+                        importance=DEFAULT_IMPORTANCE if ep.importance is None else float(ep.importance), pinned=ep.pinned,
                         create_time=born[id_] if born else now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
                 vectors = vectors[keep]
                 episodes_repo.insert_episodes(tx, stored, vectors)

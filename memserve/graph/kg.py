@@ -233,9 +233,6 @@ class KnowledgeGraph:
     def phrases_of_passage(self, seq: int) -> frozenset[int]:
         return frozenset(self._passage_phrases.get(seq, _EMPTY).tolist())
 
-    def facts_of_passage(self, seq: int) -> frozenset[int]:
-        return frozenset(self._passage_facts.get(seq, _EMPTY).tolist())
-
     def specificity(self, phrase_id: int) -> float:
         """1 / number of passages containing the phrase (HippoRAG's node specificity)."""
         n = len(self._phrase_passages.get(phrase_id, ()))

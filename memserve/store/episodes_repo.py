@@ -144,11 +144,6 @@ def list_episodes(cur: duckdb.DuckDBPyConnection, namespace: str, after_seq: int
     return [_row_to_episode(r) for r in rows]
 
 
-def ids_by_seq(cur: duckdb.DuckDBPyConnection, namespace: str) -> dict[int, str]:
-    """seq -> public id for every episode of the namespace, without loading texts."""
-    return {int(s): i for s, i in cur.execute("SELECT seq, id FROM episodes WHERE namespace = ?", [namespace]).fetchall()}
-
-
 def ids_and_texts_by_seq(cur: duckdb.DuckDBPyConnection, namespace: str) -> dict[int, tuple[str, str]]:
     """seq -> (public id, text) for every episode of the namespace (what a graph export shows of a passage)."""
     rows = cur.execute("SELECT seq, id, text FROM episodes WHERE namespace = ?", [namespace]).fetchall()

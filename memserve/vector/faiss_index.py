@@ -202,11 +202,6 @@ class FaissIndex:
             self._gpu.invalidate()
         return True
 
-    def compact(self) -> None:
-        """Drop tombstones now (rebuilds the HNSW graph)."""
-        if self._slots.n_dead:
-            self._rebuild(hnsw=self._is_hnsw)
-
     # -- search -------------------------------------------------------------------------------------
 
     def search(self, query: npt.ArrayLike, k: int, allowed: npt.ArrayLike | None = None) -> list[Hits]:
