@@ -264,26 +264,31 @@ def summarise(per_conv: dict[str, list[tuple[str, dict[str, float]]]]) -> dict[s
                                 for c, rows in per_conv.items()}}
 
 
+def _best_combo(table: dict[int, dict[str, Any]], n_combos: int, convs: list[str]) -> int:
+    """The combination with the highest mean R@5 + R@10 over ``convs`` (ties: the earlier, smaller one)."""
+
+    def objective(i: int) -> float:
+        rows = [s for c in convs for _, s in table[i][c]]
+        return float(np.mean([s["recall@5"] + s["recall@10"] for s in rows]))
+
+    return max(range(n_combos), key=lambda i: (objective(i), -i))
+
+
 def loco(prepared: list[dict[str, Any]]) -> dict[str, Any]:
     """Choose the constants on two conversations by R@5 + R@10, score them on the held-out third."""
     feats = ABLATION["all (default)"]
     names = list(GRID)
     combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*(GRID[n] for n in names))]
     table = {i: {p["conv"].sample_id: score(p, rank_all(p, feats, c)) for p in prepared} for i, c in enumerate(combos)}
-
-    def objective(i: int, convs: list[str]) -> float:
-        rows = [s for c in convs for _, s in table[i][c]]
-        return float(np.mean([s["recall@5"] + s["recall@10"] for s in rows]))
-
     ids = [p["conv"].sample_id for p in prepared]
     held_out: dict[str, Any] = {}
     pooled: dict[str, list] = {}
     for held in ids:
         train = [c for c in ids if c != held]
-        best = max(range(len(combos)), key=lambda i: (objective(i, train), -i))
+        best = _best_combo(table, len(combos), train)
         held_out[held] = {"constants": combos[best], **summarise({held: table[best][held]})}
         pooled[held] = table[best][held]
-    all_ids = max(range(len(combos)), key=lambda i: (objective(i, ids), -i))
+    all_ids = _best_combo(table, len(combos), ids)
     return {"held_out": held_out, "pooled_held_out": summarise(pooled), "best_on_all": combos[all_ids]}
 
 
@@ -296,22 +301,17 @@ def loco_summaries(prepared: list[dict[str, Any]], segment_size: int) -> dict[st
               for v in itertools.product(*(SUMMARY_GRID[n] for n in names))]
     table = {i: {p["conv"].sample_id: score(p, rank_all(p, feats, c)) for p in prepared} for i, c in enumerate(combos)}
     base = {p["conv"].sample_id: score(p, rank_all(p, ABLATION["all (default)"], DEFAULTS)) for p in prepared}
-
-    def objective(i: int, convs: list[str]) -> float:
-        rows = [s for c in convs for _, s in table[i][c]]
-        return float(np.mean([s["recall@5"] + s["recall@10"] for s in rows]))
-
     ids = [p["conv"].sample_id for p in prepared]
     held_out: dict[str, Any] = {}
     pooled: dict[str, list] = {}
     for held in ids:
         train = [c for c in ids if c != held]
-        best = max(range(len(combos)), key=lambda i: (objective(i, train), -i))  # ties: the smaller weight
+        best = _best_combo(table, len(combos), train)  # ties: the smaller weight
         chosen = {n: combos[best][n] for n in names}
         held_out[held] = {"constants": chosen, **summarise({held: table[best][held]}),
                           "without": {k: v for k, v in summarise({held: base[held]}).items() if k.startswith("recall")}}
         pooled[held] = table[best][held]
-    best_all = max(range(len(combos)), key=lambda i: (objective(i, ids), -i))
+    best_all = _best_combo(table, len(combos), ids)
     pooled_base = summarise(base)
     return {"segment_size": segment_size, "n_segments": {p["conv"].sample_id: len(p["summaries"][segment_size]["segments"])
                                                          for p in prepared},
