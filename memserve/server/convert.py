@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from .._proto import memory_pb2 as pb
+from ..engine.transfer import ExportedEpisode
 from ..errors import InvalidArgument
 from ..types import (
     Episode,
@@ -27,7 +29,7 @@ _MODES_IN = {pb.QUERY_MODE_UNSPECIFIED: None, pb.QUERY_MODE_DENSE: QueryMode.DEN
 _MODES_OUT = {v: k for k, v in _MODES_IN.items() if v is not None}
 
 
-def ts_in(msg, name: str, field: str) -> datetime | None:
+def ts_in(msg: Message, name: str, field: str) -> datetime | None:
     if not msg.HasField(name):
         return None
     ts = getattr(msg, name)
@@ -103,7 +105,7 @@ def query_out(r: QueryResult) -> pb.QueryResponse:
                             context=r.context, context_tokens=r.context_tokens)
 
 
-def exported_out(x) -> pb.ExportedEpisode:
+def exported_out(x: ExportedEpisode) -> pb.ExportedEpisode:
     """engine.transfer.ExportedEpisode → protobuf."""
     out = pb.ExportedEpisode(episode=episode_out(x.episode), embedding=x.embedding.astype("<f4").tobytes())
     if x.extraction is not None:
