@@ -40,13 +40,6 @@ class GraphDelta:
     added_passage_facts: list[tuple[int, int]] = field(default_factory=list)  # (seq, fact_id)
     added_synonyms: list[tuple[int, int, float]] = field(default_factory=list)  # (phrase a < phrase b, cosine)
 
-    def is_empty(self) -> bool:
-        return not (
-            self.removed_passages or self.added_passages or self.removed_phrases or self.removed_facts
-            or self.added_phrases or self.added_facts or self.added_passage_phrases or self.added_passage_facts
-            or self.added_synonyms
-        )
-
 
 @dataclass(frozen=True)
 class GraphColumns:

@@ -265,8 +265,7 @@ class GraphService:
         fresh: dict[int, ExtractionResult] = {}
         if episodes and self.extractor is not None:
             todo = sorted(episodes)
-            for seq, result in zip(todo, self.extractor.extract([episodes[s].text for s in todo])):
-                fresh[seq] = result
+            fresh.update(zip(todo, self.extractor.extract([episodes[s].text for s in todo]), strict=True))
         failed = {seq: r.error for seq, r in fresh.items() if r.error}
         ready = {**{s: r for s, r in fresh.items() if not r.error}, **stored}
         items = sorted(ready.items())
@@ -275,12 +274,12 @@ class GraphService:
         vectors = self._cached_vectors(cur, texts)
         encoded: list[str] = [t for t in texts if t not in vectors]
         if encoded:
-            vectors.update(zip(encoded, self._embed(encoded)))
+            vectors.update(zip(encoded, self._embed(encoded), strict=True))
 
         def embed_fn(batch_texts: list[str]) -> np.ndarray:
             missing = [t for t in batch_texts if t not in vectors]
             if missing:  # another passage added these phrases' neighbours since: embed what is left
-                vectors.update(zip(missing, self._embed(missing)))
+                vectors.update(zip(missing, self._embed(missing), strict=True))
                 encoded.extend(missing)
             return np.stack([vectors[t] for t in batch_texts]) if batch_texts else np.zeros((0, self._dim), np.float32)
 

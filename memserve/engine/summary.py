@@ -149,7 +149,7 @@ class ExtractiveSummariser:
             return ""
         terms = [_terms(c.text) for c in candidates]
         weights: dict[str, float] = {}
-        for cand, (words, proper) in zip(candidates, terms):
+        for cand, (words, _proper) in zip(candidates, terms, strict=True):
             source = self.carry_weight if cand.carried else 1.0
             for word in words:
                 weights[word] = weights.get(word, 0.0) + source
@@ -161,7 +161,7 @@ class ExtractiveSummariser:
                 weights[word] *= 1.3
 
         scored: list[tuple[float, int, _Candidate]] = []
-        for cand, (words, _) in zip(candidates, terms):
+        for cand, (words, _) in zip(candidates, terms, strict=True):
             base = sum(weights[w] for w in words) / math.sqrt(len(words)) if words else 0.0
             if use_recency:
                 base *= self.carry_factor if cand.carried else 1.0 + self.recency_boost * cand.recency
@@ -386,7 +386,7 @@ def fold(
         open_count = s.open_count + 1
         notes = s.open_notes
         if open_count % every == 0 and rolling and (not notes or notes[-1] != rolling):
-            notes = notes + (rolling,)
+            notes = (*notes, rolling)
         s = replace(
             s,
             text=rolling,

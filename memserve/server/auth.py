@@ -93,8 +93,8 @@ def authorize(method: str, request: Message) -> Principal:
         raise Unauthenticated("no credentials were checked for this call")
     if method in FILTERED and not getattr(request, "namespace", ""):
         return principal
-    if "namespace" in request.DESCRIPTOR.fields_by_name and request.namespace:  # type: ignore[attr-defined]
-        namespace = request.namespace  # type: ignore[attr-defined]
+    if "namespace" in request.DESCRIPTOR.fields_by_name and request.namespace:
+        namespace = request.namespace
         if not principal.may_see(namespace):
             raise PermissionDenied(f"key {principal.name!r} may not use namespace {namespace[:80]!r}",
                                    field="namespace", reason="NAMESPACE_DENIED")

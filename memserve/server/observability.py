@@ -289,7 +289,7 @@ def configure_logging(level: str, fmt: str) -> None:
     """Root logging for ``memserve serve``: ``fmt`` is "text" or "json" (times in UTC either way)."""
     handler = logging.StreamHandler()
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
-    formatter.converter = time.gmtime  # type: ignore[assignment]
+    formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):

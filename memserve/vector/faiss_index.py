@@ -203,11 +203,6 @@ class FaissIndex:
             self._gpu.invalidate()
         return True
 
-    def compact(self) -> None:
-        """Drop tombstones now (rebuilds the HNSW graph)."""
-        if self._slots.n_dead:
-            self._rebuild(hnsw=self._is_hnsw)
-
     # -- search -------------------------------------------------------------------------------------
 
     def search(self, query: npt.ArrayLike, k: int, allowed: npt.ArrayLike | None = None) -> list[Hits]:
@@ -233,7 +228,7 @@ class FaissIndex:
         else:
             params = self._search_params(mask, n_selected, k_eff)
             scores, slots_found = self._inner.search(queries, k_eff, params=params)
-        return [self._hits(s, i) for s, i in zip(scores, slots_found)]
+        return [self._hits(s, i) for s, i in zip(scores, slots_found, strict=True)]
 
     def _search_params(self, mask: BoolArray | None, n_selected: int, k: int) -> Any:
         sel = None if mask is None else faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
@@ -348,7 +343,7 @@ class FaissIndex:
         # downcast_index() proxy, which does not own it (the original would be freed under us).
         inner = faiss.downcast_index(store.index) if isinstance(store, faiss.IndexIDMap) else None
         supported = isinstance(inner, (faiss.IndexFlat, faiss.IndexHNSWFlat))
-        if not supported or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
+        if inner is None or not supported or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise IndexFileError(f"{path} is not an inner-product IndexIDMap over Flat or HNSWFlat")
         labels = faiss.vector_to_array(store.id_map).astype(np.int64)
         if digest != _digest(labels):

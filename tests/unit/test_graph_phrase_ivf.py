@@ -3,7 +3,6 @@ same machinery as the fact index), trained off the lock, swapped in, persisted a
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
@@ -15,10 +14,10 @@ from memserve.extract.normalize import normalize_phrase
 from memserve.graph import KnowledgeGraph, restore_graph
 from memserve.graph.embedding_index import IVFJob
 from memserve.store import graph_repo
+from tests.unit.test_graph_repo import conn  # noqa: F401 - the fixture: an in-memory database with the graph tables
 
 DIM = 64
 THRESHOLD = 0.8
-MIGRATIONS = Path(__file__).resolve().parents[2] / "memserve" / "store" / "migrations"
 
 
 class ClusteredPhrases:
@@ -41,7 +40,7 @@ class ClusteredPhrases:
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         texts = [f"phrase {self._next + i:07d}" for i in range(n)]
         self._next += n
-        for t, x in zip(texts, v):
+        for t, x in zip(texts, v, strict=True):
             self.vectors[normalize_phrase(t)] = x
         return texts
 
@@ -134,15 +133,6 @@ def test_adds_and_removes_during_training_are_not_lost() -> None:
     ids = {kg.phrases[a] for pair in found for a in pair} | {kg.phrases[b] for _, b in found}
     assert {normalize_phrase(t) for t in during[:200]} <= ids
     assert not ids & dead
-
-
-@pytest.fixture
-def conn():
-    c = duckdb.connect(":memory:")
-    for name in ("0001_core.sql", "0002_graph.sql", "0006_graph_fact_ivf.sql", "0010_graph_phrase_ivf.sql"):
-        c.execute((MIGRATIONS / name).read_text())
-    yield c
-    c.close()
 
 
 def test_persisted_phrase_ivf_is_used_after_restart_without_retraining(conn: duckdb.DuckDBPyConnection,

@@ -6,11 +6,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from memserve.store import graph_repo
-from tests.unit.test_graph_kg import CORPUS, EMBED, build, er, snapshot
-
 from memserve.domain.graph import PersistedGraph
 from memserve.graph import KnowledgeGraph, restore_graph
+from memserve.store import graph_repo
+from tests.unit.test_graph_kg import CORPUS, EMBED, build, er, snapshot
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "memserve" / "store" / "migrations"
 

@@ -83,11 +83,6 @@ PARITY_MESSAGES = ("QueryRequest", "Hit", "NamespaceStats")
 _TS_FUNCTIONS = {"QueryRequest": "queryRequest", "Hit": "hit", "NamespaceStats": "namespaceStats"}
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def proto_fields(message: str) -> list[str]:
     return [f.name for f in pb.DESCRIPTOR.message_types_by_name[message].fields]
 

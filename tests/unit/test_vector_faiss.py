@@ -30,7 +30,7 @@ def corpus() -> tuple[np.ndarray, np.ndarray, ExactIndex]:
 
 
 def recall_at_10(got: list, want: list) -> float:
-    return float(np.mean([len(set(g.ids) & set(w.ids)) / 10 for g, w in zip(got, want)]))
+    return float(np.mean([len(set(g.ids) & set(w.ids)) / 10 for g, w in zip(got, want, strict=True)]))
 
 
 def test_flat_equals_exact_and_hnsw_recall(corpus: tuple[np.ndarray, np.ndarray, ExactIndex]) -> None:
@@ -38,7 +38,7 @@ def test_flat_equals_exact_and_hnsw_recall(corpus: tuple[np.ndarray, np.ndarray,
     want = exact.search(queries, 10)
     flat = make_index("flat", 64)
     flat.add(np.arange(20_000), vectors)
-    for g, w in zip(flat.search(queries, 10), want):
+    for g, w in zip(flat.search(queries, 10), want, strict=True):
         np.testing.assert_array_equal(g.ids, w.ids)
     hnsw = make_index("hnsw", 64)
     hnsw.add(np.arange(20_000), vectors)
@@ -158,7 +158,7 @@ def test_background_migration_replays_changes_and_keeps_every_id(
     exact.add(np.arange(1_000, 20_000), np.concatenate([vectors[5_000:5_100], vectors[1_100:]]))
     got = index.search(queries, 10)
     assert recall_at_10(got, exact.search(queries, 10)) >= 0.95
-    for g, w in zip(flat_answers, exact.search(queries, 10)):  # flat was exact meanwhile (ties: same scores)
+    for g, w in zip(flat_answers, exact.search(queries, 10), strict=True):  # flat was exact meanwhile (ties: same scores)
         np.testing.assert_allclose(g.scores, w.scores, rtol=1e-5)
     assert not set(np.concatenate([h.ids for h in got]).tolist()) & set(range(1_000))
     # An upserted id is found by its new vector, not its old one.
