@@ -16,13 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import duckdb
-
 from ..config import Settings
 from ..errors import InvalidArgument
 from ..llm import LLMClient
 from ..store import hema_repo
-from ..store.db import Database
+from ..store.db import Connection, Database
 from .background import Worker
 from .context import ContextHit, TokenCounter, build_context, load_token_counter
 from .pruning import PruneDecision, PrunePolicy, RetentionWeights, select_for_pruning
@@ -168,6 +166,6 @@ class Hema:
         candidates = hema_repo.load_prune_candidates(self._db.reader(), namespace)
         return select_for_pruning(candidates, policy, self._clock(), self.weights)
 
-    def forget(self, tx: duckdb.DuckDBPyConnection, namespace: str, decisions: Sequence[PruneDecision]) -> None:
+    def forget(self, tx: Connection, namespace: str, decisions: Sequence[PruneDecision]) -> None:
         hema_repo.write_prune_log(tx, namespace, decisions, self._clock())
         hema_repo.forget_episodes(tx, namespace, [d.seq for d in decisions])

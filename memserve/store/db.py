@@ -31,6 +31,10 @@ DB_FILE = "memserve.duckdb"
 _NO_SPACE = ("no space left on device", "disk quota exceeded", "not enough space")
 
 
+# A DuckDB connection or cursor (the type layers above store/ name in annotations without importing duckdb).
+Connection = duckdb.DuckDBPyConnection
+
+
 def one_row(cursor: duckdb.DuckDBPyConnection) -> tuple:
     """The row of a query that always returns exactly one (an aggregate): ``fetchone()`` types it optional."""
     row = cursor.fetchone()
