@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evals.synthetic import graph_columns
+from evals.synthetic import graph_columns  # noqa: E402
 
 DIM = 32
 DENSE_POOL = 5000
@@ -48,7 +48,8 @@ def _pct(values: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
 
 
-def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float | None = None) -> dict:
+def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float | None = None,
+             methods: tuple[str, ...] = ("push", "power")) -> dict:
     import types
 
     import faiss
@@ -68,7 +69,7 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     gen_s = build_clock() - t
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "graph.npz"
-        np.savez(path, **{k: np.asarray(v) for k, v in columns.__dict__.items()})
+        np.savez(path, **{k: np.asarray(v) for k, v in columns.__dict__.items()})  # type: ignore[arg-type]
         disk = path.stat().st_size
     vector_bytes = columns.phrase_vectors.nbytes + columns.fact_vectors.nbytes
     t = build_clock()
@@ -92,7 +93,7 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     seqs = np.asarray(sorted(kg.passages), np.int64)
     rng = np.random.default_rng(seed + 1)
     has_method = "ppr_method" in gr.GraphParams.__dataclass_fields__  # False on code before local PPR
-    methods = ("push", "power") if has_method else ("power",)
+    methods = methods if has_method else ("power",)
     phrase_ids = np.asarray(list(kg.phrases.keys())[:2000])
     out: dict = {"phrases": len(kg.phrases), "facts": len(kg.facts), "passages": len(seqs), "nodes": nodes,
                  "edges": edges, "generate_s": gen_s, "restore_s": restore_s, "fact_ivf_s": ivf_s,
@@ -111,7 +112,7 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
         p_ms = (now() - t) * 1e3
         pool_ids = seqs[ids[0]]
         dense_scores = gr.ScoreArrays(pool_ids, scores[0]) if hasattr(gr, "ScoreArrays") else dict(
-            zip(pool_ids.tolist(), scores[0].tolist()))
+            zip(pool_ids.tolist(), scores[0].tolist(), strict=True))
         named = (kg.phrases[int(phrase_ids[rng.integers(0, len(phrase_ids))])],)
         if i >= 3:
             dense_ms.append(d_ms)
@@ -121,10 +122,13 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
             if has_method and epsilon is not None:
                 extra["ppr_epsilon"] = epsilon
             params = gr.GraphParams(top_k=10, **extra)
-            for mode, fn, p in (("graph", gr.graph_retrieve, params),
-                                ("hybrid", gr.hybrid_retrieve, gr.HybridParams(graph=params))):
+            for mode in ("graph", "hybrid"):
                 t = now()
-                result = fn(q, kg, dense_scores, p, query_phrases=named)
+                if mode == "graph":
+                    result = gr.graph_retrieve(q, kg, dense_scores, params, query_phrases=named)
+                else:
+                    result = gr.hybrid_retrieve(q, kg, dense_scores, gr.HybridParams(graph=params),
+                                                query_phrases=named)
                 wall = (now() - t) * 1e3
                 if i < 3:
                     continue
@@ -215,10 +219,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="cpu: the query thread's CPU time (what an idle core takes; robust on a shared "
                              "machine), wall: elapsed time (default cpu)")
     parser.add_argument("--epsilon", type=float, help="ppr_epsilon for push (default: GraphParams' default)")
+    parser.add_argument("--methods", default="push,power", help="PPR methods to time (power at 1M: ~1.5 s a query)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one_size(args.one, args.queries, args.seed, args.clock, args.epsilon)))
+        print(json.dumps(one_size(args.one, args.queries, args.seed, args.clock, args.epsilon,
+                                  tuple(args.methods.split(",")))))
         return 0
     sizes = [20_000, 50_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     queries = 30 if args.quick else args.queries
@@ -226,14 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
-        def tqdm(x, **_):  # type: ignore[no-redef]
+        def tqdm(x, **_):
             return x
     for size in tqdm(sizes, desc="graph sizes"):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--queries", str(queries),
-                               "--seed", str(args.seed), "--clock", args.clock,
-                               *(["--epsilon", str(args.epsilon)] if args.epsilon else [])], capture_output=True, text=True,
-                              check=False, env=env)
+                               "--seed", str(args.seed), "--clock", args.clock, "--methods", args.methods,
+                               *(["--epsilon", str(args.epsilon)] if args.epsilon else [])],
+                              capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .delta import Fact
-from .kg import _EMPTY, GraphColumns, _groups, _i64, _unique_pairs
+from .kg import GraphColumns, _groups, _i64, _unique_pairs
 from .lazy_map import LazyMap
+from .ragged import RaggedTable
 from .text_column import TextColumn
 
 if TYPE_CHECKING:
@@ -32,14 +33,6 @@ def _sets(keys: np.ndarray, values: np.ndarray, all_keys: np.ndarray) -> LazyMap
     return LazyMap(ids, lambda i: set(values[lo[i]:hi[i]].tolist()))
 
 
-def _arrays(keys: np.ndarray, values: np.ndarray, all_keys: np.ndarray) -> dict[int, np.ndarray]:
-    out: dict[int, np.ndarray] = dict.fromkeys(all_keys.tolist(), _EMPTY)
-    uniq, starts, _ = _groups(keys)
-    if len(uniq):
-        out.update(zip(uniq.tolist(), np.split(values, starts[1:])))
-    return out
-
-
 def fill(kg: KnowledgeGraph, c: GraphColumns) -> None:
     phrase_ids, fact_ids = _i64(c.phrase_ids), _i64(c.fact_ids)
     pp_seq, pp_phrase = _dedupe(_i64(c.passage_phrase_seqs), _i64(c.passage_phrase_ids))
@@ -50,8 +43,8 @@ def fill(kg: KnowledgeGraph, c: GraphColumns) -> None:
     phrase_texts = TextColumn(c.phrase_texts)
     by_pid = np.argsort(phrase_ids, kind="stable")
     kg._phrase_text = LazyMap(phrase_ids[by_pid], lambda i: phrase_texts[int(by_pid[i])])
-    kg._passage_phrases = _arrays(pp_seq, pp_phrase, passages)  # values sorted: rows are sorted by (seq, id)
-    kg._passage_facts = _arrays(pf_seq, pf_fact, passages)
+    kg._passage_phrases = RaggedTable.from_rows(pp_seq, pp_phrase, passages)  # rows sorted by (seq, id)
+    kg._passage_facts = RaggedTable.from_rows(pf_seq, pf_fact, passages)
     kg._passage_edges = len(pp_seq)
     by_phrase = np.lexsort((pp_seq, pp_phrase))
     kg._phrase_passages = _sets(pp_phrase[by_phrase], pp_seq[by_phrase], phrase_ids)
@@ -60,7 +53,7 @@ def fill(kg: KnowledgeGraph, c: GraphColumns) -> None:
 
     _, starts, ends = _groups(pp_phrase[by_phrase])
     counts, how_many = np.unique(ends - starts, return_counts=True)
-    kg._count_hist = dict(zip(counts.tolist(), how_many.tolist()))
+    kg._count_hist = dict(zip(counts.tolist(), how_many.tolist(), strict=True))
 
     subjects, objects = _i64(c.fact_subjects), _i64(c.fact_objects)
     by_id = np.argsort(fact_ids, kind="stable")
@@ -99,7 +92,7 @@ def _fill_synonyms(kg: KnowledgeGraph, a: np.ndarray, b: np.ndarray, sim: np.nda
     order = np.lexsort((dst, -s, src))
     src, dst, s = src[order], dst[order], s[order]
     uniq, lo, hi = _groups(src)
-    kg._near = LazyMap(uniq, lambda i: dict(zip(dst[lo[i]:hi[i]].tolist(), s[lo[i]:hi[i]].tolist())))
+    kg._near = LazyMap(uniq, lambda i: dict(zip(dst[lo[i]:hi[i]].tolist(), s[lo[i]:hi[i]].tolist(), strict=True)))
     rank = np.arange(len(src)) - np.repeat(lo, hi - lo)
     kept = rank < kg.max_synonyms
     ka, kb = np.minimum(src, dst)[kept], np.maximum(src, dst)[kept]

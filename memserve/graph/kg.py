@@ -2,8 +2,8 @@
 
 Nodes are phrases (normalised entity text, keyed by a hash of it) and passages (episode ``seq``). Edges:
 
-- fact edges subject–object, weight = number of supporting (passage, triple) pairs;
-- passage–phrase edges (weight 1) from each passage to the subjects and objects of its triples;
+- fact edges subject-object, weight = number of supporting (passage, triple) pairs;
+- passage-phrase edges (weight 1) from each passage to the subjects and objects of its triples;
 - synonymy edges between phrases whose embeddings have cosine >= ``synonym_threshold``, each phrase keeping its
   ``max_synonyms`` closest (an edge exists if either end keeps it).
 
@@ -35,6 +35,7 @@ from .embedding_index import EmbeddingIndex, IVFJob, TrainedIVF
 from .ids import fact_id as make_fact_id
 from .ids import phrase_id as make_phrase_id
 from .matrix import GraphMatrix, assemble
+from .ragged import RaggedTable
 
 EmbedFn = Callable[[list[str]], np.ndarray]
 IVF_KINDS = ("fact", "phrase")  # the embedding indexes that switch to an IVF past a size (see embedding_index.py)
@@ -42,16 +43,22 @@ _EMPTY = np.zeros(0, np.int64)
 
 
 class _Triple(Protocol):
-    subject: str
-    predicate: str
-    object: str
+    @property
+    def subject(self) -> str: ...
+    @property
+    def predicate(self) -> str: ...
+    @property
+    def object(self) -> str: ...
 
 
 class _Extraction(Protocol):
-    """Structural view of ``memserve.extract.types.ExtractionResult`` (the graph only reads these fields)."""
+    """Structural view of ``memserve.extract.types.ExtractionResult`` (the graph only reads these fields;
+    read-only members, so frozen dataclasses match)."""
 
-    entities: Sequence[str]
-    triples: Sequence[_Triple]
+    @property
+    def entities(self) -> Sequence[str]: ...
+    @property
+    def triples(self) -> Sequence[_Triple]: ...
 
 
 @dataclass(frozen=True)
@@ -154,12 +161,12 @@ class KnowledgeGraph:
         self.link_entities = link_entities
         self._normalize = normalize
         self._phrase_text: MutableMapping[int, str] = {}  # a LazyMap over a text blob after a restore
-        self._phrase_passages: dict[int, set[int]] = {}
-        self._passage_phrases: dict[int, np.ndarray] = {}  # seq → sorted phrase ids
-        self._passage_facts: dict[int, np.ndarray] = {}  # seq → sorted fact ids
-        self._facts: dict[int, Fact] = {}
-        self._fact_passages: dict[int, set[int]] = {}
-        self._near: dict[int, dict[int, float]] = {}  # synonymy candidates, symmetric, all above threshold
+        self._phrase_passages: MutableMapping[int, set[int]] = {}  # LazyMaps after a restore, as below
+        self._passage_phrases = RaggedTable()  # seq → sorted phrase ids, as columns (no object per passage)
+        self._passage_facts = RaggedTable()  # seq → sorted fact ids
+        self._facts: MutableMapping[int, Fact] = {}
+        self._fact_passages: MutableMapping[int, set[int]] = {}
+        self._near: MutableMapping[int, dict[int, float]] = {}  # synonymy candidates, symmetric, all above threshold
         # Fact edges per phrase pair: weight = supporting (passage, fact) pairs, refs = facts on the pair.
         self._fact_pairs = EdgeTable()
         # Synonymy edges after the cap: weight = cosine, refs = ends (1 or 2) keeping the edge.
@@ -206,8 +213,7 @@ class KnowledgeGraph:
     def has_passages(self, seqs: np.ndarray) -> np.ndarray:
         """``has_passage`` for many seqs at once (binary search over a sorted array cached per version)."""
         if self._passage_array is None or self._passage_array[0] != self._version:
-            present = np.sort(np.fromiter(self._passage_phrases.keys(), np.int64, len(self._passage_phrases)))
-            self._passage_array = (self._version, present)
+            self._passage_array = (self._version, self._passage_phrases.key_array())
         present = self._passage_array[1]
         seqs = np.asarray(seqs, np.int64)
         pos = np.minimum(np.searchsorted(present, seqs), max(len(present) - 1, 0))
@@ -237,7 +243,7 @@ class KnowledgeGraph:
 
     def search_facts(self, query: np.ndarray, k: int) -> list[tuple[Fact, float]]:
         scores, ids = self._fact_index.search(query, k)
-        return [(self._facts[int(i)], float(s)) for s, i in zip(scores, ids)]
+        return [(self._facts[int(i)], float(s)) for s, i in zip(scores, ids, strict=True)]
 
     def phrase_vectors(self, ids: Sequence[int]) -> np.ndarray:
         return self._phrase_index.vectors(np.asarray(ids, dtype=np.int64))
@@ -357,7 +363,7 @@ class KnowledgeGraph:
             synonym_similarity=np.asarray([s for _, _, s in sy], np.float64),
             passages=_i64(list(passages)),
         )
-        return cls.restore_columns(dim, columns, **options)
+        return cls.restore_columns(dim, columns, **options)  # type: ignore[arg-type]
 
     @classmethod
     def restore_columns(
@@ -380,18 +386,15 @@ class KnowledgeGraph:
 
     def build_matrix(self) -> GraphMatrix:
         """A fresh PPR snapshot at the current ``version``: a pure read, safe beside queries (shared lock)."""
-        seqs = np.fromiter(self._passage_phrases.keys(), np.int64, len(self._passage_phrases))
-        arrays = list(self._passage_phrases.values())
-        lengths = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))
-        edge_phrases = np.concatenate(arrays) if arrays else _EMPTY
+        edge_seqs, edge_phrases = self._passage_phrases.rows()
         fa, fb, fw = self._fact_pairs.arrays()
         sa, sb, sw = self._synonyms.arrays()
         return assemble(
             version=self._version,
             phrase_ids=np.sort(_key_array(self._phrase_text)),
-            passage_seqs=np.sort(seqs),
+            passage_seqs=self._passage_phrases.key_array(),
             fact_a=fa, fact_b=fb, fact_weight=fw,
-            passage_edge_seq=np.repeat(seqs, lengths), passage_edge_phrase=edge_phrases,
+            passage_edge_seq=edge_seqs, passage_edge_phrase=edge_phrases,
             synonym_a=sa, synonym_b=sb, synonym_weight=sw,
         )
 
@@ -502,9 +505,9 @@ class KnowledgeGraph:
             fact_preds.setdefault(key, []).append(fact.predicate)
         for (a, b), w in sorted(fact_weight.items()):
             yield Edge("fact", ("phrase", a), ("phrase", b), w, tuple(sorted(set(fact_preds[(a, b)]))))
-        for seq in sorted(self._passage_phrases):
-            for p in self._passage_phrases[seq].tolist():
-                yield Edge("passage", ("passage", seq), ("phrase", p), 1.0)
+        edge_seqs, edge_phrases = self._passage_phrases.rows()
+        for seq, p in zip(edge_seqs.tolist(), edge_phrases.tolist(), strict=True):
+            yield Edge("passage", ("passage", seq), ("phrase", p), 1.0)
         for a, b, sim in self._synonym_edges():
             if min_synonym_similarity is None or sim >= min_synonym_similarity:
                 yield Edge("synonym", ("phrase", a), ("phrase", b), sim)
@@ -613,7 +616,7 @@ class KnowledgeGraph:
         queries, hits = self._phrase_index.range_pairs(
             np.asarray([ids[i] for i in eligible], np.int64), vecs[eligible], self.synonym_threshold - 1e-3
         )
-        pairs = {(min(a, b), max(a, b)) for a, b in zip(queries.tolist(), hits.tolist())}
+        pairs = {(min(a, b), max(a, b)) for a, b in zip(queries.tolist(), hits.tolist(), strict=True)}
         pairs = {(a, b) for a, b in pairs if self._synonym_eligible(self._phrase_text[a])
                  and self._synonym_eligible(self._phrase_text[b])}
         if not pairs:
@@ -622,7 +625,7 @@ class KnowledgeGraph:
         left = self._phrase_index.vectors(np.asarray([a for a, _ in ordered], np.int64)).astype(np.float64)
         right = self._phrase_index.vectors(np.asarray([b for _, b in ordered], np.int64)).astype(np.float64)
         sims = np.einsum("ij,ij->i", left, right)
-        added = [(a, b, sim) for (a, b), sim in zip(ordered, sims.tolist())
+        added = [(a, b, sim) for (a, b), sim in zip(ordered, sims.tolist(), strict=True)
                  if sim >= self.synonym_threshold and b not in self._near.get(a, {})]
         before = {x: self._top_synonyms(x) for a, b, _ in added for x in (a, b)}
         for a, b, sim in added:
