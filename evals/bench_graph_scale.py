@@ -154,6 +154,23 @@ def _exponent(sizes: list[int], values: list[float]) -> float | None:
     return float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
 
 
+def query_encode_ms(model: str, queries: int, clock: str) -> dict[str, float]:
+    """p50/p95 of one query encode with ``model`` (what DENSE and HYBRID both pay before any search)."""
+    from memserve.embed import make_embedder
+
+    questions = [f"Who directed the film that won the award number {i} in the year {1950 + i}?" for i in
+                 range(queries + 3)]
+    embedder = make_embedder(model)
+    now = time.thread_time if clock == "cpu" else time.perf_counter
+    times = []
+    for i, q in enumerate(questions):
+        t = now()
+        embedder.embed([q])
+        if i >= 3:
+            times.append((now() - t) * 1e3)
+    return _pct(times)
+
+
 def summarise(runs: list[dict]) -> dict:
     big = [r for r in runs if r["phrases"] >= 90_000]
     growth = {}
@@ -167,7 +184,7 @@ def summarise(runs: list[dict]) -> dict:
 def table(runs: list[dict]) -> str:
     names = list(runs[0]["modes"])
     head = ("| phrases | nodes | edges | dense ms p50 | " + " | ".join(f"{n} stages p50/p95" for n in names)
-            + " | hybrid/push vs dense | RSS B/node | B/edge | disk MB | build s |")
+            + " | hybrid/push vs dense | with query encode | RSS B/node | B/edge | disk MB | build s |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in runs:
         cells = [f"{r['phrases']:,}", f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['dense']['p50']:.2f}"]
@@ -176,6 +193,8 @@ def table(runs: list[dict]) -> str:
             cells.append(f"{m['total']['p50']:.1f}/{m['total']['p95']:.1f} (ppr {m['ppr']['p50']:.1f})")
         hyb = r["modes"].get("hybrid/push") or r["modes"].get("hybrid/power")
         cells.append(f"{hyb['query']['p50'] / r['dense']['p50']:.1f}x")
+        enc = r.get("query_encode", {}).get("p50")
+        cells.append(f"{(enc + hyb['query']['p50']) / (enc + r['dense']['p50']):.2f}x" if enc else "-")
         cells += [f"{r['rss_per_node_beyond_vectors']:.0f}", f"{r['rss_per_edge_beyond_vectors']:.0f}",
                   f"{r['disk_bytes'] / 1e6:.0f}", f"{r['restore_s'] + r['matrix_s']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -220,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                              "machine), wall: elapsed time (default cpu)")
     parser.add_argument("--epsilon", type=float, help="ppr_epsilon for push (default: GraphParams' default)")
     parser.add_argument("--methods", default="push,power", help="PPR methods to time (power at 1M: ~1.5 s a query)")
+    parser.add_argument("--encode-model", help="also time the query encode with this embedder (e.g. "
+                        "bundled:all-MiniLM-L6-v2) and report HYBRID vs DENSE with it, as a real query pays")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = parser.parse_args(argv)
     if args.one:
@@ -229,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [20_000, 50_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     queries = 30 if args.quick else args.queries
     runs = []
+    encode = query_encode_ms(args.encode_model, 30, args.clock) if args.encode_model else None
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
@@ -244,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if encode:
+            runs[-1]["query_encode"] = encode
         print(f"  {size:,} phrases: " + ", ".join(
             f"{n} {m['total']['p50']:.1f} ms" for n, m in runs[-1]["modes"].items())
             + f", dense {runs[-1]['dense']['p50']:.2f} ms", flush=True)
