@@ -132,7 +132,7 @@ def push_ppr(
             targets = indices[entries].astype(np.int64)
             share = np.repeat(damping * mass * inv[frontier], lengths)
             # r[targets] += data x share with repeated targets: sum per distinct target with bincount over
-            # local indices (np.add.at is ~20x slower per entry), then one fancy-indexed add.
+            # local indices, then one fancy-indexed add (same sums as np.add.at; ~1.5% faster end to end at 300k).
             candidates = _distinct(targets, stamp)
             stamp[candidates] = np.arange(len(candidates))
             r[candidates] += np.bincount(stamp[targets], weights=data[entries] * share, minlength=len(candidates))
