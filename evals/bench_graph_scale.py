@@ -48,7 +48,8 @@ def _pct(values: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
 
 
-def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float | None = None) -> dict:
+def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float | None = None,
+             methods: tuple[str, ...] = ("push", "power")) -> dict:
     import types
 
     import faiss
@@ -68,7 +69,7 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     gen_s = build_clock() - t
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "graph.npz"
-        np.savez(path, **{k: np.asarray(v) for k, v in columns.__dict__.items()})
+        np.savez(path, **{k: np.asarray(v) for k, v in columns.__dict__.items()})  # type: ignore[arg-type]
         disk = path.stat().st_size
     vector_bytes = columns.phrase_vectors.nbytes + columns.fact_vectors.nbytes
     t = build_clock()
@@ -92,7 +93,7 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     seqs = np.asarray(sorted(kg.passages), np.int64)
     rng = np.random.default_rng(seed + 1)
     has_method = "ppr_method" in gr.GraphParams.__dataclass_fields__  # False on code before local PPR
-    methods = ("push", "power") if has_method else ("power",)
+    methods = methods if has_method else ("power",)
     phrase_ids = np.asarray(list(kg.phrases.keys())[:2000])
     out: dict = {"phrases": len(kg.phrases), "facts": len(kg.facts), "passages": len(seqs), "nodes": nodes,
                  "edges": edges, "generate_s": gen_s, "restore_s": restore_s, "fact_ivf_s": ivf_s,
@@ -121,10 +122,13 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
             if has_method and epsilon is not None:
                 extra["ppr_epsilon"] = epsilon
             params = gr.GraphParams(top_k=10, **extra)
-            for mode, fn, p in (("graph", gr.graph_retrieve, params),
-                                ("hybrid", gr.hybrid_retrieve, gr.HybridParams(graph=params))):
+            for mode in ("graph", "hybrid"):
                 t = now()
-                result = fn(q, kg, dense_scores, p, query_phrases=named)
+                if mode == "graph":
+                    result = gr.graph_retrieve(q, kg, dense_scores, params, query_phrases=named)
+                else:
+                    result = gr.hybrid_retrieve(q, kg, dense_scores, gr.HybridParams(graph=params),
+                                                query_phrases=named)
                 wall = (now() - t) * 1e3
                 if i < 3:
                     continue
@@ -150,6 +154,23 @@ def _exponent(sizes: list[int], values: list[float]) -> float | None:
     return float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
 
 
+def query_encode_ms(model: str, queries: int, clock: str) -> dict[str, float]:
+    """p50/p95 of one query encode with ``model`` (what DENSE and HYBRID both pay before any search)."""
+    from memserve.embed import make_embedder
+
+    questions = [f"Who directed the film that won the award number {i} in the year {1950 + i}?" for i in
+                 range(queries + 3)]
+    embedder = make_embedder(model)
+    now = time.thread_time if clock == "cpu" else time.perf_counter
+    times = []
+    for i, q in enumerate(questions):
+        t = now()
+        embedder.embed([q])
+        if i >= 3:
+            times.append((now() - t) * 1e3)
+    return _pct(times)
+
+
 def summarise(runs: list[dict]) -> dict:
     big = [r for r in runs if r["phrases"] >= 90_000]
     growth = {}
@@ -163,7 +184,7 @@ def summarise(runs: list[dict]) -> dict:
 def table(runs: list[dict]) -> str:
     names = list(runs[0]["modes"])
     head = ("| phrases | nodes | edges | dense ms p50 | " + " | ".join(f"{n} stages p50/p95" for n in names)
-            + " | hybrid/push vs dense | RSS B/node | B/edge | disk MB | build s |")
+            + " | hybrid/push vs dense | with query encode | RSS B/node | B/edge | disk MB | build s |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in runs:
         cells = [f"{r['phrases']:,}", f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['dense']['p50']:.2f}"]
@@ -172,6 +193,8 @@ def table(runs: list[dict]) -> str:
             cells.append(f"{m['total']['p50']:.1f}/{m['total']['p95']:.1f} (ppr {m['ppr']['p50']:.1f})")
         hyb = r["modes"].get("hybrid/push") or r["modes"].get("hybrid/power")
         cells.append(f"{hyb['query']['p50'] / r['dense']['p50']:.1f}x")
+        enc = r.get("query_encode", {}).get("p50")
+        cells.append(f"{(enc + hyb['query']['p50']) / (enc + r['dense']['p50']):.2f}x" if enc else "-")
         cells += [f"{r['rss_per_node_beyond_vectors']:.0f}", f"{r['rss_per_edge_beyond_vectors']:.0f}",
                   f"{r['disk_bytes'] / 1e6:.0f}", f"{r['restore_s'] + r['matrix_s']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -215,29 +238,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="cpu: the query thread's CPU time (what an idle core takes; robust on a shared "
                              "machine), wall: elapsed time (default cpu)")
     parser.add_argument("--epsilon", type=float, help="ppr_epsilon for push (default: GraphParams' default)")
+    parser.add_argument("--methods", default="push,power", help="PPR methods to time (power at 1M: ~1.5 s a query)")
+    parser.add_argument("--encode-model", help="also time the query encode with this embedder (e.g. "
+                        "bundled:all-MiniLM-L6-v2) and report HYBRID vs DENSE with it, as a real query pays")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one_size(args.one, args.queries, args.seed, args.clock, args.epsilon)))
+        print(json.dumps(one_size(args.one, args.queries, args.seed, args.clock, args.epsilon,
+                                  tuple(args.methods.split(",")))))
         return 0
     sizes = [20_000, 50_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     queries = 30 if args.quick else args.queries
     runs = []
+    encode = query_encode_ms(args.encode_model, 30, args.clock) if args.encode_model else None
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
-        def tqdm(x, **_):  # type: ignore[no-redef]
+        def tqdm(x, **_):
             return x
     for size in tqdm(sizes, desc="graph sizes"):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--queries", str(queries),
-                               "--seed", str(args.seed), "--clock", args.clock,
-                               *(["--epsilon", str(args.epsilon)] if args.epsilon else [])], capture_output=True, text=True,
-                              check=False, env=env)
+                               "--seed", str(args.seed), "--clock", args.clock, "--methods", args.methods,
+                               *(["--epsilon", str(args.epsilon)] if args.epsilon else [])],
+                              capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if encode:
+            runs[-1]["query_encode"] = encode
         print(f"  {size:,} phrases: " + ", ".join(
             f"{n} {m['total']['p50']:.1f} ms" for n, m in runs[-1]["modes"].items())
             + f", dense {runs[-1]['dense']['p50']:.2f} ms", flush=True)

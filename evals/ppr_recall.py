@@ -15,6 +15,7 @@ which needs no model time; minilm for absolute figures comparable with the READM
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -60,6 +61,7 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_em
     )
     from memserve.extract import OfflineExtractor, normalize_phrase
     from memserve.graph import KnowledgeGraph
+    from memserve.graph.ppr import PPRMatrix
 
     qfile, cfile, _ = MULTIHOP_DATASETS[dataset]
     corpus = parse_corpus(load_json(SHARED_DATA / cfile))
@@ -89,7 +91,12 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_em
     qphrases = [tuple(normalize_phrase(e) for e in extractor.extract_one(q.question).entities) for q in questions]
     golds = [[frozenset(seq_of[i] for i in g) for g in q.gold] for q in questions]
 
-    variants = [("power", None)] + [("push", e) for e in epsilons]
+    # "exact": power iteration in float64 to tol 1e-10 on a float64 copy of the matrix, to tell whether a gap
+    # between push and "power" (the server's float32 power iteration, stopped at an L1 change of 1e-6) comes
+    # from push's epsilon or from the float32 reference itself.
+    variants = [("exact", None), ("power", None)] + [("push", e) for e in epsilons]
+    matrix32 = kg.matrix()
+    matrix64 = dataclasses.replace(matrix32, ppr=PPRMatrix.from_adjacency(matrix32.ppr.adjacency))
     rows: dict[str, dict] = {}
 
     def score(name: str, ranked_per_q: list[list[int]], ppr_ms: list[float]) -> None:
@@ -114,7 +121,8 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_em
     score("dense", dense_ranked, [])
     for mode, fn in (("graph", graph_retrieve), ("hybrid", hybrid_retrieve)):
         for method, eps in variants:
-            gp = GraphParams(top_k=10, ppr_method=method, ppr_epsilon=eps or 1e-5)
+            kg.install_matrix(matrix64 if method == "exact" else matrix32)
+            gp = GraphParams(top_k=10, ppr_method="power" if method == "exact" else method, ppr_epsilon=eps or 1e-5)
             params = gp if mode == "graph" else HybridParams(graph=gp)
             ranked, ms = [], []
             for qv, pool, phrases in zip(gvecs, pools, qphrases, strict=True):

@@ -2,8 +2,8 @@
 ``KnowledgeGraph`` and the dense scores the caller already has.
 
 GRAPH: query → top facts (cosine against fact embeddings) → optional recognition filter (an LLM in HippoRAG 2; a
-hook here) → the facts' subject and object phrases seed a Personalized PageRank, each weighted by fact score ×
-specificity (1 / passages containing the phrase) → every passage is also seeded with ``passage_weight`` × its
+hook here) → the facts' subject and object phrases seed a Personalized PageRank, each weighted by fact score x
+specificity (1 / passages containing the phrase) → every passage is also seeded with ``passage_weight`` x its
 min-max normalised dense score → passages ranked by PPR mass. No seed at all → dense order, flagged.
 
 HYBRID ("dense-anchored"): the first ``dense_anchor`` slots are the best dense passages, the rest follow the
@@ -47,7 +47,7 @@ class GraphParams:
     fact_top_k: int = 5  # facts kept as seeds
     passage_weight: float = 0.05  # weight of dense scores in the reset vector, relative to phrase seeds
     top_k: int = 10
-    # Phrase seed = fact score × specificity. A phrase reached by several top facts keeps its best score
+    # Phrase seed = fact score x specificity. A phrase reached by several top facts keeps its best score
     # (HippoRAG 2 keeps whichever fact came last, an accident of loop order).
     min_fact_score: float = 0.0  # facts below this cosine never seed
     # Exponent on the min-max normalised dense score in the reset vector: > 1 concentrates the dense prior on
@@ -56,7 +56,7 @@ class GraphParams:
     # Per-query override: keep only synonymy edges at least this similar (None: the graph's own threshold).
     synonym_threshold: float | None = None
     # Phrases named in the query itself (entity spans found by the offline extractor) seed PPR directly with
-    # this weight × specificity, beside the fact seeds. HippoRAG 1 seeded from query entities, HippoRAG 2 from
+    # this weight x specificity, beside the fact seeds. HippoRAG 1 seeded from query entities, HippoRAG 2 from
     # facts only; with a small embedder the fact search misses entities the question names verbatim.
     query_entity_weight: float = 3.0  # tuned on MuSiQue: 2-5 all help; 0 = plain HippoRAG 2
     # HippoRAG 2's 0.05 dense prior assumes entity-rich passages. When the graph can barely tell passages apart
@@ -66,7 +66,7 @@ class GraphParams:
     adaptive_density: float = 4.0
     # "push": local PPR (forward push, graph/ppr_push.py), cost independent of the graph's size; "power": power
     # iteration over every node (the reference). ppr_epsilon: push threshold per unit of weighted degree (the
-    # L1 error is at most damping × epsilon × volume of the touched nodes; see ppr_push.py).
+    # L1 error is at most damping x epsilon x volume of the touched nodes; see ppr_push.py).
     ppr_method: str = "push"
     ppr_epsilon: float = 1e-5
 
@@ -351,7 +351,7 @@ _PassageScores = ScoreArrays  # the name the graph scores had before dense score
 
 
 def _dense_prior(dense_scores: Mapping[int, float], power: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """(seqs, reset weights): min-max normalised dense scores ** power × weight."""
+    """(seqs, reset weights): min-max normalised dense scores ** power x weight."""
     arrays = ScoreArrays.of(dense_scores)
     seqs, values = arrays.seqs, arrays.scores
     lo, hi = float(values.min()), float(values.max())
@@ -395,15 +395,18 @@ def _explain(kg: KnowledgeGraph, ranked: list[tuple[int, float]], scores: _Score
     hits = []
     passage = scores.passage
     ppr = passage.pick([seq for seq, _ in ranked]) if isinstance(passage, ScoreArrays) else passage
+    # Each seed fact's ends and passages once per query, not once per hit (hub facts have large passage sets).
+    fact_links = []
+    for f in scores.facts:
+        stored = kg.facts.get(f.fact_id)
+        if stored is not None:
+            fact_links.append((f, stored.subject_id, stored.object_id, kg.passages_of_fact(f.fact_id)))
+    seed_names = {p: kg.phrases[p] for p in scores.seeds}
     for seq, score in ranked:
         phrases = kg.phrases_of_passage(seq)
-        facts = tuple(
-            f for f in scores.facts
-            if seq in kg.passages_of_fact(f.fact_id)
-            or kg.facts[f.fact_id].subject_id in phrases
-            or kg.facts[f.fact_id].object_id in phrases
-        )
-        seeds = tuple(sorted(kg.phrases[p] for p in scores.seeds if p in phrases))
+        facts = tuple(f for f, subject, obj, seqs in fact_links
+                      if seq in seqs or subject in phrases or obj in phrases)
+        seeds = tuple(sorted(name for p, name in seed_names.items() if p in phrases))
         hits.append(GraphHit(seq, score, facts, seeds, float(ppr.get(seq, 0.0))))
     return tuple(hits)
 

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..domain.graph import Fact, GraphColumns
-from .kg import _EMPTY, _groups, _i64, _unique_pairs
+from .kg import _groups, _i64, _unique_pairs
 from .lazy_map import LazyMap
+from .ragged import RaggedTable
 from .text_column import TextColumn
 
 if TYPE_CHECKING:
@@ -32,14 +33,6 @@ def _sets(keys: np.ndarray, values: np.ndarray, all_keys: np.ndarray) -> LazyMap
     return LazyMap(ids, lambda i: set(values[lo[i]:hi[i]].tolist()))
 
 
-def _arrays(keys: np.ndarray, values: np.ndarray, all_keys: np.ndarray) -> dict[int, np.ndarray]:
-    out: dict[int, np.ndarray] = dict.fromkeys(all_keys.tolist(), _EMPTY)
-    uniq, starts, _ = _groups(keys)
-    if len(uniq):
-        out.update(zip(uniq.tolist(), np.split(values, starts[1:]), strict=True))
-    return out
-
-
 def fill(kg: KnowledgeGraph, c: GraphColumns) -> None:
     phrase_ids, fact_ids = _i64(c.phrase_ids), _i64(c.fact_ids)
     pp_seq, pp_phrase = _dedupe(_i64(c.passage_phrase_seqs), _i64(c.passage_phrase_ids))
@@ -50,8 +43,8 @@ def fill(kg: KnowledgeGraph, c: GraphColumns) -> None:
     phrase_texts = TextColumn(c.phrase_texts)
     by_pid = np.argsort(phrase_ids, kind="stable")
     kg._phrase_text = LazyMap(phrase_ids[by_pid], lambda i: phrase_texts[int(by_pid[i])])
-    kg._passage_phrases = _arrays(pp_seq, pp_phrase, passages)  # values sorted: rows are sorted by (seq, id)
-    kg._passage_facts = _arrays(pf_seq, pf_fact, passages)
+    kg._passage_phrases = RaggedTable.from_rows(pp_seq, pp_phrase, passages)  # rows sorted by (seq, id)
+    kg._passage_facts = RaggedTable.from_rows(pf_seq, pf_fact, passages)
     kg._passage_edges = len(pp_seq)
     by_phrase = np.lexsort((pp_seq, pp_phrase))
     kg._phrase_passages = _sets(pp_phrase[by_phrase], pp_seq[by_phrase], phrase_ids)

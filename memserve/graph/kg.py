@@ -2,8 +2,8 @@
 
 Nodes are phrases (normalised entity text, keyed by a hash of it) and passages (episode ``seq``). Edges:
 
-- fact edges subject–object, weight = number of supporting (passage, triple) pairs;
-- passage–phrase edges (weight 1) from each passage to the subjects and objects of its triples;
+- fact edges subject-object, weight = number of supporting (passage, triple) pairs;
+- passage-phrase edges (weight 1) from each passage to the subjects and objects of its triples;
 - synonymy edges between phrases whose embeddings have cosine >= ``synonym_threshold``, each phrase keeping its
   ``max_synonyms`` closest (an edge exists if either end keeps it).
 
@@ -35,6 +35,7 @@ from .embedding_index import EmbeddingIndex, IVFJob, TrainedIVF
 from .ids import fact_id as make_fact_id
 from .ids import phrase_id as make_phrase_id
 from .matrix import GraphMatrix, assemble
+from .ragged import RaggedTable
 
 EmbedFn = Callable[[list[str]], np.ndarray]
 IVF_KINDS = ("fact", "phrase")  # the embedding indexes that switch to an IVF past a size (see embedding_index.py)
@@ -52,7 +53,8 @@ class _Triple(Protocol):
 
 
 class _Extraction(Protocol):
-    """Structural view of ``memserve.domain.extraction.ExtractionResult`` (the graph only reads these fields)."""
+    """Structural view of ``memserve.domain.extraction.ExtractionResult`` (the graph only reads these fields;
+    read-only members, so frozen dataclasses match)."""
 
     @property
     def entities(self) -> Sequence[str]: ...
@@ -137,9 +139,9 @@ class KnowledgeGraph:
         self.link_entities = link_entities
         self._normalize = normalize
         self._phrase_text: MutableMapping[int, str] = {}  # a LazyMap over a text blob after a restore
-        self._phrase_passages: MutableMapping[int, set[int]] = {}
-        self._passage_phrases: dict[int, np.ndarray] = {}  # seq → sorted phrase ids
-        self._passage_facts: dict[int, np.ndarray] = {}  # seq → sorted fact ids
+        self._phrase_passages: MutableMapping[int, set[int]] = {}  # LazyMaps after a restore, as below
+        self._passage_phrases = RaggedTable()  # seq → sorted phrase ids, as columns (no object per passage)
+        self._passage_facts = RaggedTable()  # seq → sorted fact ids
         self._facts: MutableMapping[int, Fact] = {}
         self._fact_passages: MutableMapping[int, set[int]] = {}
         self._near: MutableMapping[int, dict[int, float]] = {}  # synonymy candidates, symmetric, all above threshold
@@ -189,8 +191,7 @@ class KnowledgeGraph:
     def has_passages(self, seqs: np.ndarray) -> np.ndarray:
         """``has_passage`` for many seqs at once (binary search over a sorted array cached per version)."""
         if self._passage_array is None or self._passage_array[0] != self._version:
-            present = np.sort(np.fromiter(self._passage_phrases.keys(), np.int64, len(self._passage_phrases)))
-            self._passage_array = (self._version, present)
+            self._passage_array = (self._version, self._passage_phrases.key_array())
         present = self._passage_array[1]
         seqs = np.asarray(seqs, np.int64)
         pos = np.minimum(np.searchsorted(present, seqs), max(len(present) - 1, 0))
@@ -360,18 +361,15 @@ class KnowledgeGraph:
 
     def build_matrix(self) -> GraphMatrix:
         """A fresh PPR snapshot at the current ``version``: a pure read, safe beside queries (shared lock)."""
-        seqs = np.fromiter(self._passage_phrases.keys(), np.int64, len(self._passage_phrases))
-        arrays = list(self._passage_phrases.values())
-        lengths = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))
-        edge_phrases = np.concatenate(arrays) if arrays else _EMPTY
+        edge_seqs, edge_phrases = self._passage_phrases.rows()
         fa, fb, fw = self._fact_pairs.arrays()
         sa, sb, sw = self._synonyms.arrays()
         return assemble(
             version=self._version,
             phrase_ids=np.sort(_key_array(self._phrase_text)),
-            passage_seqs=np.sort(seqs),
+            passage_seqs=self._passage_phrases.key_array(),
             fact_a=fa, fact_b=fb, fact_weight=fw,
-            passage_edge_seq=np.repeat(seqs, lengths), passage_edge_phrase=edge_phrases,
+            passage_edge_seq=edge_seqs, passage_edge_phrase=edge_phrases,
             synonym_a=sa, synonym_b=sb, synonym_weight=sw,
         )
 
@@ -482,9 +480,9 @@ class KnowledgeGraph:
             fact_preds.setdefault(key, []).append(fact.predicate)
         for (a, b), w in sorted(fact_weight.items()):
             yield Edge("fact", ("phrase", a), ("phrase", b), w, tuple(sorted(set(fact_preds[(a, b)]))))
-        for seq in sorted(self._passage_phrases):
-            for p in self._passage_phrases[seq].tolist():
-                yield Edge("passage", ("passage", seq), ("phrase", p), 1.0)
+        edge_seqs, edge_phrases = self._passage_phrases.rows()
+        for seq, p in zip(edge_seqs.tolist(), edge_phrases.tolist(), strict=True):
+            yield Edge("passage", ("passage", seq), ("phrase", p), 1.0)
         for a, b, sim in self._synonym_edges():
             if min_synonym_similarity is None or sim >= min_synonym_similarity:
                 yield Edge("synonym", ("phrase", a), ("phrase", b), sim)

@@ -65,17 +65,31 @@ class GraphMatrix:
     passage_node: NodeIndex
     version: int
     edge_count: int  # as many as KnowledgeGraph.edges() yields (a fact and a synonymy edge on one pair: 2)
-    # For threshold overrides: the adjacency without synonymy (float64) and the synonymy edges (node indices).
-    without_synonyms: sp.csr_matrix
+    # For threshold overrides: the adjacency without synonymy (float64) only where it cannot be derived exactly
+    # from ``ppr.adjacency`` (non-integer fact weights; see ``_without_synonyms``), else None: no second copy of
+    # the matrix (~12 bytes per stored entry) is kept. And the synonymy edges (node indices).
+    without_synonyms: sp.csr_matrix | None
     synonym_u: IntArray
     synonym_v: IntArray
     synonym_weight: npt.NDArray[np.float64]
+
+    def _without_synonyms(self) -> sp.csr_matrix:
+        """The adjacency without synonymy edges, exactly. Fact and passage weights are integer counts and a
+        synonymy weight is a cosine in (0, 1], so an entry is float32(count + cosine) (or float32(cosine)):
+        subtracting the cosine and rounding recovers the count exactly (0 where only a synonymy edge was)."""
+        if self.without_synonyms is not None:
+            return self.without_synonyms
+        rest = sp.csr_matrix(self.ppr.adjacency, dtype=np.float64) - _symmetric(
+            self.synonym_u, self.synonym_v, self.synonym_weight, self.ppr.n)
+        rest.data = np.rint(rest.data)
+        rest.eliminate_zeros()
+        return rest
 
     def with_min_synonym_similarity(self, threshold: float) -> GraphMatrix:
         """The same snapshot keeping only synonymy edges with similarity >= ``threshold``."""
         keep = self.synonym_weight >= threshold
         u, v, w = self.synonym_u[keep], self.synonym_v[keep], self.synonym_weight[keep]
-        adjacency = self.without_synonyms + _symmetric(u, v, w, self.ppr.n)
+        adjacency = self._without_synonyms() + _symmetric(u, v, w, self.ppr.n)
         return GraphMatrix(
             PPRMatrix.from_adjacency(adjacency, dtype=np.float32), self.phrase_ids, self.passage_seqs,
             self.phrase_node, self.passage_node, self.version, self.edge_count - int((~keep).sum()),
@@ -122,7 +136,10 @@ def assemble(
                       np.concatenate([np.asarray(fact_weight, np.float64), np.ones(len(pu))]), n)
     sw = np.asarray(synonym_weight, np.float64)
     adjacency = rest + _symmetric(su, sv, sw, n)
+    fw = np.asarray(fact_weight, np.float64)
+    exact = bool(np.all(fw == np.rint(fw)) and (len(fw) == 0 or fw.max() < 2**22)
+                 and np.all((sw > 0) & (sw <= 1)))
     return GraphMatrix(
         PPRMatrix.from_adjacency(adjacency, dtype=np.float32), phrase_ids, passage_seqs, phrase_node,
-        passage_node, version, len(fu) + len(pu) + len(su), rest, su, sv, sw,
+        passage_node, version, len(fu) + len(pu) + len(su), None if exact else rest, su, sv, sw,
     )

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from memserve.domain.extraction import ExtractionResult
 from memserve.engine.graph_retrieval import GraphParams, graph_retrieve
 from memserve.graph import KnowledgeGraph
+from memserve.graph.matrix import GraphMatrix, assemble
 from memserve.graph.ppr import PPRMatrix
 from tests.unit.test_graph_kg import CORPUS, EMBED, build, er
 
@@ -48,7 +50,7 @@ def _density(kg: KnowledgeGraph, k: int) -> float:
         kg.passages)
 
 
-def _random_items(rng: np.random.Generator, seqs: range, vocab: int) -> list[tuple[int, object]]:
+def _random_items(rng: np.random.Generator, seqs: range, vocab: int) -> list[tuple[int, ExtractionResult]]:
     names = [f"entity number {i}" for i in range(vocab)]
     items = []
     for seq in seqs:
@@ -151,3 +153,30 @@ def test_query_against_a_matrix_one_change_behind() -> None:
     assert kg.install_matrix(kg.build_matrix())
     fresh = graph_retrieve(q, kg, dense, params, query_phrases=("carol white",))
     assert "carol white" in fresh.seed_phrases and fresh.hits[0].seq == 7
+
+
+def _assemble(fact_weight: list[float], synonyms: list[tuple[int, int, float]]) -> GraphMatrix:
+
+    ids = np.arange(4, dtype=np.int64)
+    return assemble(
+        version=1, phrase_ids=ids, passage_seqs=np.array([7], np.int64),
+        fact_a=np.array([0, 1]), fact_b=np.array([1, 2]), fact_weight=np.asarray(fact_weight),
+        passage_edge_seq=np.array([7, 7]), passage_edge_phrase=np.array([0, 3]),
+        synonym_a=np.array([s[0] for s in synonyms], np.int64), synonym_b=np.array([s[1] for s in synonyms], np.int64),
+        synonym_weight=np.array([s[2] for s in synonyms], np.float64),
+    )
+
+
+@pytest.mark.parametrize("fact_weight", [[3.0, 1.0], [2.5, 1.0]])
+def test_threshold_override_without_a_second_matrix_copy_is_exact(fact_weight: list[float]) -> None:
+    # (0, 1) carries a fact edge and a synonymy edge on one pair (summed in the float32 adjacency).
+    full = _assemble(fact_weight, [(0, 1, 0.8123456789), (0, 2, 0.9), (2, 3, 0.61)])
+    variant = full.with_min_synonym_similarity(0.85)
+    want = _assemble(fact_weight, [(0, 2, 0.9)])
+    assert (full.without_synonyms is None) == (fact_weight == [3.0, 1.0])  # integer weights: derived, not kept
+    assert (variant.ppr.adjacency != want.ppr.adjacency).nnz == 0
+    assert variant.ppr.adjacency.nnz == want.ppr.adjacency.nnz  # the dropped synonym-only entries are gone
+    np.testing.assert_array_equal(variant.ppr.inv_strength, want.ppr.inv_strength)
+    assert variant.edge_count == want.edge_count
+    again = variant.with_min_synonym_similarity(0.95)  # a variant of a variant
+    assert (again.ppr.adjacency != _assemble(fact_weight, []).ppr.adjacency).nnz == 0
