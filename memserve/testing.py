@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -41,7 +42,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
-        self._log = None
+        self._log: BinaryIO | None = None
 
     @property
     def target(self) -> str:
@@ -58,11 +59,21 @@ class ServerProcess:
         # Offline by default: the bundled model needs no hub, and litellm must not fetch its price list.
         env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                **os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115  (open as long as the child runs; closed by kill/stop)
         # Run from the folder holding this memserve package, so `-m memserve` is the caller's code even when
         # memserve is used from a checkout rather than installed.
         package_root = Path(__file__).resolve().parents[1]
-        self.proc = subprocess.Popen(cmd, cwd=package_root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            self.proc = subprocess.Popen(cmd, cwd=package_root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            self._wait_serving(port_file)
+        except BaseException:
+            # Called outside ``with``, nobody else would stop the child or close its log (issue 13).
+            self.kill()
+            raise
+        return self
+
+    def _wait_serving(self, port_file: Path) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + self.start_timeout
         while not port_file.exists():
             if self.proc.poll() is not None:
@@ -79,7 +90,6 @@ class ServerProcess:
                                                               timeout=30).status
         if status != health_pb2.HealthCheckResponse.SERVING:
             raise ServerStartError(f"memserve is up but reports {status}")
-        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
