@@ -36,7 +36,7 @@ from .background import Settled
 from .clock import SystemClock
 from .graph_service import GraphService
 from .hema import Hema, SummaryView
-from .ids import episode_id
+from .ids import episode_id, refuse_conflicts
 from .index_registry import IndexRegistry
 from .lexical_registry import LexicalRegistry
 from .pruning import PruneDecision
@@ -218,10 +218,12 @@ class MemoryEngine:
         check_namespace(namespace)
         check_episodes(episodes, self.settings)
         ids = [episode_id(ep) for ep in episodes]
-        existing = episodes_repo.existing_ids(self.db.reader(), namespace, sorted(set(ids)))
+        cur = self.db.reader()
+        existing = episodes_repo.existing_ids(cur, namespace, sorted(set(ids)))
+        refuse_conflicts(cur, namespace, ids, episodes, existing)
         fresh: dict[str, EpisodeIn] = {}
         rows: list[int] = []
-        for i, (id_, ep) in enumerate(zip(ids, episodes)):
+        for i, (id_, ep) in enumerate(zip(ids, episodes, strict=True)):
             if id_ not in existing and id_ not in fresh:
                 fresh[id_] = ep
                 rows.append(i)
@@ -273,17 +275,19 @@ class MemoryEngine:
             episodes_repo.ensure_namespace(tx, namespace, now)
             # A concurrent identical write may have landed since the check above.
             raced = episodes_repo.existing_ids(tx, namespace, list(fresh))
+            refuse_conflicts(tx, namespace, list(raced), [fresh[i] for i in raced], raced)
             keep = [i for i, id_ in enumerate(fresh) if id_ not in raced]
             if keep:
                 seqs = episodes_repo.next_seqs(tx, len(keep))
                 items = list(fresh.items())
-                for seq, i in zip(seqs, keep):
+                for seq, i in zip(seqs, keep, strict=True):
                     id_, ep = items[i]
                     stored.append(Episode(
                         seq=seq, namespace=namespace, id=id_, session_id=ep.session_id, speaker=ep.speaker,
                         text=ep.text, event_time=ep.event_time, metadata=dict(ep.metadata),
                         importance=0.5 if ep.importance is None else float(ep.importance), pinned=ep.pinned,
-                        create_time=born[id_] if born else now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
+                        create_time=born[id_] if born else now,
+                        text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
                 vectors = vectors[keep]
                 episodes_repo.insert_episodes(tx, stored, vectors)
                 self.graph.on_write(tx, namespace, [(e.seq, fresh[e.id]) for e in stored])

@@ -12,6 +12,7 @@ from .client import MemoryClient
 from .errors import (
     AlreadyExistsError,
     DeadlineExceededError,
+    EpisodeConflictError,
     EpisodeNotFoundError,
     FailedPreconditionError,
     InternalError,
@@ -61,6 +62,7 @@ __all__ = [
     "AsyncMemoryClient",
     "BackupInfo",
     "DeadlineExceededError",
+    "EpisodeConflictError",
     "DeleteResult",
     "Episode",
     "EpisodeInput",
