@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 
 from ..errors import EpisodeConflict
 from ..store import episodes_repo
 from ..types import DEFAULT_IMPORTANCE, Episode, EpisodeIn
+
+if TYPE_CHECKING:  # the database belongs to the store; only its cursor type is named here
+    import duckdb
 
 
 def content_id(ep: EpisodeIn) -> str:
