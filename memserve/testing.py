@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -42,7 +42,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
-        self._log: BinaryIO | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def target(self) -> str:
@@ -59,7 +59,7 @@ class ServerProcess:
         # Offline by default: the bundled model needs no hub, and litellm must not fetch its price list.
         env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                **os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        self._log = open(self.log_path, "ab")  # noqa: SIM115  (open as long as the child runs; closed by kill/stop)
+        self._log = open(self.log_path, "ab")
         # Run from the folder holding this memserve package, so `-m memserve` is the caller's code even when
         # memserve is used from a checkout rather than installed.
         package_root = Path(__file__).resolve().parents[1]

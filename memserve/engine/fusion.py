@@ -28,7 +28,7 @@ def fuse(channels: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> dict[int, 
     for seqs, scores, weight in channels:
         if weight == 0 or seqs.size == 0:
             continue
-        for seq, value in zip(seqs.tolist(), (normalise(scores) * weight).tolist()):
+        for seq, value in zip(seqs.tolist(), (normalise(scores) * weight).tolist(), strict=True):
             out[seq] = out.get(seq, 0.0) + value
     return out
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memserve.graph.delta import Fact
+from memserve.domain.graph import Fact
 from memserve.graph.ids import phrase_id as make_phrase_id
 from memserve.graph.kg import KnowledgeGraph
 from memserve.graph.ppr import PPRMatrix, personalized_pagerank
@@ -241,7 +241,7 @@ def _graph_scores(
     phrase_nodes, known = matrix.phrase_node.lookup(phrase_ids)
     if not known.any():
         return None
-    seeds = {p: w for p, w, k in zip(phrase_ids.tolist(), phrase_weights.tolist(), known.tolist()) if k}
+    seeds = {p: w for p, w, k in zip(phrase_ids.tolist(), phrase_weights.tolist(), known.tolist(), strict=True) if k}
     seed_nodes, seed_weights = [phrase_nodes[known]], [phrase_weights[known]]
     passage_weight = params.passage_weight
     if params.adaptive_passage_weight:
@@ -341,7 +341,7 @@ class ScoreArrays(Mapping[int, float]):
         if not seqs:
             return {}
         where = np.flatnonzero(np.isin(self.seqs, np.asarray(seqs, dtype=self.seqs.dtype)))
-        return dict(zip(self.seqs[where].tolist(), self.scores[where].tolist()))
+        return dict(zip(self.seqs[where].tolist(), self.scores[where].tolist(), strict=True))
 
     def __len__(self) -> int:
         return len(self.seqs)
@@ -388,7 +388,7 @@ def _top_arrays(seqs: np.ndarray, values: np.ndarray, k: int) -> list[tuple[int,
     else:
         pick = np.arange(n)
     order = pick[np.lexsort((seqs[pick], -values[pick]))][:k]
-    return list(zip(seqs[order].tolist(), values[order].tolist()))
+    return list(zip(seqs[order].tolist(), values[order].tolist(), strict=True))
 
 
 def _explain(kg: KnowledgeGraph, ranked: list[tuple[int, float]], scores: _Scores) -> tuple[GraphHit, ...]:

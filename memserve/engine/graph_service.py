@@ -28,6 +28,7 @@ from ..config import Settings
 from ..extract import ExtractionResult, Extractor, OfflineExtractor, clean_triples, normalize_phrase
 from ..graph import export as graph_export
 from ..graph.kg import KnowledgeGraph
+from ..graph.restore import restore_graph
 from ..store import embedding_cache_repo, episodes_repo, extractions_repo, graph_repo
 from ..store.db import Database
 from ..types import EpisodeIn, QueryMode
@@ -127,7 +128,8 @@ class GraphService:
             return kg
 
     def _reload(self, namespace: str) -> None:
-        kg = graph_repo.load_graph(self._db.reader(), namespace, self._dim, **self._graph_options())
+        rows = graph_repo.load_graph_rows(self._db.reader(), namespace, self._dim)
+        kg = restore_graph(self._dim, rows, **self._graph_options())
         with self._registry:
             self._graphs[namespace] = kg
 

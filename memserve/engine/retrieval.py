@@ -16,6 +16,7 @@ from ..embed import EncoderScheduler
 from ..store import episodes_repo
 from ..store.db import Database
 from ..types import FactOut, Hit, QueryIn, QueryMode, QueryResult
+from ..vector.base import Hits
 from . import fusion
 from .graph_retrieval import GraphParams, ScoreArrays
 from .graph_service import GraphService
@@ -24,6 +25,8 @@ from .index_registry import IndexRegistry, single_query_threads
 from .lexical_registry import LexicalRegistry
 from .query_hints import named_speaker
 from .time_hints import time_window
+
+Lap = Callable[[str, float], float]  # query()'s stopwatch: records a stage's milliseconds, returns "now"
 
 # Dense candidates that seed PPR in the graph modes (HippoRAG 2 seeds every passage; past this many the
 # prior's tail weighs nothing next to the phrase seeds).
@@ -106,7 +109,7 @@ class Retriever:
                 # The filter's seqs may be most of the namespace: test only the hits against them, in arrays.
                 seqs = np.fromiter((h.seq for h in result.hits), np.int64, len(result.hits))
                 keep = np.ones(len(seqs), bool) if allowed is None else np.isin(seqs, allowed)
-                for h, kept in zip(result.hits, keep.tolist()):
+                for h, kept in zip(result.hits, keep.tolist(), strict=True):
                     if kept:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
                         ranked.append((h.seq, h.score, h.graph_score, facts, tuple(h.seed_phrases)))
@@ -114,7 +117,7 @@ class Retriever:
         if fusing and not graph_ran:
             ranked = [(seq, score, 0.0, (), ()) for seq, score in fusion.ranked(prior, q.top_k)]
         seen = {seq for seq, *_ in ranked}
-        for seq, score in zip(dense.ids.tolist(), dense.scores.tolist()):  # dense fills whatever is left
+        for seq, score in zip(dense.ids.tolist(), dense.scores.tolist(), strict=True):  # dense fills whatever is left
             if len(ranked) >= q.top_k:
                 break
             if seq not in seen:
@@ -127,7 +130,7 @@ class Retriever:
                 cosines[seq] = float(vector @ flat)
         found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, [r[0] for r in ranked])
         t = lap("fetch", t)
-        out = []
+        out: list[Hit] = []
         for seq, score, graph_score, facts, phrases in ranked:
             episode = found.get(seq)
             if episode is None:  # deleted between the search and the fetch
@@ -140,7 +143,7 @@ class Retriever:
                            lexical_score=float(lexical_scores.get(seq, 0.0))))
         return self._finish(q, out, effective, timings, lap, t, t_start)
 
-    def _finish(self, q: QueryIn, out: list[Hit], effective: QueryMode, timings: dict[str, float], lap, t: float,
+    def _finish(self, q: QueryIn, out: list[Hit], effective: QueryMode, timings: dict[str, float], lap: Lap, t: float,
                 t_start: float) -> QueryResult:
         self.hema.record_accesses(q.namespace, [h.episode.seq for h in out])
         context, tokens = self.hema.context(q.namespace, q.summary_session_id, out, q.token_budget)
@@ -153,7 +156,8 @@ class Retriever:
         speaker = q.speaker or named_speaker(q.text, self.lexical.speakers(q.namespace))
         return self.lexical.speaker_seqs(q.namespace, speaker) if speaker else set()
 
-    def _fuse(self, q: QueryIn, allowed, dense, lap, t: float) -> tuple[dict[int, float], dict[int, float]]:
+    def _fuse(self, q: QueryIn, allowed: np.ndarray | None, dense: Hits, lap: Lap,
+              t: float) -> tuple[dict[int, float], dict[int, float]]:
         """Normalised dense + weighted normalised BM25, then the speaker and time lifts (engine/fusion.py).
         Returns the fused scores and the BM25 scores, by seq."""
         s = self.settings
@@ -170,16 +174,17 @@ class Retriever:
                 lifts.append((self.lexical.seqs_in_window(q.namespace, *window), s.time_boost))
         fused = fusion.hybrid(channels, lifts)
         lap("fuse", t)
-        return fused, dict(zip(lex_seqs.tolist(), lex_scores.tolist()))
+        return fused, dict(zip(lex_seqs.tolist(), lex_scores.tolist(), strict=True))
 
-    def _lexical_only(self, q: QueryIn, allowed, timings, lap, t: float, t_start: float) -> QueryResult:
+    def _lexical_only(self, q: QueryIn, allowed: np.ndarray | None, timings: dict[str, float], lap: Lap, t: float,
+                      t_start: float) -> QueryResult:
         keep = None if allowed is None else set(allowed.tolist())
         seqs, scores = self.lexical.search(q.namespace, q.text, q.top_k, keep)
         t = lap("lexical", t)
         found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, seqs.tolist())
         t = lap("fetch", t)
-        out = []
-        for seq, score in zip(seqs.tolist(), scores.tolist()):
+        out: list[Hit] = []
+        for seq, score in zip(seqs.tolist(), scores.tolist(), strict=True):
             episode = found.get(seq)
             if episode is not None:
                 out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1, lexical_score=float(score)))

@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from memserve.domain.extraction import ExtractionResult
 from memserve.extract.normalize import clean_triples, unique_phrases
-from memserve.extract.types import ExtractionResult
 
 
 def load_hipporag_openie(path: str | Path) -> dict[str, ExtractionResult]:

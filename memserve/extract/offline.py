@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 import re
 
+from memserve.domain.extraction import ExtractionResult, Triple
 from memserve.extract.normalize import normalize_phrase
 from memserve.extract.offline_spans import Mention, find_mentions, split_sentences
-from memserve.extract.types import ExtractionResult, Triple
 
 # Sentences that open with one of these talk about the passage's subject (its title).
 _ANAPHORA = re.compile(r"^(?:(?:he|she|it|they|his|her|its|their)\b|the\s+[a-z][a-z\-]*\b(?=\s+(?:[a-z]|\()))",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from datetime import UTC
 
 import networkx as nx
 import pytest
@@ -229,12 +230,12 @@ def test_wait_for_graph_past_the_deadline_keeps_the_write(tmp_path):
 @pytest.mark.parametrize("mode", ["graph", "hybrid"])
 def test_graph_modes_respect_filters(gclient, mode):
     """The walk ranks every passage; only the filter's passages may come back (session, time and metadata)."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from memserve_client import QueryFilter
 
     name = ns()
-    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
     sessions = {"film": "a", "director": "b", "lake": "a", "kiwi": "b"}
     episodes = [EpisodeInput(text=e.text, id=e.id, session_id=sessions[e.id],
                              event_time=t0 + timedelta(days=i), metadata={"n": str(i % 2)})
