@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
-from memserve._proto import memory_pb2 as pb
 from memserve_client import (
     EpisodeInput,
     InvalidArgumentError,
