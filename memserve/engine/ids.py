@@ -12,16 +12,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import EpisodeConflict
-from ..store import episodes_repo
 from ..types import DEFAULT_IMPORTANCE, Episode, EpisodeIn
-
-if TYPE_CHECKING:  # the database belongs to the store; only its cursor type is named here
-    import duckdb
 
 
 def content_id(ep: EpisodeIn) -> str:
@@ -34,15 +29,13 @@ def episode_id(ep: EpisodeIn) -> str:
     return ep.id or content_id(ep)
 
 
-def refuse_conflicts(cur: duckdb.DuckDBPyConnection, namespace: str, ids: Sequence[str],
-                     episodes: Sequence[EpisodeIn], existing: Mapping[str, int]) -> None:
-    """Raise ``EpisodeConflict`` (naming ``episodes[i].<field>``) if an episode names a stored one, or one
-    earlier in the same request, and differs from it; exact re-sends pass."""
-    stored = episodes_repo.get_by_seqs(cur, namespace, sorted(set(existing.values()))) if existing else {}
+def refuse_conflicts(ids: Sequence[str], episodes: Sequence[EpisodeIn], stored: Mapping[str, Episode]) -> None:
+    """Raise ``EpisodeConflict`` (naming ``episodes[i].<field>``) if an episode names a ``stored`` one (by id),
+    or one earlier in the same request, and differs from it; exact re-sends pass."""
     first: dict[str, int] = {}
     for i, (id_, ep) in enumerate(zip(ids, episodes, strict=True)):
-        if id_ in existing:
-            other: Episode | EpisodeIn = stored[existing[id_]]
+        if id_ in stored:
+            other: Episode | EpisodeIn = stored[id_]
             where = "the stored episode"
         elif first.setdefault(id_, i) != i:
             other = episodes[first[id_]]

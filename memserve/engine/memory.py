@@ -51,6 +51,13 @@ def _monotonic() -> float:
     return time.monotonic()  # one seam, so tests can move a deadline past without waiting for it
 
 
+def _stored_by_id(cur, namespace: str, seqs: dict[str, int]) -> dict[str, Episode]:
+    """The stored episodes of ``seqs`` (id → seq), by id: what a re-send is compared with."""
+    if not seqs:
+        return {}
+    return {e.id: e for e in episodes_repo.get_by_seqs(cur, namespace, list(seqs.values())).values()}
+
+
 def _check_deadline(deadline: float | None, message: str) -> None:
     if deadline is not None and _monotonic() >= deadline:
         raise DeadlineExceeded(message)
@@ -220,7 +227,7 @@ class MemoryEngine:
         ids = [episode_id(ep) for ep in episodes]
         cur = self.db.reader()
         existing = episodes_repo.existing_ids(cur, namespace, sorted(set(ids)))
-        refuse_conflicts(cur, namespace, ids, episodes, existing)
+        refuse_conflicts(ids, episodes, _stored_by_id(cur, namespace, existing))
         fresh: dict[str, EpisodeIn] = {}
         rows: list[int] = []
         for i, (id_, ep) in enumerate(zip(ids, episodes, strict=True)):
@@ -275,7 +282,7 @@ class MemoryEngine:
             episodes_repo.ensure_namespace(tx, namespace, now)
             # A concurrent identical write may have landed since the check above.
             raced = episodes_repo.existing_ids(tx, namespace, list(fresh))
-            refuse_conflicts(tx, namespace, list(raced), [fresh[i] for i in raced], raced)
+            refuse_conflicts(list(raced), [fresh[i] for i in raced], _stored_by_id(tx, namespace, raced))
             keep = [i for i, id_ in enumerate(fresh) if id_ not in raced]
             if keep:
                 seqs = episodes_repo.next_seqs(tx, len(keep))

@@ -44,7 +44,7 @@ def graph_stats(engine: MemoryEngine, ns: str) -> dict[str, int]:
 
 
 def stored_extractions(engine: MemoryEngine, ns: str) -> int:
-    seqs = [e.seq for e in engine.list(ns)[0]]
+    seqs = [e.seq for e in engine.list_episodes(ns)[0]]
     return len(extractions_repo.load(engine.db.reader(), ns, seqs))
 
 
@@ -66,4 +66,4 @@ def test_texts_that_get_no_result_fail_visibly(engine_with) -> None:
     assert stats["extraction_failed"] == 2 and stats["extraction_backlog"] == 0  # retried, then failed for good
     assert stored_extractions(engine, "ns") == 0
     assert engine.graph.extractor_contract_violations >= 3  # one per attempt
-    assert len(engine.list("ns")[0]) == 2  # stored and searchable all the same
+    assert len(engine.list_episodes("ns")[0]) == 2  # stored and searchable all the same
