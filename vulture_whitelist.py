@@ -42,3 +42,6 @@ Internal
 
 # pytest calls its hooks by name: tests/conftest.py skips the `gpu`-marked tests with the reason.
 pytest_collection_modifyitems  # tests/conftest.py
+
+# pytest fixtures requested by name through request.getfixturevalue (the contract tests' "llm-down" backends).
+down_server  # tests/unit/test_extractor_contract.py, tests/unit/test_summariser_contract.py

@@ -48,6 +48,13 @@ class ExtractionFailed(FailedPrecondition):
     reason = "EXTRACTION_FAILED"
 
 
+class EpisodeConflict(FailedPrecondition):
+    """A write names an existing episode (by its id, or its content id) but differs from it: the stored episode
+    is kept, nothing of the request is written."""
+
+    reason = "EPISODE_CONFLICT"
+
+
 class ResourceExhausted(MemserveError):
     reason = "RESOURCE_EXHAUSTED"
 

@@ -63,7 +63,17 @@ class ServerProcess:
         # Run from the folder holding this memserve package, so `-m memserve` is the caller's code even when
         # memserve is used from a checkout rather than installed.
         package_root = Path(__file__).resolve().parents[1]
-        self.proc = subprocess.Popen(cmd, cwd=package_root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            self.proc = subprocess.Popen(cmd, cwd=package_root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            self._wait_serving(port_file)
+        except BaseException:
+            # Called outside ``with``, nobody else would stop the child or close its log (issue 13).
+            self.kill()
+            raise
+        return self
+
+    def _wait_serving(self, port_file: Path) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + self.start_timeout
         while not port_file.exists():
             if self.proc.poll() is not None:
@@ -80,7 +90,6 @@ class ServerProcess:
                                                               timeout=30).status
         if status != health_pb2.HealthCheckResponse.SERVING:
             raise ServerStartError(f"memserve is up but reports {status}")
-        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -81,6 +81,7 @@ class GraphService:
         self._settings = settings
         self._model = model
         self.embedding_cache_hits = 0  # phrase/fact strings read from the cache instead of encoded
+        self.extractor_contract_violations = 0  # extract() calls that did not return one result per text
         self._db = db
         self._embed = embed
         self._dim = dim
@@ -265,7 +266,7 @@ class GraphService:
         fresh: dict[int, ExtractionResult] = {}
         if episodes and self.extractor is not None:
             todo = sorted(episodes)
-            fresh.update(zip(todo, self.extractor.extract([episodes[s].text for s in todo]), strict=True))
+            fresh.update(zip(todo, self._extract_checked([episodes[s].text for s in todo]), strict=True))
         failed = {seq: r.error for seq, r in fresh.items() if r.error}
         ready = {**{s: r for s, r in fresh.items() if not r.error}, **stored}
         items = sorted(ready.items())
@@ -304,6 +305,33 @@ class GraphService:
         if failed:
             log.warning("%s: extraction failed for %d episodes (will retry up to %d times)", namespace,
                         len(failed), MAX_ATTEMPTS)
+
+    def _extract_checked(self, texts: list[str]) -> list[ExtractionResult]:
+        """The extractor's results, one per text in order, or errors where it broke that contract.
+
+        A result list of the wrong length cannot be matched to its texts (which one is missing?), so the
+        batch is retried a text at a time; a text that still gets no single result is an extraction failure
+        like any other (retried, then ``extraction_failed`` in GetStats) instead of a job silently marked done.
+        """
+        assert self.extractor is not None
+        results = self.extractor.extract(texts)
+        if len(results) == len(texts):
+            return results
+        self.extractor_contract_violations += 1
+        log.error("extractor %s broke its contract: %d results for %d texts; extracting them one at a time",
+                  self.extractor_name, len(results), len(texts))
+        checked: list[ExtractionResult] = []
+        for text in texts:
+            single = self.extractor.extract([text]) if len(texts) > 1 else results
+            if len(single) == 1:
+                checked.append(single[0])
+                continue
+            if len(texts) > 1:
+                self.extractor_contract_violations += 1
+            checked.append(ExtractionResult(entities=(), triples=(), error=(
+                f"extractor {self.extractor_name} returned {len(single)} results for one text "
+                "(its contract: exactly one result per text, in order)")))
+        return checked
 
     def _cached_vectors(self, cur, texts: list[str]) -> dict[str, np.ndarray]:
         """Vectors the shared cache holds for ``texts`` under this server's model (empty without a cache)."""

@@ -194,8 +194,10 @@ class IndexRegistry:
             self._unlink(namespace)
 
     def _unlink(self, namespace: str) -> None:
-        for path in self._folder.glob(f"{namespace}.faiss*"):  # the index and its tombstones
-            path.unlink(missing_ok=True)
+        # The exact file names, never a glob: "x.faiss*" also matches namespace "x.faiss"'s "x.faiss.faiss".
+        path = self._path(namespace)
+        for file in (path, path.with_name(path.name + ".tombstones.npz")):  # the index and its tombstones
+            file.unlink(missing_ok=True)
 
     def describe(self, namespace: str) -> tuple[int, str, int]:
         """(vector count, index kind, bytes)."""
@@ -218,9 +220,10 @@ class IndexRegistry:
         for ns in namespaces:
             repairs[ns] = self.reload(ns)
         # Snapshots of namespaces that no longer exist (deleted while a snapshot was being written).
+        known = set(namespaces)
         for path in self._folder.glob("*.faiss"):
-            if path.stem not in set(namespaces):
-                path.unlink()
+            if path.stem not in known:
+                self._unlink(path.stem)
         with self._db.transaction() as tx:
             snapshots_repo.forget_others(tx, namespaces)
         return repairs

@@ -36,7 +36,7 @@ from . import paging, transfer
 from .background import Settled
 from .graph_service import GraphService
 from .hema import Hema, SummaryView
-from .ids import episode_id
+from .ids import episode_id, refuse_conflicts
 from .index_registry import IndexRegistry
 from .lexical_registry import LexicalRegistry
 from .pruning import PruneDecision
@@ -49,6 +49,13 @@ log = logging.getLogger(__name__)
 
 def _monotonic() -> float:
     return time.monotonic()  # one seam, so tests can move a deadline past without waiting for it
+
+
+def _stored_by_id(cur, namespace: str, seqs: dict[str, int]) -> dict[str, Episode]:
+    """The stored episodes of ``seqs`` (id → seq), by id: what a re-send is compared with."""
+    if not seqs:
+        return {}
+    return {e.id: e for e in episodes_repo.get_by_seqs(cur, namespace, list(seqs.values())).values()}
 
 
 def _check_deadline(deadline: float | None, message: str) -> None:
@@ -218,7 +225,9 @@ class MemoryEngine:
         check_namespace(namespace)
         check_episodes(episodes, self.settings)
         ids = [episode_id(ep) for ep in episodes]
-        existing = episodes_repo.existing_ids(self.db.reader(), namespace, sorted(set(ids)))
+        cur = self.db.reader()
+        existing = episodes_repo.existing_ids(cur, namespace, sorted(set(ids)))
+        refuse_conflicts(ids, episodes, _stored_by_id(cur, namespace, existing))
         fresh: dict[str, EpisodeIn] = {}
         rows: list[int] = []
         for i, (id_, ep) in enumerate(zip(ids, episodes, strict=True)):
@@ -273,6 +282,7 @@ class MemoryEngine:
             episodes_repo.ensure_namespace(tx, namespace, now)
             # A concurrent identical write may have landed since the check above.
             raced = episodes_repo.existing_ids(tx, namespace, list(fresh))
+            refuse_conflicts(list(raced), [fresh[i] for i in raced], _stored_by_id(tx, namespace, raced))
             keep = [i for i, id_ in enumerate(fresh) if id_ not in raced]
             if keep:
                 seqs = episodes_repo.next_seqs(tx, len(keep))

@@ -24,7 +24,7 @@ _MAX_SESSION_FILTER = 1000
 def check_namespace(namespace: str, field: str = "namespace") -> None:
     if not namespace:
         raise InvalidArgument("namespace is required", field=field)
-    if not NAMESPACE_RE.match(namespace):
+    if not NAMESPACE_RE.fullmatch(namespace):  # fullmatch: "$" alone would accept a trailing newline
         raise InvalidArgument(
             f"namespace {namespace[:80]!r} is invalid: use 1-64 characters of letters, digits, '_', '.' or '-', "
             "starting with a letter or digit", field=field)

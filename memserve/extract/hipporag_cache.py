@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from memserve.domain.extraction import ExtractionResult
@@ -24,3 +25,23 @@ def load_hipporag_openie(path: str | Path) -> dict[str, ExtractionResult]:
         results[passage] = ExtractionResult(
             entities=unique_phrases(doc.get("extracted_entities") or []), triples=triples, dropped_triples=dropped)
     return results
+
+
+class HippoRAGCacheExtractor:
+    """An Extractor over HippoRAG's cached OpenIE output: a passage in the cache gets its cached entities and
+    triples; one that is not gets a result with ``error`` set (there is nothing to extract it with), so its job
+    fails visibly instead of passing as a passage without facts."""
+
+    def __init__(self, results: Mapping[str, ExtractionResult], name: str = "hipporag-cache") -> None:
+        self._results = dict(results)
+        self.name = name
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> HippoRAGCacheExtractor:
+        return cls(load_hipporag_openie(path), name=f"hipporag-cache:{Path(path).name}")
+
+    def extract(self, texts: list[str]) -> list[ExtractionResult]:
+        return [self._results.get(text) or self._results.get(text.strip()) or _MISSING for text in texts]
+
+
+_MISSING = ExtractionResult(entities=(), triples=(), error="passage not in the cached OpenIE results")

@@ -20,7 +20,21 @@ _ANAPHORA = re.compile(r"^(?:(?:he|she|it|they|his|her|its|their)\b|the\s+[a-z][
 _DISAMBIGUATOR = re.compile(r"\s*\([^)]*\)\s*$")  # "Jaws (film)" → "Jaws"
 _PRED_JUNK = re.compile(r"[\"“”«»()\[\]`]|''")
 _LIST_GLUE = frozenset({"", ",", "and", ", and", "or", ", or", "&", ";"})
-_WORD = re.compile(r"[a-z][a-z'’\-]*")
+_WORD = re.compile(r"[a-z][a-z'\u2019\-]*")
+# Pronoun contractions become words before mentions are found: "He's from Rome" is "He is from Rome", not a
+# name "He" with a possessive. Typographic apostrophes are read as ASCII ones first.
+_PRONOUN_CONTRACTION = re.compile(r"\b(he|she|it|they|we|you|i|that|there|who|what|here)'(s|re|ll|ve|d|m)\b",
+                                  re.IGNORECASE)
+_CONTRACTION_WORDS = {"s": "is", "re": "are", "ll": "will", "ve": "have", "d": "would", "m": "am"}
+_NEGATION = re.compile(r"\b(?:(ca)|(wo)|(sha)|(\w+))n't\b", re.IGNORECASE)  # can't, won't, shan't, isn't
+_POSSESSIVE_LEAD = re.compile(r"^'s?(?=\W|$)")
+_ROLE_WORD = re.compile(r"\s+([a-z][a-z\-]*)")
+_ROLE_BEFORE_NAME = re.compile(r"\s+((?:[a-z][a-z\-]*\s+){1,2})$")
+# Words that end a role: "Alice's brother lives in Paris" is not about a "brother lives in" called Paris.
+_NOT_ROLE = frozenset({"in", "on", "at", "of", "by", "for", "from", "with", "to", "as", "into", "is", "was", "are",
+                       "were", "be", "been", "has", "had", "have", "and", "or", "but", "who", "which", "that",
+                       "lives", "lived", "died", "born"})
+_LEADING_CONJUNCTION = re.compile(r"^(?:and|but|while|whereas)\s+")
 
 MAX_PREDICATE_WORDS = 6
 MAX_TRIPLES = 60
@@ -28,13 +42,13 @@ TITLE_LINK = "related to"
 
 
 class OfflineExtractor:
-    name = "offline-regex-v1"
+    name = "offline-regex-v2"  # v2: possessives and contractions (issue 13)
 
     def extract(self, texts: list[str]) -> list[ExtractionResult]:
         return [self.extract_one(text) for text in texts]
 
     def extract_one(self, text: str) -> ExtractionResult:
-        title, body = _split_title(text)
+        title, body = _split_title(text.replace("\u2019", "'"))
         lowercase_words = frozenset(_WORD.findall(body))
         entities: dict[str, str] = {}  # normalised → first surface form
         triples: dict[tuple[str, str, str], Triple] = {}
@@ -42,11 +56,12 @@ class OfflineExtractor:
         if title:
             title_key = _add_entity(entities, title)
 
-        for _, sentence in split_sentences(body):
+        for _, raw_sentence in split_sentences(body):
+            sentence = _expand_contractions(raw_sentence)
             mentions = [_expand_short_name(m, entities) for m in find_mentions(sentence, lowercase_words)]
             for m in mentions:
                 _add_entity(entities, m.text)
-            subject, subject_end, rest = _sentence_subject(sentence, mentions, title)
+            subject, subject_end, rest = _sentence_subject(sentence, mentions, title, triples)
             if subject is None:
                 continue
             previous_predicate = ""
@@ -58,11 +73,17 @@ class OfflineExtractor:
                 elif between in _LIST_GLUE and previous_predicate:
                     predicate = previous_predicate  # "sister publication of A, B and C"
                 else:
-                    predicate = _last_words(between) or TITLE_LINK
+                    predicate = _last_words(_LEADING_CONJUNCTION.sub("", between)) or TITLE_LINK
                     previous_predicate = predicate
+                end = m.end
+                possessive = _possessive_end(sentence, m) if m.start >= subject_end else None
+                if possessive is not None:  # "Bob is Alice's brother": Bob is brother of Alice
+                    role, end = _role(sentence, possessive, None)
+                    if role:
+                        predicate = f"{between or 'is'} {role} of"
                 _add_triple(triples, subject, predicate, m.text)
                 if m.start >= subject_end:
-                    previous_end = m.end
+                    previous_end = end
             _chain_neighbours(triples, sentence, mentions, subject)
 
         if title_key is not None:
@@ -107,20 +128,69 @@ def _add_triple(triples: dict[tuple[str, str, str], Triple], s: str, p: str, o: 
         triples.setdefault(key, Triple(s, p, o))
 
 
-def _sentence_subject(sentence: str, mentions: list[Mention],
-                      title: str | None) -> tuple[str | None, int, list[Mention]]:
+def _sentence_subject(sentence: str, mentions: list[Mention], title: str | None,
+                      triples: dict[tuple[str, str, str], Triple]) -> tuple[str | None, int, list[Mention]]:
     """The sentence's subject, where it ends, and the mentions it relates to.
 
     A sentence opening with a pronoun or "The <noun>" is about the passage title; otherwise the subject is
-    the first mention that is not a date or number."""
+    the first mention that is not a date or number. A possessive subject is not what the sentence is about:
+    in "Alice's brother Bob lives in Paris" the subject is Bob (and Bob is brother of Alice, added here); in
+    "Alice's brother lives in Paris" it stays Alice, with the role carried into the predicate
+    ("brother lives in"), so no fact claims that Alice lives in Paris."""
     anaphora = _ANAPHORA.match(sentence)
     first = mentions[0] if mentions else None
     if title and anaphora and (first is None or first.start >= anaphora.end()):
         return title, anaphora.end(), mentions
     for i, m in enumerate(mentions):
-        if not m.is_value:
-            return m.text, m.end, mentions[:i] + mentions[i + 1:]
+        if m.is_value:
+            continue
+        rest = mentions[:i] + mentions[i + 1:]
+        possessive = _possessive_end(sentence, m)
+        if possessive is None:
+            return m.text, m.end, rest
+        after = mentions[i + 1] if i + 1 < len(mentions) else None
+        role, role_end = _role(sentence, possessive, after)
+        if after is not None and role and role_end == after.start and not after.is_value:
+            _add_triple(triples, after.text, f"is {role} of", m.text)
+            return after.text, after.end, [x for x in rest if x is not after]
+        return m.text, possessive, rest
     return None, 0, []
+
+
+def _expand_contractions(sentence: str) -> str:
+    """"He's" → "He is", "isn't" → "is not", "won't" → "will not", so no contraction reads as a possessive."""
+    sentence = _PRONOUN_CONTRACTION.sub(lambda m: f"{m.group(1)} {_CONTRACTION_WORDS[m.group(2).lower()]}", sentence)
+
+    def negation(m: re.Match[str]) -> str:
+        can, won, shan, word = m.groups()
+        return f"{'can' if can else 'will' if won else 'shall' if shan else word} not"
+
+    return _NEGATION.sub(negation, sentence)
+
+
+def _possessive_end(sentence: str, m: Mention) -> int | None:
+    """Where the possessive marker right after a name ends ("Alice's", "the Beatles'"), or None."""
+    if m.kind != "name":
+        return None
+    rest = sentence[m.end:]
+    if rest.startswith("'s") and (len(rest) == 2 or not rest[2].isalnum()):
+        return m.end + 2
+    if rest.startswith("'") and m.text.endswith("s") and (len(rest) == 1 or not rest[1].isalnum()):
+        return m.end + 1
+    return None
+
+
+def _role(sentence: str, start: int, after: Mention | None) -> tuple[str, int]:
+    """The possessed noun after a possessive marker at ``start`` and where it ends: the lower-case words up to
+    the next name when they lead straight to it ("Alice's younger brother Bob"), else the first word."""
+    if after is not None:
+        run = _ROLE_BEFORE_NAME.fullmatch(sentence, start, after.start)
+        if run is not None and not _NOT_ROLE.intersection(run.group(1).split()):
+            return " ".join(run.group(1).split()), after.start
+    word = _ROLE_WORD.match(sentence, start)
+    if word is None:
+        return "", start
+    return word.group(1), word.end()
 
 
 def _chain_neighbours(triples: dict[tuple[str, str, str], Triple], sentence: str, mentions: list[Mention],
@@ -131,6 +201,8 @@ def _chain_neighbours(triples: dict[tuple[str, str, str], Triple], sentence: str
         if left.is_value or left.text == subject:
             continue
         between = _predicate(sentence[left.end:right.start])
+        if _possessive_end(sentence, left) is not None:
+            continue  # "Bob is Alice's brother and lives in Paris": Paris is not Alice's (the role has its triple)
         if between not in _LIST_GLUE and len(between.split()) <= 4:
             _add_triple(triples, left.text, between, right.text)
 
@@ -146,8 +218,8 @@ def _link_title(triples: dict[tuple[str, str, str], Triple], entities: dict[str,
 
 def _predicate(text: str) -> str:
     cleaned = _PRED_JUNK.sub(" ", text)
-    cleaned = " ".join(cleaned.split()).strip(" ,;:-–—").lower()
-    return cleaned
+    cleaned = " ".join(cleaned.split()).strip(" ,;:-\u2013\u2014").lower()
+    return _POSSESSIVE_LEAD.sub("", cleaned).strip()
 
 
 def _last_words(predicate: str) -> str:

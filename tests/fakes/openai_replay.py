@@ -6,7 +6,9 @@ the real request/response path. Scripting, first match wins:
 1. the FIFO queue (``server.enqueue(reply, ...)``): one reply per request, consumed in order;
 2. rules (``server.on("substring of the last user message", reply_or_list)``): a list is played in order and
    its last element then repeats — ``[Reply.status(429), Reply.text("ok")]`` is "429 once, then success";
-3. the default reply (``server.default = Reply.text(...)``);
+3. the responder (``server.responder = fn``): a function of the request that returns a Reply, or None to pass
+   (a deterministic stand-in model whose answer depends on the prompt, for contract tests);
+4. the default reply (``server.default = Reply.text(...)``);
 otherwise the server answers 400 "no scripted reply" (not retried, so a missing script fails fast).
 
 Every request is recorded in ``server.requests`` (parsed JSON body), so tests can assert that a cached prompt
@@ -19,7 +21,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -108,6 +110,7 @@ class ReplayServer:
     def __init__(self, model_name: str = "replay-model") -> None:
         self.model_name = model_name
         self.default: Reply | None = None
+        self.responder: Callable[[RecordedRequest], Reply | None] | None = None
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
         self._rules: list[_Rule] = []
@@ -177,6 +180,10 @@ class ReplayServer:
             for rule in self._rules:
                 if rule.needle in prompt:
                     return rule.next()
+            if self.responder is not None:
+                reply = self.responder(self.requests[-1])
+                if reply is not None:
+                    return reply
             return self.default
 
     def _completion_body(self, reply: Reply) -> bytes:

@@ -85,3 +85,38 @@ def test_initials_and_abbreviations_do_not_split_names() -> None:
     (result,) = OfflineExtractor().extract(["The editor George T. Solomon met Dr. Smith at MIT. He left."])
     assert {"george t solomon", "smith", "mit"} <= keys(result.entities)
     assert not keys(result.entities) & {"dr", "dr smith", "george t", "t solomon"}
+
+
+# -- possessives and contractions (issue 13: "Bob is Alice's brother" used to give `bob is alice`) -------------
+
+def facts(text: str) -> set[tuple[str, str, str]]:
+    return edges(OfflineExtractor().extract_one(text).triples)
+
+
+def test_possessive_object_names_the_role_and_ends_the_clause() -> None:
+    for apostrophe in ("'", "\u2019"):  # ASCII and typographic apostrophes read the same
+        got = facts(f"Bob is Alice{apostrophe}s brother and lives in Paris.")
+        assert got == {("bob", "is brother of", "alice"), ("bob", "lives in", "paris")}, apostrophe
+        assert not any(p.startswith("s ") or p == "is" for _, p, _ in got)
+
+
+def test_possessive_subject_is_not_what_the_sentence_is_about() -> None:
+    assert facts("Alice's younger brother Bob lives in Paris.") == {
+        ("bob", "is younger brother of", "alice"), ("bob", "lives in", "paris")}
+    # No name after the role: the role stays in the predicate, and no fact says Alice lives in Paris.
+    assert facts("Alice's brother lives in Paris.") == {("alice", "brother lives in", "paris")}
+    assert facts("The Beatles' album Abbey Road was recorded in London.") == {
+        ("abbey road", "is album of", "beatles"), ("abbey road", "was recorded in", "london")}
+
+
+def test_possessive_of_a_name_with_an_apostrophe() -> None:
+    assert facts("Bob is O'Brien's friend.") == {("bob", "is friend of", "o brien")}
+    assert facts("Bob is O\u2019Brien\u2019s friend.") == {("bob", "is friend of", "o brien")}
+
+
+def test_contractions_are_words_not_possessives() -> None:
+    result = OfflineExtractor().extract_one("Bob\nHe\u2019s from Rome. Bob isn't Carol's son. They're friends.")
+    assert keys(result.entities) == {"bob", "rome", "carol"}  # no "He" or "They" entity
+    assert edges(result.triples) >= {("bob", "is from", "rome"), ("bob", "is not son of", "carol")}
+    assert facts("Bob\nHe won't visit Oslo.") == {("bob", "will not visit", "oslo")}
+    assert facts("Bob\nHe can't reach Oslo.") == {("bob", "can not reach", "oslo")}

@@ -12,6 +12,7 @@ from .client import MemoryClient
 from .errors import (
     AlreadyExistsError,
     DeadlineExceededError,
+    EpisodeConflictError,
     EpisodeNotFoundError,
     FailedPreconditionError,
     InternalError,
@@ -63,6 +64,7 @@ __all__ = [
     "DeadlineExceededError",
     "DeleteResult",
     "Episode",
+    "EpisodeConflictError",
     "EpisodeInput",
     "EpisodeLike",
     "EpisodeNotFoundError",

@@ -85,6 +85,12 @@ class FailedPreconditionError(MemserveError):
     pass
 
 
+class EpisodeConflictError(FailedPreconditionError):
+    """A write named an existing episode (its id, or the content hash of session, speaker, event time and text)
+    with different metadata, importance, pinned or text. Nothing was written; ``field`` names the first
+    difference. Exact re-sends are no-ops and never raise this."""
+
+
 class ResourceExhaustedError(MemserveError):
     pass
 
@@ -128,6 +134,7 @@ _BY_CODE: dict[grpc.StatusCode, type[MemserveError]] = {
 _BY_REASON: dict[str, type[MemserveError]] = {
     "NAMESPACE_NOT_FOUND": NamespaceNotFoundError,
     "EPISODE_NOT_FOUND": EpisodeNotFoundError,
+    "EPISODE_CONFLICT": EpisodeConflictError,
 }
 
 

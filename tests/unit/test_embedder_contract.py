@@ -1,0 +1,168 @@
+"""Contract every Embedder must honour, run over all of them (the real packaged MiniLM is marked slow), and
+proof that it catches broken ones: each deliberately broken embedder below fails at least one clause."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+import pytest
+
+from memserve.embed import Embedder, HashEmbedder, make_embedder, normalize_rows
+
+TEXTS = ["Alice moved to Paris in 2019.", "Bob Jones joined Acme Robotics as chief engineer.",
+         "The quarterly tax filing deadline is in April.", "Alice relocated to Paris in 2019."]
+UNICODE = ["東京は日本の首都です。", "مرحبا بالعالم", "Émile Zola écrivit « Germinal ».", "emoji 🚀✨ rocket",
+           "e\u0301 combining accent", "zero\u200bwidth", "tab\tand\nnewline"]
+HUGE = "memory " * 30_000  # 210k characters: far past any model's sequence length
+
+# The MiniLM model takes seconds to load: one instance for the whole run.
+_minilm = cache(lambda: make_embedder("bundled:all-MiniLM-L6-v2", device="cpu"))
+
+IMPLEMENTATIONS: dict[str, Callable[[], Embedder]] = {
+    "hash-64": lambda: make_embedder("hash:64"),
+    "hash-384": lambda: HashEmbedder(384),
+    "minilm": _minilm,
+}
+SLOW = {"minilm"}
+
+
+# -- the contract: each clause is a function that raises AssertionError when the embedder breaks it ---------
+
+def is_an_embedder(e: Embedder) -> None:
+    assert isinstance(e, Embedder)
+    assert isinstance(e.name, str) and e.name
+    assert isinstance(e.dim, int) and e.dim > 0
+
+
+def shape_dtype_and_unit_rows(e: Embedder) -> None:
+    out = e.embed(TEXTS)
+    assert isinstance(out, np.ndarray) and out.shape == (len(TEXTS), e.dim) and out.dtype == np.float32
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def empty_batch(e: Embedder) -> None:
+    out = e.embed([])
+    assert out.shape == (0, e.dim) and out.dtype == np.float32
+
+
+def one_row_per_text_in_order(e: Embedder) -> None:
+    # Texts of very different lengths: an implementation that sorts by length must put the rows back.
+    texts = [TEXTS[2] * 5, "Paris", TEXTS[1], "a b", TEXTS[0] * 2]
+    batch = e.embed(texts)
+    assert batch.shape[0] == len(texts)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(batch[i], e.embed([text])[0], atol=1e-4, err_msg=f"row {i}")
+
+
+def deterministic(e: Embedder) -> None:
+    np.testing.assert_allclose(e.embed(TEXTS), e.embed(TEXTS), atol=1e-6)
+
+
+def duplicates_get_identical_rows(e: Embedder) -> None:
+    out = e.embed([TEXTS[0], TEXTS[1], TEXTS[0]])
+    np.testing.assert_allclose(out[0], out[2], atol=1e-5)
+
+
+def related_texts_are_closer(e: Embedder) -> None:
+    a, b, unrelated = e.embed([TEXTS[0], TEXTS[3], TEXTS[2]])
+    assert float(a @ b) > float(a @ unrelated) + 0.1
+
+
+def unicode_and_degenerate_texts(e: Embedder) -> None:
+    texts = [*UNICODE, "", "   ", "!!!", "a"]
+    out = e.embed(texts)
+    assert out.shape == (len(texts), e.dim) and np.all(np.isfinite(out))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert len({row.tobytes() for row in out[: len(UNICODE)]}) == len(UNICODE)  # not all mapped to one vector
+
+
+def huge_input_is_bounded(e: Embedder) -> None:
+    out = e.embed([HUGE, "short"])
+    assert out.shape == (2, e.dim) and np.all(np.isfinite(out))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+CONTRACT = [is_an_embedder, shape_dtype_and_unit_rows, empty_batch, one_row_per_text_in_order, deterministic,
+            duplicates_get_identical_rows, related_texts_are_closer, unicode_and_degenerate_texts,
+            huge_input_is_bounded]
+
+
+def _params() -> list[object]:
+    return [pytest.param(impl, clause, id=f"{impl}-{clause.__name__}",
+                         marks=[pytest.mark.slow] if impl in SLOW else [])
+            for impl in IMPLEMENTATIONS for clause in CONTRACT]
+
+
+@pytest.mark.parametrize(("impl", "clause"), _params())
+def test_contract(impl: str, clause: Callable[[Embedder], None]) -> None:
+    clause(IMPLEMENTATIONS[impl]())
+
+
+# -- broken embedders: the contract must reject each of them ------------------------------------------------
+
+class _Broken:
+    def __init__(self) -> None:
+        self._inner = HashEmbedder(64)
+        self.dim = 64
+        self.name = "broken"
+
+
+class SortsAndForgetsToRestoreOrder(_Broken):
+    """The length-sorting optimisation of the sentence-transformers embedder, without the un-sort."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        return self._inner.embed([texts[i] for i in order])
+
+
+class NotNormalised(_Broken):
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._inner.embed(texts) * 3.0
+
+
+class FloatSixtyFour(_Broken):
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._inner.embed(texts).astype(np.float64)
+
+
+class EmptyBatchHasNoColumns(_Broken):
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._inner.embed(texts) if texts else np.zeros((0,), dtype=np.float32)
+
+
+class BlankTextGivesNaN(_Broken):
+    """Normalising a zero vector: 0 / 0."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = self._inner.embed(texts)
+        for i, t in enumerate(texts):
+            if not t.strip():
+                out[i] = np.nan
+        return out
+
+
+class Random(_Broken):
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return normalize_rows(np.random.default_rng().standard_normal((len(texts), 64)).astype(np.float32))
+
+
+class TruncatesTheBatch(_Broken):
+    """Drops texts past a fixed batch size."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._inner.embed(texts[:3])
+
+
+@pytest.mark.parametrize("broken", [SortsAndForgetsToRestoreOrder, NotNormalised, FloatSixtyFour,
+                                    EmptyBatchHasNoColumns, BlankTextGivesNaN, Random, TruncatesTheBatch])
+def test_the_contract_rejects_a_broken_embedder(broken: type[_Broken]) -> None:
+    failed = []
+    for clause in CONTRACT:
+        try:
+            clause(broken())  # type: ignore[arg-type]
+        except AssertionError:
+            failed.append(clause.__name__)
+    assert failed, f"{broken.__name__} passed every clause of the contract"
