@@ -21,6 +21,7 @@ EXPECTED = {
     "EpisodeNotFound": "NOT_FOUND",
     "FailedPrecondition": "FAILED_PRECONDITION",
     "ExtractionFailed": "FAILED_PRECONDITION",
+    "EpisodeConflict": "FAILED_PRECONDITION",  # new with the re-send check (inherits its code)
     "ResourceExhausted": "RESOURCE_EXHAUSTED",
     "DiskFull": "RESOURCE_EXHAUSTED",
     "Unauthenticated": "UNAUTHENTICATED",

@@ -71,7 +71,10 @@ export interface Extraction {
 export interface EpisodeInput {
   /**
    * Optional client-supplied id (1-128 printable characters). When empty, the id is a content hash of
-   * session_id, speaker, event_time and text, so re-sending the same episode stays idempotent.
+   * session_id, speaker, event_time and text, so re-sending the same episode stays idempotent. Metadata,
+   * importance and pinned are not hashed: a write that names an existing episode with different values
+   * (or different text under a client id) fails with FAILED_PRECONDITION, reason EPISODE_CONFLICT, and
+   * writes nothing; delete the episode and write it again to change it.
    */
   id: string;
   sessionId: string;
