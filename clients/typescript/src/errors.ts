@@ -67,6 +67,8 @@ export class NamespaceNotFoundError extends NotFoundError {}
 export class EpisodeNotFoundError extends NotFoundError {}
 export class AlreadyExistsError extends MemserveError {}
 export class FailedPreconditionError extends MemserveError {}
+/** A write names an existing episode (its id or content id) but differs from it; nothing was written. */
+export class EpisodeConflictError extends FailedPreconditionError {}
 export class ResourceExhaustedError extends MemserveError {}
 export class UnauthenticatedError extends MemserveError {}
 export class PermissionDeniedError extends MemserveError {}
@@ -96,6 +98,7 @@ const BY_CODE: Partial<Record<StatusName, ErrorClass>> = {
 const BY_REASON: Record<string, ErrorClass> = {
   NAMESPACE_NOT_FOUND: NamespaceNotFoundError,
   EPISODE_NOT_FOUND: EpisodeNotFoundError,
+  EPISODE_CONFLICT: EpisodeConflictError,
 };
 
 export function statusName(code: number): StatusName {

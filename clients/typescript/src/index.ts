@@ -14,6 +14,7 @@ export { NAMESPACE_KEY, RPC_NAMES, type RpcName } from "./core.js";
 export {
   AlreadyExistsError,
   DeadlineExceededError,
+  EpisodeConflictError,
   EpisodeNotFoundError,
   FailedPreconditionError,
   InternalError,

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 
 import {
+  EpisodeConflictError,
   EpisodeNotFoundError,
   InvalidArgumentError,
   MemoryClient,
@@ -110,6 +111,13 @@ describe("a real server", () => {
     assert.deepEqual(again.created, [false, false]);
     assert.equal(again.createdCount, 0);
     assert.equal(first.ids[0], "client-1");
+    // The same id with other metadata is refused, naming the field, and the stored episode is kept.
+    const error = await client.write(name, [{ text: "hello", id: "client-1", metadata: { tag: "new" } }])
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof EpisodeConflictError, String(error));
+    assert.equal(error.reason, "EPISODE_CONFLICT");
+    assert.ok(error.field?.includes("metadata"), String(error.field));
+    assert.deepEqual((await client.get(name, "client-1")).metadata, {});
   });
 
   test("graph and hybrid queries run on the extracted graph and explain their hits; no mode lets the server choose", async () => {
