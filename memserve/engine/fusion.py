@@ -28,7 +28,7 @@ def fuse(channels: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> dict[int, 
     for seqs, scores, weight in channels:
         if weight == 0 or seqs.size == 0:
             continue
-        for seq, value in zip(seqs.tolist(), (normalise(scores) * weight).tolist()):
+        for seq, value in zip(seqs.tolist(), (normalise(scores) * weight).tolist(), strict=True):
             out[seq] = out.get(seq, 0.0) + value
     return out
 
@@ -55,3 +55,26 @@ def hybrid(channels: Sequence[tuple[np.ndarray, np.ndarray, float]],
 def ranked(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
     """Best first; ties by seq, so equal scores rank deterministically."""
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+def after_graph(graph: Mapping[int, float], fused: Mapping[int, float], trust: float) -> dict[int, float]:
+    """HYBRID's score once the graph has ranked: trust x norm(graph) + (1 - trust) x norm(fused), over the union
+    of both candidate sets (a candidate one side lacks gets 0 from it). ``graph``: PPR mass of the graph stage,
+    which was seeded on the dense scores alone; ``fused``: the dense + BM25 + lifts score (``hybrid``).
+
+    The graph is never seeded with the fused scores: on MuSiQue that moved PPR's reset mass onto passages that
+    share words with the question but not its entities, and cost HYBRID 1.8 points of R@2 (docs/CONVERSATION.md).
+    ``trust`` (graph_retrieval.graph_trust) is 1 on entity-rich documents, so HYBRID keeps the graph's order
+    there, and near 0 on chat turns, where the fused channels rank."""
+    trust = min(1.0, max(0.0, trust))
+    out: dict[int, float] = {}
+    for scores, weight in ((graph, trust), (fused, 1.0 - trust)):
+        if weight <= 0 or not scores:
+            continue
+        seqs = np.fromiter(scores.keys(), np.int64, len(scores))
+        values = normalise(np.fromiter(scores.values(), np.float64, len(scores))) * weight
+        for seq, value in zip(seqs.tolist(), values.tolist(), strict=True):
+            out[seq] = out.get(seq, 0.0) + value
+    for seq in graph:  # a graph candidate stays a candidate even where its weight is 0
+        out.setdefault(seq, 0.0)
+    return out

@@ -2,8 +2,8 @@
 ``KnowledgeGraph`` and the dense scores the caller already has.
 
 GRAPH: query → top facts (cosine against fact embeddings) → optional recognition filter (an LLM in HippoRAG 2; a
-hook here) → the facts' subject and object phrases seed a Personalized PageRank, each weighted by fact score ×
-specificity (1 / passages containing the phrase) → every passage is also seeded with ``passage_weight`` × its
+hook here) → the facts' subject and object phrases seed a Personalized PageRank, each weighted by fact score x
+specificity (1 / passages containing the phrase) → every passage is also seeded with ``passage_weight`` x its
 min-max normalised dense score → passages ranked by PPR mass. No seed at all → dense order, flagged.
 
 HYBRID ("dense-anchored"): the first ``dense_anchor`` slots are the best dense passages, the rest follow the
@@ -47,7 +47,7 @@ class GraphParams:
     fact_top_k: int = 5  # facts kept as seeds
     passage_weight: float = 0.05  # weight of dense scores in the reset vector, relative to phrase seeds
     top_k: int = 10
-    # Phrase seed = fact score × specificity. A phrase reached by several top facts keeps its best score
+    # Phrase seed = fact score x specificity. A phrase reached by several top facts keeps its best score
     # (HippoRAG 2 keeps whichever fact came last, an accident of loop order).
     min_fact_score: float = 0.0  # facts below this cosine never seed
     # Exponent on the min-max normalised dense score in the reset vector: > 1 concentrates the dense prior on
@@ -56,7 +56,7 @@ class GraphParams:
     # Per-query override: keep only synonymy edges at least this similar (None: the graph's own threshold).
     synonym_threshold: float | None = None
     # Phrases named in the query itself (entity spans found by the offline extractor) seed PPR directly with
-    # this weight × specificity, beside the fact seeds. HippoRAG 1 seeded from query entities, HippoRAG 2 from
+    # this weight x specificity, beside the fact seeds. HippoRAG 1 seeded from query entities, HippoRAG 2 from
     # facts only; with a small embedder the fact search misses entities the question names verbatim.
     query_entity_weight: float = 3.0  # tuned on MuSiQue: 2-5 all help; 0 = plain HippoRAG 2
     # HippoRAG 2's 0.05 dense prior assumes entity-rich passages. When the graph can barely tell passages apart
@@ -66,7 +66,7 @@ class GraphParams:
     adaptive_density: float = 4.0
     # "push": local PPR (forward push, graph/ppr_push.py), cost independent of the graph's size; "power": power
     # iteration over every node (the reference). ppr_epsilon: push threshold per unit of weighted degree (the
-    # L1 error is at most damping × epsilon × volume of the touched nodes; see ppr_push.py).
+    # L1 error is at most damping x epsilon x volume of the touched nodes; see ppr_push.py).
     ppr_method: str = "push"
     ppr_epsilon: float = 1e-5
 
@@ -96,6 +96,9 @@ class GraphResult:
     facts: tuple[ScoredFact, ...]  # the seed facts, best first
     seed_phrases: Mapping[str, float]  # phrase → reset weight
     timings_ms: Mapping[str, float]
+    # How far the graph can tell passages apart, in [0, 1] (``graph_trust``): 1 on entity-rich documents, near 0
+    # on chat turns. 1 when the adaptive prior is off (the graph is then taken as it is) and in the fallback.
+    trust: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class _Scores:
     facts: tuple[ScoredFact, ...]
     seeds: dict[int, float]  # phrase id → reset weight
     timings_ms: dict[str, float]
+    trust: float = 1.0
 
 
 def graph_retrieve(
@@ -124,7 +128,7 @@ def graph_retrieve(
     ranked = _top(scores.passage, params.top_k)
     hits = _explain(kg, ranked, scores)
     scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3
-    return GraphResult(hits, "graph", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms)
+    return GraphResult(hits, "graph", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms, scores.trust)
 
 
 def hybrid_retrieve(
@@ -152,7 +156,7 @@ def hybrid_retrieve(
     scores.timings_ms["fuse"] = (time.perf_counter() - fuse_start) * 1e3
     hits = _explain(kg, ranked, scores)
     scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3
-    return GraphResult(hits, "hybrid", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms)
+    return GraphResult(hits, "hybrid", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms, scores.trust)
 
 
 def anchor_fuse(
@@ -241,12 +245,11 @@ def _graph_scores(
     phrase_nodes, known = matrix.phrase_node.lookup(phrase_ids)
     if not known.any():
         return None
-    seeds = {p: w for p, w, k in zip(phrase_ids.tolist(), phrase_weights.tolist(), known.tolist()) if k}
+    seeds = {p: w for p, w, k in zip(phrase_ids.tolist(), phrase_weights.tolist(), known.tolist(), strict=True) if k}
     seed_nodes, seed_weights = [phrase_nodes[known]], [phrase_weights[known]]
     passage_weight = params.passage_weight
-    if params.adaptive_passage_weight:
-        trust = min(1.0, kg.specific_phrase_density() / params.adaptive_density)
-        passage_weight += (1.0 - passage_weight) * (1.0 - trust)
+    trust = graph_trust(kg, params)
+    passage_weight += (1.0 - passage_weight) * (1.0 - trust)
     offset = len(matrix.phrase_ids)
     stale = matrix.version != kg.version  # passages removed since the snapshot must not come back as hits
     outside_seqs = np.zeros(0, np.int64)
@@ -278,7 +281,16 @@ def _graph_scores(
                         (1.0 - params.damping) * outside_weights / total_reset]),
     )
     timings["ppr"] = (time.perf_counter() - t) * 1e3
-    return _Scores(passage, tuple(candidates), seeds, timings)
+    return _Scores(passage, tuple(candidates), seeds, timings, trust)
+
+
+def graph_trust(kg: KnowledgeGraph, params: GraphParams) -> float:
+    """min(1, specific phrases per passage / ``adaptive_density``): what the adaptive prior raises the passage
+    weight by, and what HYBRID weighs the graph's ranking by against the fused channels. 1 with the adaptive
+    prior off."""
+    if not params.adaptive_passage_weight:
+        return 1.0
+    return min(1.0, kg.specific_phrase_density() / params.adaptive_density)
 
 
 def _passage_ppr(m: PPRMatrix, nodes: np.ndarray, weights: np.ndarray, offset: int,
@@ -341,7 +353,7 @@ class ScoreArrays(Mapping[int, float]):
         if not seqs:
             return {}
         where = np.flatnonzero(np.isin(self.seqs, np.asarray(seqs, dtype=self.seqs.dtype)))
-        return dict(zip(self.seqs[where].tolist(), self.scores[where].tolist()))
+        return dict(zip(self.seqs[where].tolist(), self.scores[where].tolist(), strict=True))
 
     def __len__(self) -> int:
         return len(self.seqs)
@@ -351,7 +363,7 @@ _PassageScores = ScoreArrays  # the name the graph scores had before dense score
 
 
 def _dense_prior(dense_scores: Mapping[int, float], power: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """(seqs, reset weights): min-max normalised dense scores ** power × weight."""
+    """(seqs, reset weights): min-max normalised dense scores ** power x weight."""
     arrays = ScoreArrays.of(dense_scores)
     seqs, values = arrays.seqs, arrays.scores
     lo, hi = float(values.min()), float(values.max())
@@ -388,7 +400,7 @@ def _top_arrays(seqs: np.ndarray, values: np.ndarray, k: int) -> list[tuple[int,
     else:
         pick = np.arange(n)
     order = pick[np.lexsort((seqs[pick], -values[pick]))][:k]
-    return list(zip(seqs[order].tolist(), values[order].tolist()))
+    return list(zip(seqs[order].tolist(), values[order].tolist(), strict=True))
 
 
 def _explain(kg: KnowledgeGraph, ranked: list[tuple[int, float]], scores: _Scores) -> tuple[GraphHit, ...]:

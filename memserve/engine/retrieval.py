@@ -17,7 +17,7 @@ from ..store import episodes_repo
 from ..store.db import Database
 from ..types import FactOut, Hit, QueryIn, QueryMode, QueryResult
 from . import fusion
-from .graph_retrieval import GraphParams, ScoreArrays
+from .graph_retrieval import GraphParams, HybridParams, ScoreArrays, anchor_fuse
 from .graph_service import GraphService
 from .hema import Hema
 from .index_registry import IndexRegistry, single_query_threads
@@ -28,6 +28,9 @@ from .time_hints import time_window
 # Dense candidates that seed PPR in the graph modes (HippoRAG 2 seeds every passage; past this many the
 # prior's tail weighs nothing next to the phrase seeds).
 DENSE_POOL = 5000
+# HYBRID with fusion: how many of the graph stage's best passages the fused scores are blended with (at least
+# top_k). Only matters where the graph is half trusted: at trust 1 the graph's own order is kept, at 0 it is unused.
+GRAPH_POOL = 100
 
 
 class Retriever:
@@ -75,8 +78,8 @@ class Retriever:
         t = lap("dense", t)
         dense_scores = ScoreArrays(dense.ids, dense.scores)  # arrays, not a per-passage dict
         cosines: dict[int, float] = {}  # hits beyond the dense pool (graph or lexical): from stored embeddings
-        # HYBRID: dense + BM25 + the speaker and time lifts, fused; with a graph, the fused scores are what the
-        # graph is anchored on and seeded with (in place of the plain dense scores).
+        # HYBRID: dense + BM25 + the speaker and time lifts, fused. With a graph, the graph stage is seeded on the
+        # dense scores alone (as GRAPH mode is), and the fused scores come in after it (fusion.after_graph).
         prior: Mapping[int, float] = dense_scores
         lexical_scores: dict[int, float] = {}
         if fusing:
@@ -88,6 +91,7 @@ class Retriever:
         graph_ran = False
         if use_graph:
             g = q.graph
+            top_k = q.top_k if allowed is None else q.top_k * 10 + 100
             params = GraphParams(
                 damping=s.ppr_damping if g.damping is None else g.damping,
                 fact_top_k=s.fact_top_k if g.fact_top_k is None else g.fact_top_k,
@@ -95,9 +99,12 @@ class Retriever:
                 synonym_threshold=g.synonym_threshold, query_entity_weight=s.query_entity_weight,
                 adaptive_passage_weight=s.adaptive_passage_weight, ppr_method=s.ppr_method,
                 ppr_epsilon=s.ppr_epsilon,
-                top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
+                # Fusing: the graph stage ranks as GRAPH mode over a wider pool, and the fusion picks from it.
+                top_k=top_k if not fusing else max(top_k, GRAPH_POOL))
+            stage = QueryMode.GRAPH if fusing else mode
             with single_query_threads():
-                result = self.graph.retrieve(q.namespace, q.text, qvec, prior, mode, params)
+                # Seeded on the dense scores, never on the fused prior (see fusion.after_graph).
+                result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, stage, params)
             for name, ms in result.timings_ms.items():
                 timings[f"graph_{name}"] = round(ms, 3)
             if result.mode != "dense_fallback":
@@ -106,15 +113,17 @@ class Retriever:
                 # The filter's seqs may be most of the namespace: test only the hits against them, in arrays.
                 seqs = np.fromiter((h.seq for h in result.hits), np.int64, len(result.hits))
                 keep = np.ones(len(seqs), bool) if allowed is None else np.isin(seqs, allowed)
-                for h, kept in zip(result.hits, keep.tolist()):
+                for h, kept in zip(result.hits, keep.tolist(), strict=True):
                     if kept:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
                         ranked.append((h.seq, h.score, h.graph_score, facts, tuple(h.seed_phrases)))
+                if fusing:
+                    ranked = self._after_graph(ranked, prior, result.trust, q.top_k)
             t = lap("graph", t)
         if fusing and not graph_ran:
             ranked = [(seq, score, 0.0, (), ()) for seq, score in fusion.ranked(prior, q.top_k)]
         seen = {seq for seq, *_ in ranked}
-        for seq, score in zip(dense.ids.tolist(), dense.scores.tolist()):  # dense fills whatever is left
+        for seq, score in zip(dense.ids.tolist(), dense.scores.tolist(), strict=True):  # dense fills whatever is left
             if len(ranked) >= q.top_k:
                 break
             if seq not in seen:
@@ -127,7 +136,7 @@ class Retriever:
                 cosines[seq] = float(vector @ flat)
         found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, [r[0] for r in ranked])
         t = lap("fetch", t)
-        out = []
+        out: list[Hit] = []
         for seq, score, graph_score, facts, phrases in ranked:
             episode = found.get(seq)
             if episode is None:  # deleted between the search and the fetch
@@ -148,6 +157,22 @@ class Retriever:
         lap("total", t_start)
         return QueryResult(hits=out, timings_ms=timings, mode=effective, context=context,
                            context_tokens=tokens)
+
+    @staticmethod
+    def _after_graph(ranked: list[tuple[int, float, float, tuple[FactOut, ...], tuple[str, ...]]],
+                     fused: Mapping[int, float], trust: float,
+                     top_k: int) -> list[tuple[int, float, float, tuple[FactOut, ...], tuple[str, ...]]]:
+        """The graph stage's hits blended with the fused scores by the graph's trust, the first slot anchored
+        on the best fused passage (as HYBRID anchors on dense without fusion); scores are 1 / rank."""
+        graph = {seq: graph_score for seq, _, graph_score, *_ in ranked}
+        blended = fusion.after_graph(graph, fused, trust)
+        order = anchor_fuse(blended, fused, HybridParams().dense_anchor, top_k)
+        explained = {r[0]: r for r in ranked}
+        out = []
+        for seq, score in order:
+            _, _, graph_score, facts, phrases = explained.get(seq, (seq, 0.0, 0.0, (), ()))
+            out.append((seq, score, graph_score, facts, phrases))
+        return out
 
     def _speaker_seqs(self, q: QueryIn) -> set[int]:
         speaker = q.speaker or named_speaker(q.text, self.lexical.speakers(q.namespace))
@@ -170,7 +195,7 @@ class Retriever:
                 lifts.append((self.lexical.seqs_in_window(q.namespace, *window), s.time_boost))
         fused = fusion.hybrid(channels, lifts)
         lap("fuse", t)
-        return fused, dict(zip(lex_seqs.tolist(), lex_scores.tolist()))
+        return fused, dict(zip(lex_seqs.tolist(), lex_scores.tolist(), strict=True))
 
     def _lexical_only(self, q: QueryIn, allowed, timings, lap, t: float, t_start: float) -> QueryResult:
         keep = None if allowed is None else set(allowed.tolist())
@@ -178,8 +203,8 @@ class Retriever:
         t = lap("lexical", t)
         found = episodes_repo.get_by_seqs(self.db.reader(), q.namespace, seqs.tolist())
         t = lap("fetch", t)
-        out = []
-        for seq, score in zip(seqs.tolist(), scores.tolist()):
+        out: list[Hit] = []
+        for seq, score in zip(seqs.tolist(), scores.tolist(), strict=True):
             episode = found.get(seq)
             if episode is not None:
                 out.append(Hit(episode=episode, score=float(score), rank=len(out) + 1, lexical_score=float(score)))
