@@ -26,6 +26,8 @@ from memserve.graph.kg import KnowledgeGraph
 from memserve.graph.ppr import PPRMatrix, personalized_pagerank
 from memserve.graph.ppr_push import push_ppr
 
+from . import fusion
+
 
 @dataclass(frozen=True)
 class ScoredFact:
@@ -153,6 +155,35 @@ def hybrid_retrieve(
         ranked = _top(rrf_fuse(scores.passage, dense_scores, params.graph_weight, params.rrf_k), params.graph.top_k)
     else:
         raise ValueError(f"unknown fusion {params.fusion!r}")
+    scores.timings_ms["fuse"] = (time.perf_counter() - fuse_start) * 1e3
+    hits = _explain(kg, ranked, scores)
+    scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3
+    return GraphResult(hits, "hybrid", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms, scores.trust)
+
+
+def fused_retrieve(
+    query: np.ndarray,
+    kg: KnowledgeGraph,
+    dense_scores: Mapping[int, float],
+    fused: Mapping[int, float],
+    params: HybridParams = HybridParams(),
+    *,
+    fact_filter: FactFilter | None = None,
+    query_phrases: Sequence[str] = (),
+) -> GraphResult:
+    """HYBRID with the fused channels (dense + BM25 + lifts, ``fused``): the walk is GRAPH's, seeded on
+    ``dense_scores`` alone; its passage masses are then blended with ``fused`` by the graph's trust
+    (fusion.after_graph), and the first ``dense_anchor`` slots go to the best fused passages. At trust 1 this is
+    the dense-anchored HYBRID with the anchor taken from the fused scores; near 0 (chat turns) it is the fused
+    ranking."""
+    start = time.perf_counter()
+    scores = _graph_scores(query, kg, dense_scores, params.graph, fact_filter, query_phrases)
+    if scores is None:
+        return _dense_fallback(kg, dense_scores, params.graph.top_k, start)
+    fuse_start = time.perf_counter()
+    passage = ScoreArrays.of(scores.passage)
+    blended = ScoreArrays(*fusion.after_graph(passage.seqs, passage.scores, fused, scores.trust))
+    ranked = anchor_fuse(blended, fused, params.dense_anchor, params.graph.top_k)
     scores.timings_ms["fuse"] = (time.perf_counter() - fuse_start) * 1e3
     hits = _explain(kg, ranked, scores)
     scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3

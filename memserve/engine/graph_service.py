@@ -38,6 +38,7 @@ from .graph_retrieval import (
     GraphResult,
     HybridParams,
     candidate_facts,
+    fused_retrieve,
     graph_retrieve,
     hybrid_retrieve,
 )
@@ -263,8 +264,7 @@ class GraphService:
         fresh: dict[int, ExtractionResult] = {}
         if episodes and self.extractor is not None:
             todo = sorted(episodes)
-            for seq, result in zip(todo, self.extractor.extract([episodes[s].text for s in todo])):
-                fresh[seq] = result
+            fresh = dict(zip(todo, self.extractor.extract([episodes[s].text for s in todo]), strict=False))
         failed = {seq: r.error for seq, r in fresh.items() if r.error}
         ready = {**{s: r for s, r in fresh.items() if not r.error}, **stored}
         items = sorted(ready.items())
@@ -273,12 +273,12 @@ class GraphService:
         vectors = self._cached_vectors(cur, texts)
         encoded: list[str] = [t for t in texts if t not in vectors]
         if encoded:
-            vectors.update(zip(encoded, self._embed(encoded)))
+            vectors.update(zip(encoded, self._embed(encoded), strict=False))
 
         def embed_fn(batch_texts: list[str]) -> np.ndarray:
             missing = [t for t in batch_texts if t not in vectors]
             if missing:  # another passage added these phrases' neighbours since: embed what is left
-                vectors.update(zip(missing, self._embed(missing)))
+                vectors.update(zip(missing, self._embed(missing), strict=False))
                 encoded.extend(missing)
             return np.stack([vectors[t] for t in batch_texts]) if batch_texts else np.zeros((0, self._dim), np.float32)
 
@@ -318,7 +318,9 @@ class GraphService:
             return self._graph(namespace).passage_count > 0
 
     def retrieve(self, namespace: str, query_text: str, qvec: np.ndarray, dense_scores: Mapping[int, float],
-                 mode: QueryMode, params: GraphParams) -> GraphResult:
+                 mode: QueryMode, params: GraphParams, fused: Mapping[int, float] | None = None) -> GraphResult:
+        """GRAPH or HYBRID over the namespace's graph, seeded on ``dense_scores``. HYBRID with ``fused`` (the
+        dense + BM25 + lifts scores) blends them in after the walk (graph_retrieval.fused_retrieve)."""
         phrases = self.query_phrases(query_text) if params.query_entity_weight > 0 else ()
         lock = self._lock(namespace)
         fact_filter = None
@@ -331,6 +333,9 @@ class GraphService:
             fact_filter = lambda found: [f for f in found if f.fact_id in kept]  # noqa: E731
         with lock.read():
             kg = self._graph(namespace)
+            if mode == QueryMode.HYBRID and fused is not None:
+                return fused_retrieve(qvec, kg, dense_scores, fused, HybridParams(graph=params),
+                                      fact_filter=fact_filter, query_phrases=phrases)
             if mode == QueryMode.HYBRID:
                 return hybrid_retrieve(qvec, kg, dense_scores, HybridParams(graph=params), fact_filter=fact_filter,
                                        query_phrases=phrases)

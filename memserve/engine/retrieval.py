@@ -17,7 +17,7 @@ from ..store import episodes_repo
 from ..store.db import Database
 from ..types import FactOut, Hit, QueryIn, QueryMode, QueryResult
 from . import fusion
-from .graph_retrieval import GraphParams, HybridParams, ScoreArrays, anchor_fuse
+from .graph_retrieval import GraphParams, ScoreArrays
 from .graph_service import GraphService
 from .hema import Hema
 from .index_registry import IndexRegistry, single_query_threads
@@ -28,9 +28,6 @@ from .time_hints import time_window
 # Dense candidates that seed PPR in the graph modes (HippoRAG 2 seeds every passage; past this many the
 # prior's tail weighs nothing next to the phrase seeds).
 DENSE_POOL = 5000
-# HYBRID with fusion: how many of the graph stage's best passages the fused scores are blended with (at least
-# top_k). Only matters where the graph is half trusted: at trust 1 the graph's own order is kept, at 0 it is unused.
-GRAPH_POOL = 100
 
 
 class Retriever:
@@ -91,7 +88,6 @@ class Retriever:
         graph_ran = False
         if use_graph:
             g = q.graph
-            top_k = q.top_k if allowed is None else q.top_k * 10 + 100
             params = GraphParams(
                 damping=s.ppr_damping if g.damping is None else g.damping,
                 fact_top_k=s.fact_top_k if g.fact_top_k is None else g.fact_top_k,
@@ -99,12 +95,12 @@ class Retriever:
                 synonym_threshold=g.synonym_threshold, query_entity_weight=s.query_entity_weight,
                 adaptive_passage_weight=s.adaptive_passage_weight, ppr_method=s.ppr_method,
                 ppr_epsilon=s.ppr_epsilon,
-                # Fusing: the graph stage ranks as GRAPH mode over a wider pool, and the fusion picks from it.
-                top_k=top_k if not fusing else max(top_k, GRAPH_POOL))
-            stage = QueryMode.GRAPH if fusing else mode
+                top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
             with single_query_threads():
-                # Seeded on the dense scores, never on the fused prior (see fusion.after_graph).
-                result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, stage, params)
+                # Seeded on the dense scores, never on the fused prior; HYBRID blends the fused scores in after
+                # the walk (fusion.after_graph).
+                result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, mode, params,
+                                             fused=prior if fusing else None)
             for name, ms in result.timings_ms.items():
                 timings[f"graph_{name}"] = round(ms, 3)
             if result.mode != "dense_fallback":
@@ -117,8 +113,6 @@ class Retriever:
                     if kept:
                         facts = tuple(FactOut(f.subject, f.predicate, f.object, f.score) for f in h.facts)
                         ranked.append((h.seq, h.score, h.graph_score, facts, tuple(h.seed_phrases)))
-                if fusing:
-                    ranked = self._after_graph(ranked, prior, result.trust, q.top_k)
             t = lap("graph", t)
         if fusing and not graph_ran:
             ranked = [(seq, score, 0.0, (), ()) for seq, score in fusion.ranked(prior, q.top_k)]
@@ -157,22 +151,6 @@ class Retriever:
         lap("total", t_start)
         return QueryResult(hits=out, timings_ms=timings, mode=effective, context=context,
                            context_tokens=tokens)
-
-    @staticmethod
-    def _after_graph(ranked: list[tuple[int, float, float, tuple[FactOut, ...], tuple[str, ...]]],
-                     fused: Mapping[int, float], trust: float,
-                     top_k: int) -> list[tuple[int, float, float, tuple[FactOut, ...], tuple[str, ...]]]:
-        """The graph stage's hits blended with the fused scores by the graph's trust, the first slot anchored
-        on the best fused passage (as HYBRID anchors on dense without fusion); scores are 1 / rank."""
-        graph = {seq: graph_score for seq, _, graph_score, *_ in ranked}
-        blended = fusion.after_graph(graph, fused, trust)
-        order = anchor_fuse(blended, fused, HybridParams().dense_anchor, top_k)
-        explained = {r[0]: r for r in ranked}
-        out = []
-        for seq, score in order:
-            _, _, graph_score, facts, phrases = explained.get(seq, (seq, 0.0, 0.0, (), ()))
-            out.append((seq, score, graph_score, facts, phrases))
-        return out
 
     def _speaker_seqs(self, q: QueryIn) -> set[int]:
         speaker = q.speaker or named_speaker(q.text, self.lexical.speakers(q.namespace))
