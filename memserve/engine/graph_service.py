@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -89,7 +90,8 @@ class GraphService:
         self._graphs: dict[str, KnowledgeGraph] = {}
         self._locks: dict[str, RWLock] = {}
         self._registry = threading.Lock()
-        self._worker = Worker("extract", self._process, threads=settings.background_threads)
+        process = cast("Callable[[Hashable], bool]", self._process)  # the worker's keys are namespaces
+        self._worker = Worker("extract", process, threads=settings.background_threads)
         # Facts / phrases past which fact search / the synonym search of new phrases use an IVF (trained by the
         # worker, persisted; see _refresh_ivfs).
         self.fact_index_exact_max = 50_000
@@ -269,7 +271,8 @@ class GraphService:
         ready = {**{s: r for s, r in fresh.items() if not r.error}, **stored}
         items = sorted(ready.items())
         with self._lock(namespace).read():
-            texts = self._graph(namespace).texts_to_embed(items)
+            # ExtractionResult's frozen fields read as kg's structural _Extraction (mypy wants them settable)
+            texts = self._graph(namespace).texts_to_embed(items)  # type: ignore[arg-type]
         vectors = self._cached_vectors(cur, texts)
         encoded: list[str] = [t for t in texts if t not in vectors]
         if encoded:
@@ -288,7 +291,7 @@ class GraphService:
             with self._lock(namespace).write():
                 kg = self._graph(namespace)
                 try:
-                    delta = kg.add_passages(items, embed_fn)
+                    delta = kg.add_passages(items, embed_fn)  # type: ignore[arg-type]  # (as texts_to_embed)
                     graph_repo.save_delta(tx, namespace, delta)
                     if self._model is not None and encoded:
                         embedding_cache_repo.store(tx, self._model, encoded, np.stack([vectors[t] for t in encoded]))
