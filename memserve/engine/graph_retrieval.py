@@ -173,9 +173,9 @@ def fused_retrieve(
 ) -> GraphResult:
     """HYBRID with the fused channels (dense + BM25 + lifts, ``fused``): the walk is GRAPH's, seeded on
     ``dense_scores`` alone; its passage masses are then blended with ``fused`` by the graph's trust
-    (fusion.after_graph), and the first ``dense_anchor`` slots go to the best fused passages. At trust 1 this is
-    the dense-anchored HYBRID with the anchor taken from the fused scores; near 0 (chat turns) it is the fused
-    ranking."""
+    (fusion.after_graph), and the first ``dense_anchor`` slots go to the best of dense and fused blended the same
+    way. At trust 1 this is exactly the dense-anchored HYBRID (``hybrid_retrieve``); near 0 (chat turns) it is
+    the fused ranking."""
     start = time.perf_counter()
     scores = _graph_scores(query, kg, dense_scores, params.graph, fact_filter, query_phrases)
     if scores is None:
@@ -183,7 +183,11 @@ def fused_retrieve(
     fuse_start = time.perf_counter()
     passage = ScoreArrays.of(scores.passage)
     blended = ScoreArrays(*fusion.after_graph(passage.seqs, passage.scores, fused, scores.trust))
-    ranked = anchor_fuse(blended, fused, params.dense_anchor, params.graph.top_k)
+    # The anchor slots blend dense and fused by the same trust: the best dense passage on documents (chosen on
+    # MuSiQue splits over the best fused one, evals/hybrid_ab.py), the best fused turn on chats.
+    dense = ScoreArrays.of(dense_scores)
+    anchor = ScoreArrays(*fusion.after_graph(dense.seqs, dense.scores, fused, scores.trust))
+    ranked = anchor_fuse(blended, anchor, params.dense_anchor, params.graph.top_k)
     scores.timings_ms["fuse"] = (time.perf_counter() - fuse_start) * 1e3
     hits = _explain(kg, ranked, scores)
     scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3

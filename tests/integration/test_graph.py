@@ -301,13 +301,15 @@ def test_hybrid_keeps_the_graph_seeded_on_dense_and_its_order_where_the_graph_is
         graph = client.query(name, question, mode="graph", top_k=5)
         hybrid = client.query(name, question, mode="hybrid", top_k=5)
         lexical = client.query(name, question, mode="lexical", top_k=5)
+        dense = client.query(name, question, mode="dense", top_k=1)
     assert graph.mode == "graph" and hybrid.mode == "hybrid"
     assert lexical.hits[0].episode.id == "wordy"  # the lexical channel would pull the walk towards it
     masses = {h.episode.id: h.graph_score for h in graph.hits}
     for h in hybrid.hits:  # the same walk: GRAPH mode's masses, to the last digit
         assert h.graph_score == pytest.approx(masses.get(h.episode.id, 0.0), rel=1e-9, abs=1e-12)
-    # Trust 1: the first slot is the best fused passage, the rest GRAPH's order.
+    # Trust 1: exactly the dense-anchored HYBRID: the best dense passage, then GRAPH's order.
     anchor = hybrid.hits[0].episode.id
+    assert anchor == dense.hits[0].episode.id
     assert [h.episode.id for h in hybrid.hits[1:]] == [h.episode.id for h in graph.hits if h.episode.id != anchor][:4]
 
 
