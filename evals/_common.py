@@ -11,11 +11,11 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 

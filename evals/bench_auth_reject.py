@@ -5,7 +5,8 @@
 
 Starts a real `memserve serve` (api_key set, hash embedder) with the memserve found on PYTHONPATH, sends
 ``--requests`` WriteEpisodes calls of ``--mb`` MB with no key through plain grpc, and records per call the
-status, the seconds until it came back (client serialisation included; measured apart too) and the server's RSS (VmRSS from /proc) before, after, and its peak
+status, the seconds until it came back (client serialisation included; measured apart too) and the server's RSS
+(VmRSS from /proc) before, after, and its peak
 (VmHWM). A 1-episode unauthenticated call in the same run is the floor the big ones are compared with.
 Results merge into evals/results/auth_reject.json under the label.
 """
@@ -19,8 +20,8 @@ import time
 from pathlib import Path
 
 import grpc
+from memserve_client._proto import memory_pb2 as pb
 
-from memserve._proto import memory_pb2 as pb
 from memserve.testing import ServerProcess
 
 OUT = Path(__file__).resolve().parent / "results" / "auth_reject.json"

@@ -104,8 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-backup-") as tmp:
-        for n in [int(x) for x in args.episodes.split(",")]:
-            rows.append(run(n, Path(tmp)))
+        rows.extend(run(int(x), Path(tmp)) for x in args.episodes.split(","))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": "shared 2-core VM", "settings": SETTINGS, "rows": rows}, indent=2))
     print("| episodes | backup MB | backup s | write p50 idle ms | longest write during backup ms | "

@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memserve.engine.index_registry import single_query_threads  # noqa: E402
-from memserve.vector import FaissIndex  # noqa: E402
+from memserve.engine.index_registry import single_query_threads
+from memserve.vector import FaissIndex
 
 DIM = 384
 
@@ -89,7 +89,7 @@ def main() -> int:
             row["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
             approx_p50, hits = p50_ms(index, queries)
             row.update(kind=index.kind, p50_ms=round(approx_p50, 3), recall_at_10=round(float(np.mean(
-                [len(set(h.ids) & set(e.ids)) / 10 for h, e in zip(hits, exact_hits)])), 4))
+                [len(set(h.ids) & set(e.ids)) / 10 for h, e in zip(hits, exact_hits, strict=True)])), 4))
         else:
             index = flat
             row.update(kind="flat", p50_ms=row["flat_p50_ms"], recall_at_10=1.0)

@@ -37,9 +37,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE.parent))
 
-import memserve
-from evals import fault_scenarios
-from evals.fault_scenarios import SCENARIOS, Plan, Scenario
+import memserve  # noqa: E402
+from evals import fault_scenarios  # noqa: E402
+from evals.fault_scenarios import SCENARIOS, Plan, Scenario  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,10 +84,10 @@ def table(results: list[Scenario]) -> str:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "-"
         rows.append((r.name, r.status, str(r.acknowledged), str(r.lost), errors, f"{r.seconds:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     notes = [f"- {r.name}: {n}" for r in results for n in r.notes]
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(lines + (["", *notes] if notes else []))
 
 
 def main(argv: list[str] | None = None) -> int:

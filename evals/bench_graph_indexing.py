@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memserve_client import EpisodeInput, MemoryClient  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from memserve_client import EpisodeInput, MemoryClient
+from tqdm import tqdm
 
-from evals.datasets import SHARED_DATA, load_json, parse_corpus  # noqa: E402
-from memserve.testing import ServerProcess  # noqa: E402
+from evals.datasets import SHARED_DATA, load_json, parse_corpus
+from memserve.testing import ServerProcess
 
 CONFIGS = {
     "before": {"encode_chunk_chars": "0", "graph_embedding_cache": "false"},
@@ -108,7 +108,7 @@ def plot_ratio(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     bars = ax.bar(names, rates, color=["#888"] + ["#c44" if r["config"] == "before" else "#48c"
                                                  for r in result["rows"]])
-    for bar, r in zip(bars[1:], result["rows"]):
+    for bar, r in zip(bars[1:], result["rows"], strict=True):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{r['ratio_to_raw_encode']:.2f}x",
                 ha="center", va="bottom")
     ax.axhline(0.8 * result["raw_passages_per_s"], ls="--", color="k", lw=0.8, label="0.8x raw encode")

@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evals.synthetic import graph_columns
+from evals.synthetic import graph_columns  # noqa: E402
 
 DIM = 32
 DENSE_POOL = 5000
@@ -111,7 +111,7 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
         p_ms = (now() - t) * 1e3
         pool_ids = seqs[ids[0]]
         dense_scores = gr.ScoreArrays(pool_ids, scores[0]) if hasattr(gr, "ScoreArrays") else dict(
-            zip(pool_ids.tolist(), scores[0].tolist()))
+            zip(pool_ids.tolist(), scores[0].tolist(), strict=True))
         named = (kg.phrases[int(phrase_ids[rng.integers(0, len(phrase_ids))])],)
         if i >= 3:
             dense_ms.append(d_ms)

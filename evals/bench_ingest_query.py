@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.synthetic import DAYS, MONTHS, NAMES, PLACES, TEMPLATES, THINGS, turn  # noqa: E402
+from evals.synthetic import DAYS, MONTHS, NAMES, PLACES, TEMPLATES, THINGS, turn
 
 
 def make_texts(n: int, seed: int = 7) -> list[str]:

@@ -446,15 +446,15 @@ def sec_concurrency(args, data: Data) -> dict[str, Any]:
 
                 def work(i: int) -> None:
                     k = i * 7
-                    barrier.wait()
+                    barrier.wait()  # noqa: B023 - joined in this iteration
                     try:
-                        while time.perf_counter() < deadline[0]:
+                        while time.perf_counter() < deadline[0]:  # noqa: B023 - joined in this iteration
                             t = time.perf_counter()
-                            clients[i].query("Q", questions[k % len(questions)], top_k=10, mode=mode)
-                            lats[i].append((time.perf_counter() - t) * 1000)
+                            clients[i].query("Q", questions[k % len(questions)], top_k=10, mode=mode)  # noqa: B023 - joined in this iteration
+                            lats[i].append((time.perf_counter() - t) * 1000)  # noqa: B023 - joined in this iteration
                             k += 1
                     except BaseException as exc:  # noqa: BLE001
-                        errors.append(exc)
+                        errors.append(exc)  # noqa: B023 - joined in this iteration
 
                 threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(n)]
                 for t in threads:
@@ -508,7 +508,7 @@ def sec_agent_loop(args, data: Data) -> dict[str, Any]:
             for i in range(n):  # one warm pass over the same questions, then the measured steady pass
                 c.query("Q", questions[i % len(questions)], top_k=10, mode="hybrid")
             steady, steady_stages = [], []
-            for rep in range(args.steady_reps):
+            for _rep in range(args.steady_reps):
                 for i in range(n):
                     t = time.perf_counter()
                     r = c.query("Q", questions[i % len(questions)], top_k=10, mode="hybrid")
@@ -634,7 +634,7 @@ def timed_restarts(live: Live, reps: int, first_query: Callable[[MemoryClient], 
         live.stop()
     res = {"runs_s": [r2(x, 3) for x in starts], "median_s": r2(statistics.median(starts), 3),
            "floor_runs_s": [r2(x, 3) for x in floors], "floor_median_s": r2(statistics.median(floors), 3),
-           "over_floor_s": r2(statistics.median([a - b for a, b in zip(starts, floors)]), 3),
+           "over_floor_s": r2(statistics.median([a - b for a, b in zip(starts, floors, strict=True)]), 3),
            "snapshot_files": snaps}
     if firsts:
         res["first_query_ms"] = [r2(x) for x in firsts]
@@ -676,7 +676,8 @@ def sec_startup(args, data: Data, keep: dict[str, Any]) -> dict[str, Any]:
         out["dense"] = {"episodes": n, "fill_s": r2(fill_s), "index_type": st.index_type,
                         "index_bytes": st.index_bytes}
         q = "Who borrowed the vintage camera in Lisbon?"
-        fq = (lambda cl: cl.query("dense", q, top_k=10, mode="dense"))
+        def fq(cl):
+            return (cl.query("dense", q, top_k=10, mode="dense"))
         note("dense restarts with snapshot")
         out["dense"]["with_snapshot"] = timed_restarts(dense, args.startup_reps, fq, False)
         note("dense restarts without snapshot")
@@ -697,7 +698,8 @@ def sec_startup(args, data: Data, keep: dict[str, Any]) -> dict[str, Any]:
         else:
             info = keep.get("wiki_info", {})
         _, wq = data.wiki()
-        fq = (lambda cl: cl.query("wiki", wq[0], top_k=10, mode="hybrid"))
+        def fq(cl):
+            return (cl.query("wiki", wq[0], top_k=10, mode="hybrid"))
         note("2wiki restarts with snapshot")
         out["wiki"] = {**info, "with_snapshot": timed_restarts(wiki, args.startup_reps, fq, False)}
         note("2wiki restarts without snapshot")
@@ -847,7 +849,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
         values.append(s["agent_loop"]["p95_ratio"] or 0)
         limits.append(1.2)
     ax = axes[0]
-    ax.bar(range(len(values)), values, color=["tab:red" if v > t else "tab:blue" for v, t in zip(values, limits)])
+    ax.bar(range(len(values)), values, color=["tab:red" if v > t else "tab:blue" for v, t in zip(values, limits, strict=True)])
     ax.axhline(2.0, color="k", ls="--", lw=1, label="2× target")
     ax.axhline(1.2, color="grey", ls=":", lw=1, label="1.2× (agent loop target)")
     ax.set_xticks(range(len(values)), labels, fontsize=7)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memserve_client import EpisodeInput, MemoryClient  # noqa: E402
+from memserve_client import EpisodeInput, MemoryClient
 
-from evals import metrics  # noqa: E402
-from evals.datasets import LOCOMO_DEFAULT, SHARED_DATA, load_json, parse_locomo  # noqa: E402
-from memserve.testing import ServerProcess  # noqa: E402
+from evals import metrics
+from evals.datasets import LOCOMO_DEFAULT, SHARED_DATA, load_json, parse_locomo
+from memserve.testing import ServerProcess
 
 
 def ask_all(client, questions, mode: str, k: int) -> tuple[float, float, float, float]:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memserve.graph.embedding_index import EmbeddingIndex  # noqa: E402
+from memserve.graph.embedding_index import EmbeddingIndex
 
 DIM = 384
 
@@ -78,7 +78,7 @@ def run_size(n: int, batches: int, batch: int, threshold: float) -> dict[str, fl
             t = time.thread_time()
             q, h = index.range_pairs(new, vecs, threshold)
             cpu[name] += time.thread_time() - t
-            found[name] = {(min(a, b), max(a, b)) for a, b in zip(q.tolist(), h.tolist())}
+            found[name] = {(min(a, b), max(a, b)) for a, b in zip(q.tolist(), h.tolist(), strict=True)}
         want += len(found["exact"])
         got += len(found["approx"])
         hit += len(found["exact"] & found["approx"])

@@ -91,7 +91,7 @@ class EmbeddingCache:
         self._vectors: dict[str, np.ndarray] = {}
         if self.path.is_file():
             data = np.load(self.path, allow_pickle=False)
-            self._vectors = dict(zip(data["texts"].tolist(), data["vectors"]))
+            self._vectors = dict(zip(data["texts"].tolist(), data["vectors"], strict=True))
 
     def get(self, texts: list[str], quiet: bool) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
@@ -100,7 +100,7 @@ class EmbeddingCache:
             with common.progress(len(missing), "embed", "text", quiet) as bar:
                 for start in range(0, len(missing), 64):
                     chunk = missing[start:start + 64]
-                    for text, vec in zip(chunk, embedder.embed(chunk)):
+                    for text, vec in zip(chunk, embedder.embed(chunk), strict=True):
                         self._vectors[text] = vec
                     bar.update(len(chunk))
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +198,7 @@ def summary_channel(p: dict[str, Any], qi: int, consts: dict[str, Any], qvec: np
         ids = np.arange(len(segs))
         scores = s["vectors"] @ (p["queries"][qi] if qvec is None else qvec)
     best: dict[int, float] = {}
-    for j, value in zip(ids.tolist(), np.asarray(scores, np.float64).tolist()):
+    for j, value in zip(ids.tolist(), np.asarray(scores, np.float64).tolist(), strict=True):
         first, last, _ = segs[j]
         for seq in range(first, last + 1):
             if value > best.get(seq, -np.inf):
@@ -250,7 +250,7 @@ def rank_all(p: dict[str, Any], feats: dict[str, bool], consts: dict[str, Any]) 
 
 def score(p: dict[str, Any], rankings: list[list[str]]) -> list[tuple[str, dict[str, float]]]:
     rows = []
-    for q, ranking in zip(p["conv"].questions, rankings):
+    for q, ranking in zip(p["conv"].questions, rankings, strict=True):
         gold = [frozenset({e}) for e in q.evidence]
         rows.append((str(q.category), {f"recall@{k}": metrics.recall_at_k(ranking, gold, k) for k in KS}))
     return rows
@@ -264,26 +264,31 @@ def summarise(per_conv: dict[str, list[tuple[str, dict[str, float]]]]) -> dict[s
                                 for c, rows in per_conv.items()}}
 
 
+def _best_combo(table: dict[int, dict[str, Any]], n_combos: int, convs: list[str]) -> int:
+    """The combination with the highest mean R@5 + R@10 over ``convs`` (ties: the earlier, smaller one)."""
+
+    def objective(i: int) -> float:
+        rows = [s for c in convs for _, s in table[i][c]]
+        return float(np.mean([s["recall@5"] + s["recall@10"] for s in rows]))
+
+    return max(range(n_combos), key=lambda i: (objective(i), -i))
+
+
 def loco(prepared: list[dict[str, Any]]) -> dict[str, Any]:
     """Choose the constants on two conversations by R@5 + R@10, score them on the held-out third."""
     feats = ABLATION["all (default)"]
     names = list(GRID)
-    combos = [dict(zip(names, values)) for values in itertools.product(*(GRID[n] for n in names))]
+    combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*(GRID[n] for n in names))]
     table = {i: {p["conv"].sample_id: score(p, rank_all(p, feats, c)) for p in prepared} for i, c in enumerate(combos)}
-
-    def objective(i: int, convs: list[str]) -> float:
-        rows = [s for c in convs for _, s in table[i][c]]
-        return float(np.mean([s["recall@5"] + s["recall@10"] for s in rows]))
-
     ids = [p["conv"].sample_id for p in prepared]
     held_out: dict[str, Any] = {}
     pooled: dict[str, list] = {}
     for held in ids:
         train = [c for c in ids if c != held]
-        best = max(range(len(combos)), key=lambda i: (objective(i, train), -i))
+        best = _best_combo(table, len(combos), train)
         held_out[held] = {"constants": combos[best], **summarise({held: table[best][held]})}
         pooled[held] = table[best][held]
-    all_ids = max(range(len(combos)), key=lambda i: (objective(i, ids), -i))
+    all_ids = _best_combo(table, len(combos), ids)
     return {"held_out": held_out, "pooled_held_out": summarise(pooled), "best_on_all": combos[all_ids]}
 
 
@@ -292,26 +297,21 @@ def loco_summaries(prepared: list[dict[str, Any]], segment_size: int) -> dict[st
     the other constants at their defaults), scored on the third next to "all (default)" on the same third."""
     feats = ABLATION["all +summaries"]
     names = list(SUMMARY_GRID)
-    combos = [{**DEFAULTS, **SUMMARY_DEFAULTS, **dict(zip(names, v)), "summary_segment_size": segment_size}
+    combos = [{**DEFAULTS, **SUMMARY_DEFAULTS, **dict(zip(names, v, strict=True)), "summary_segment_size": segment_size}
               for v in itertools.product(*(SUMMARY_GRID[n] for n in names))]
     table = {i: {p["conv"].sample_id: score(p, rank_all(p, feats, c)) for p in prepared} for i, c in enumerate(combos)}
     base = {p["conv"].sample_id: score(p, rank_all(p, ABLATION["all (default)"], DEFAULTS)) for p in prepared}
-
-    def objective(i: int, convs: list[str]) -> float:
-        rows = [s for c in convs for _, s in table[i][c]]
-        return float(np.mean([s["recall@5"] + s["recall@10"] for s in rows]))
-
     ids = [p["conv"].sample_id for p in prepared]
     held_out: dict[str, Any] = {}
     pooled: dict[str, list] = {}
     for held in ids:
         train = [c for c in ids if c != held]
-        best = max(range(len(combos)), key=lambda i: (objective(i, train), -i))  # ties: the smaller weight
+        best = _best_combo(table, len(combos), train)  # ties: the smaller weight
         chosen = {n: combos[best][n] for n in names}
         held_out[held] = {"constants": chosen, **summarise({held: table[best][held]}),
                           "without": {k: v for k, v in summarise({held: base[held]}).items() if k.startswith("recall")}}
         pooled[held] = table[best][held]
-    best_all = max(range(len(combos)), key=lambda i: (objective(i, ids), -i))
+    best_all = _best_combo(table, len(combos), ids)
     pooled_base = summarise(base)
     return {"segment_size": segment_size, "n_segments": {p["conv"].sample_id: len(p["summaries"][segment_size]["segments"])
                                                          for p in prepared},

@@ -28,12 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from memserve.errors import LLMError  # noqa: E402
-from memserve_client import EpisodeInput  # noqa: E402
+from memserve_client import EpisodeInput
 
-from evals import _common as common  # noqa: E402
-from evals import metrics  # noqa: E402
-from evals.datasets import (  # noqa: E402
+from evals import _common as common
+from evals import metrics
+from evals.datasets import (
     LOCOMO_DEFAULT,
     SHARED_DATA,
     Conversation,
@@ -41,7 +40,8 @@ from evals.datasets import (  # noqa: E402
     load_json,
     parse_locomo,
 )
-from evals.server import EvalServerError  # noqa: E402
+from evals.server import EvalServerError
+from memserve.errors import LLMError
 
 LOCOMO_KS = (5, 10, 25)
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 latencies[mode] += mode_run.latencies_s
                 for name, count in mode_run.ran_as.items():
                     ran_as[mode][name] = ran_as[mode].get(name, 0) + count
-                for q, ranking in zip(conv.questions, mode_run.rankings):
+                for q, ranking in zip(conv.questions, mode_run.rankings, strict=True):
                     gold = [frozenset({e}) for e in q.evidence]
                     scores = {f"recall@{k}": metrics.recall_at_k(ranking, gold, k) for k in LOCOMO_KS}
                     by_conv[mode].append((conv.sample_id, scores))

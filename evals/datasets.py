@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +249,7 @@ def parse_locomo_time(value: str) -> datetime | None:
     cleaned = " ".join(str(value).split())
     for fmt in ("%I:%M %p on %d %B, %Y", "%I:%M %p on %d %b, %Y", "%I:%M %p on %B %d, %Y"):
         try:
-            return datetime.strptime(cleaned, fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(cleaned, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None
@@ -268,7 +268,7 @@ def parse_conversation(record: Any, where: str) -> Conversation:
     sessions = sorted((int(m.group(1)), key) for key in conv if (m := _SESSION_KEY.match(key)))
     turns: list[Turn] = []
     unparsed = 0
-    for n, key in sessions:
+    for _n, key in sessions:
         raw_time = conv.get(f"{key}_date_time")
         when = parse_locomo_time(raw_time) if raw_time else None
         unparsed += when is None

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from memserve.extract import OfflineExtractor, load_hipporag_openie, normalize_phrase  # noqa: E402
+from memserve.extract import OfflineExtractor, load_hipporag_openie, normalize_phrase
 
 OPENIE_FILE = "musique/openie_musique_train_results_ner_gpt-3.5-turbo-1106_1890.json"
 
@@ -41,7 +41,7 @@ def evaluate(data_dir: Path, repeats: int = 3) -> dict[str, float]:
     phrase_hit = phrase_total = 0
     covered = linked = total_triples = 0
     offline_triples = 0
-    for passage, result in zip(passages, predicted):
+    for passage, result in zip(passages, predicted, strict=True):
         reference = gold[passage]
         pred = {normalize_phrase(e) for e in result.entities} - {""}
         ref = {normalize_phrase(e) for e in reference.entities} - {""}

@@ -113,14 +113,13 @@ def build_graph(passages: list[str], openie: dict, embedder: CachedEmbedder, **o
 
 def evaluate(kg, pvecs: np.ndarray, qvecs: np.ndarray, questions: list[Question], mode: str, params) -> dict:
     from memserve.engine.graph_retrieval import graph_retrieve, hybrid_retrieve
-
     from memserve.extract import OfflineExtractor, normalize_phrase
 
     extractor = OfflineExtractor()
     r2 = r5 = 0.0
     times = []
     fallbacks = 0
-    for q, qv in zip(questions, qvecs):
+    for q, qv in zip(questions, qvecs, strict=True):
         start = time.perf_counter()
         dense = pvecs @ qv
         if mode == "dense":

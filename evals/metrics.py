@@ -57,8 +57,8 @@ def retrieval_summary(rankings: Sequence[Sequence[str]], golds: Sequence[GoldGro
     """Recall@k averaged over questions (macro), plus all-recall@``all_k``."""
     if len(rankings) != len(golds):
         raise ValueError(f"{len(rankings)} rankings for {len(golds)} questions")
-    out = {f"recall@{k}": mean(recall_at_k(r, g, k) for r, g in zip(rankings, golds)) for k in ks}
-    out[f"all_recall@{all_k}"] = mean(all_recall_at_k(r, g, all_k) for r, g in zip(rankings, golds))
+    out = {f"recall@{k}": mean(recall_at_k(r, g, k) for r, g in zip(rankings, golds, strict=True)) for k in ks}
+    out[f"all_recall@{all_k}"] = mean(all_recall_at_k(r, g, all_k) for r, g in zip(rankings, golds, strict=True))
     return out
 
 
@@ -105,8 +105,8 @@ def token_f1(prediction: str, gold_answers: Sequence[object]) -> float:
 
 
 def qa_summary(predictions: Sequence[str], golds: Sequence[Sequence[object]]) -> dict[str, float]:
-    return {"em": mean(exact_match(p, g) for p, g in zip(predictions, golds)),
-            "f1": mean(token_f1(p, g) for p, g in zip(predictions, golds))}
+    return {"em": mean(exact_match(p, g) for p, g in zip(predictions, golds, strict=True)),
+            "f1": mean(token_f1(p, g) for p, g in zip(predictions, golds, strict=True))}
 
 
 def by_key_mean(rows: Iterable[tuple[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:

@@ -25,12 +25,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: python evals/multihop_qa.py
 
-from memserve.errors import LLMError  # noqa: E402
-from memserve_client import EpisodeInput, Extraction, MemoryClient, Triple  # noqa: E402
+from memserve_client import EpisodeInput, Extraction, MemoryClient, Triple
 
-from evals import _common as common  # noqa: E402
-from evals import metrics  # noqa: E402
-from evals.datasets import (  # noqa: E402
+from evals import _common as common
+from evals import metrics
+from evals.datasets import (
     MULTIHOP_DATASETS,
     SHARED_DATA,
     Corpus,
@@ -42,7 +41,8 @@ from evals.datasets import (  # noqa: E402
     parse_openie,
     parse_questions,
 )
-from evals.server import EvalServerError  # noqa: E402
+from evals.server import EvalServerError
+from memserve.errors import LLMError
 
 EXTRACTORS = ("offline", "openie-file", "llm")
 
@@ -111,7 +111,7 @@ def evaluate(client: MemoryClient, namespace: str, questions: list[Question], ar
         if reader is not None:
             with common.progress(len(questions), f"answer {mode}", "q", args.quiet) as bar:
                 predictions = []
-                for q, texts in zip(questions, run.contexts):
+                for q, texts in zip(questions, run.contexts, strict=True):
                     predictions.append(reader.answer(q.question, texts))
                     bar.update(1)
             result.update(metrics.qa_summary(predictions, [q.answers or ("",) for q in questions]))

@@ -38,8 +38,8 @@ DENSE_POOL = 5000
 
 
 def _extractions(dataset: str, texts: list[str], ids: list[str]):
+    from memserve.domain.extraction import ExtractionResult, Triple
     from memserve.extract import OfflineExtractor
-    from memserve.extract.types import ExtractionResult, Triple
 
     openie_file = MULTIHOP_DATASETS[dataset][2]
     if openie_file:
@@ -96,7 +96,7 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_em
         out = {}
         for k in (2, 5):
             out[f"R@{k}"] = 100 * float(np.mean([
-                np.mean([bool(g & set(r[:k])) for g in gold]) for r, gold in zip(ranked_per_q, golds)]))
+                np.mean([bool(g & set(r[:k])) for g in gold]) for r, gold in zip(ranked_per_q, golds, strict=True)]))
         if ppr_ms:
             out["ppr_ms_p50"] = float(np.median(ppr_ms))
             out["ppr_ms_p95"] = float(np.percentile(ppr_ms, 95))
@@ -110,14 +110,14 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_em
         d = pvecs @ qv
         top = np.argsort(-d, kind="stable")[:DENSE_POOL]
         dense_ranked.append(top[:10].tolist())
-        pools.append(dict(zip(top.tolist(), d[top].tolist())))
+        pools.append(dict(zip(top.tolist(), d[top].tolist(), strict=True)))
     score("dense", dense_ranked, [])
     for mode, fn in (("graph", graph_retrieve), ("hybrid", hybrid_retrieve)):
         for method, eps in variants:
             gp = GraphParams(top_k=10, ppr_method=method, ppr_epsilon=eps or 1e-5)
             params = gp if mode == "graph" else HybridParams(graph=gp)
             ranked, ms = [], []
-            for qv, pool, phrases in zip(gvecs, pools, qphrases):
+            for qv, pool, phrases in zip(gvecs, pools, qphrases, strict=True):
                 result = fn(qv, kg, pool, params, query_phrases=phrases)  # type: ignore[arg-type]
                 ranked.append([h.seq for h in result.hits])
                 if "ppr" in result.timings_ms:

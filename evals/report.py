@@ -41,7 +41,7 @@ def multihop(folder: Path) -> list[str]:
         notes.append(f"- {r['dataset']} with the {r['extractor']} extractor: indexed in {r['index_seconds']:.0f} s "
                      f"({r['passages_per_second']:.1f} passages/s, extraction and graph included); published: "
                      f"{PUBLISHED.get(r['dataset'], '—')}.")
-    return out + [""] + notes
+    return [*out, "", *notes]
 
 
 def locomo(folder: Path) -> list[str]:
@@ -82,9 +82,8 @@ def indexing(folder: Path) -> list[str]:
         return []
     out = ["| episodes after step | seconds for the step | seconds per 1,000 episodes | phrases | facts | edges |",
            "| --- | --- | --- | --- | --- | --- |"]
-    for row in r["rows"]:
-        out.append(f"| {row['episodes_after']} | {row['step_seconds']} | {row['seconds_per_1k']} | {row['phrases']} | "
-                   f"{row['facts']} | {row['edges']} |")
+    out.extend(f"| {row['episodes_after']} | {row['step_seconds']} | {row['seconds_per_1k']} | {row['phrases']} | "
+               f"{row['facts']} | {row['edges']} |" for row in r["rows"])
     return out
 
 
@@ -104,7 +103,7 @@ def core(folder: Path) -> list[str]:
                          f"{row['query_p50_ms']} → {row['query_p50_ms_after_prune']} | "
                          f"{row['query_p95_ms']} → {row['query_p95_ms_after_prune']} |")
     if prune:
-        out += ["", "| pruning | prune s | query p50 ms | query p95 ms |", "| --- | --- | --- | --- |"] + prune
+        out += ["", "| pruning | prune s | query p50 ms | query p95 ms |", "| --- | --- | --- | --- |", *prune]
     return out
 
 

@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 
-from memserve.graph.kg import GraphColumns
+from memserve.domain.graph import GraphColumns
 
 NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Niaj",
          "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Uma", "Victor", "Wendy"]
@@ -69,7 +69,7 @@ def graph_columns(phrases: int, dim: int, seed: int = 0) -> tuple[GraphColumns, 
         phrase_ids=phrase_id, phrase_texts=[f"entity {i}" for i in range(phrases)], phrase_vectors=unit(phrases),
         fact_ids=np.arange(fact_count, dtype=np.int64) * 104729 + 7, fact_subjects=phrase_id[subj],
         fact_predicates=predicates, fact_objects=phrase_id[obj],
-        fact_texts=[f"entity {s} {p} entity {o}" for s, p, o in zip(subj.tolist(), predicates, obj.tolist())],
+        fact_texts=[f"entity {s} {p} entity {o}" for s, p, o in zip(subj.tolist(), predicates, obj.tolist(), strict=True)],
         fact_vectors=unit(fact_count),
         passage_phrase_seqs=np.repeat(seqs, 5), passage_phrase_ids=phrase_id[ents.ravel()],
         passage_fact_seqs=np.repeat(seqs, 4), passage_fact_ids=np.arange(fact_count, dtype=np.int64) * 104729 + 7,

@@ -20,6 +20,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the SDK is imported by the commands that need it, not at start-up
+    from memserve_client import Episode, MemoryClient
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -194,7 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace) -> MemoryClient:
     from memserve_client import MemoryClient
 
     return MemoryClient(args.server, timeout=args.timeout, api_key=args.api_key or None, tls=args.tls,
@@ -231,12 +235,12 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_json(obj) -> None:
+def _print_json(obj: object) -> None:
     import dataclasses
     import datetime as dt
 
-    def default(o):
-        if dataclasses.is_dataclass(o):
+    def default(o: object) -> object:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return dataclasses.asdict(o)
         if isinstance(o, dt.datetime):
             return o.isoformat()
@@ -268,7 +272,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _episode_dict(e) -> dict:
+def _episode_dict(e: Episode) -> dict[str, object]:
     return {"id": e.id, "namespace": e.namespace, "session_id": e.session_id, "speaker": e.speaker, "text": e.text,
             "event_time": e.event_time.isoformat() if e.event_time else None, "metadata": dict(e.metadata),
             "importance": e.importance, "pinned": e.pinned,

@@ -15,12 +15,16 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports the SDK only when a command needs it
+    from memserve_client import MemoryClient
 
 FORMAT = 1
 _CHUNK = 256
 
 
-def backup(client, directory: Path) -> int:
+def backup(client: MemoryClient, directory: Path) -> int:
     info = client.admin.backup(str(directory.expanduser().absolute()))
     print(f"backed up {info.size_bytes} bytes to {info.directory} (last episode seq {info.last_seq}, schema "
           f"{info.schema_version}); restore with `memserve restore {info.directory} --data-dir DIR`",
@@ -47,7 +51,7 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def export_namespace(client, namespace: str, output: Path) -> int:
+def export_namespace(client: MemoryClient, namespace: str, output: Path) -> int:
     from tqdm import tqdm
 
     count = 0
@@ -118,7 +122,7 @@ def _read_export(path: Path) -> tuple[dict, Iterator]:
     return header, items()
 
 
-def import_namespace(client, path: Path, namespace: str | None) -> int:
+def import_namespace(client: MemoryClient, path: Path, namespace: str | None) -> int:
     from memserve_client import MemserveError
     from tqdm import tqdm
 

@@ -13,13 +13,17 @@ import functools
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .engine.validation import check_episodes, check_namespace
 from .errors import InvalidArgument
 from .types import EpisodeIn
+
+if TYPE_CHECKING:  # the CLI imports the SDK only when a command needs it
+    from memserve_client import MemoryClient
 
 _KNOWN = {"id", "text", "session_id", "speaker", "time", "event_time", "metadata", "importance", "pinned"}
 
@@ -30,12 +34,12 @@ class IngestError(ValueError):
 
 def parse_time(value: str | int | float, where: str) -> datetime:
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        return datetime.fromtimestamp(value, tz=UTC)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (AttributeError, ValueError):
         raise IngestError(f"{where}: time {value!r} is not ISO 8601 or epoch seconds") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,7 +102,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             yield n, out
 
 
-def ingest_file(client, namespace: str, path: Path, *, openie: Path | None = None, batch_size: int = 128,
+def ingest_file(client: MemoryClient, namespace: str, path: Path, *, openie: Path | None = None, batch_size: int = 128,
                 wait_for_graph: bool = False) -> int:
     from memserve_client import Extraction, MemserveError, Triple
     from tqdm import tqdm

@@ -1,19 +1,17 @@
 """One exception tree for the whole server.
 
-Every error has a stable machine-readable ``reason`` and the gRPC status code it maps to; the server's error
-interceptor turns them into statuses (with the reason and field in trailing metadata), and the SDK maps them
-back to its own exception tree. Anything that is not a ``MemserveError`` is a bug and becomes INTERNAL.
+Every error has a stable machine-readable ``reason``. The tree knows nothing of the transport:
+``memserve.server.status`` maps each class to its gRPC status code, the server's error interceptor turns them
+into statuses (with the reason and field in trailing metadata), and the SDK maps them back to its own exception
+tree. Anything that is not a ``MemserveError`` is a bug and becomes INTERNAL.
 """
 
 from __future__ import annotations
-
-import grpc
 
 
 class MemserveError(Exception):
     """Base class. ``reason`` is stable across releases; ``message`` is for people."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     reason: str = "INTERNAL"
 
     def __init__(self, message: str, *, field: str | None = None, reason: str | None = None) -> None:
@@ -25,12 +23,10 @@ class MemserveError(Exception):
 
 
 class InvalidArgument(MemserveError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
 
 
 class NotFound(MemserveError):
-    code = grpc.StatusCode.NOT_FOUND
     reason = "NOT_FOUND"
 
 
@@ -43,7 +39,6 @@ class EpisodeNotFound(NotFound):
 
 
 class FailedPrecondition(MemserveError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "FAILED_PRECONDITION"
 
 
@@ -54,7 +49,6 @@ class ExtractionFailed(FailedPrecondition):
 
 
 class ResourceExhausted(MemserveError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"
 
 
@@ -66,19 +60,16 @@ class DiskFull(ResourceExhausted):
 
 
 class Unauthenticated(MemserveError):
-    code = grpc.StatusCode.UNAUTHENTICATED
     reason = "UNAUTHENTICATED"
 
 
 class PermissionDenied(MemserveError):
     """The key is valid but may not do this (its scopes or namespace patterns do not cover the call)."""
 
-    code = grpc.StatusCode.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"
 
 
 class Unavailable(MemserveError):
-    code = grpc.StatusCode.UNAVAILABLE
     reason = "UNAVAILABLE"
 
 
@@ -90,7 +81,6 @@ class StorageFailed(Unavailable):
 
 
 class DeadlineExceeded(MemserveError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
     reason = "DEADLINE_EXCEEDED"
 
 
@@ -110,10 +100,8 @@ class StorageCorrupt(ConfigError):
 class LLMError(MemserveError):
     """An LLM call failed after its retries (network, rate limit, bad response)."""
 
-    code = grpc.StatusCode.UNAVAILABLE
     reason = "LLM_FAILED"
 
 
 class Internal(MemserveError):
-    code = grpc.StatusCode.INTERNAL
     reason = "INTERNAL"

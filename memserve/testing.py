@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -41,7 +42,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
-        self._log = None
+        self._log: IO[bytes] | None = None
 
     @property
     def target(self) -> str:

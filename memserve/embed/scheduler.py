@@ -80,7 +80,7 @@ class EncoderScheduler:
         self._stats = {"query_batches": 0, "queries": 0, "bulk_chunks": 0, "bulk_texts": 0}
         self._thread = threading.Thread(target=self._run, name="memserve-encoder", daemon=True)
         self._query_thread: threading.Thread | None = None
-        self.query_inner = None
+        self.query_inner: Embedder | None = None
         if query_inner is not None:
             self.start_query_lane(query_inner)
         self._thread.start()

@@ -51,6 +51,8 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else \
             self._model.get_sentence_embedding_dimension()
+        if dim is None:
+            raise ConfigError(f"embedding model {model!r} does not report its dimension")
         self.dim = int(dim)
         # torch modules are not guaranteed thread-safe for concurrent forward passes with shared buffers;
         # the server calls us from a thread pool, so one encode at a time (it uses every core anyway). Behind an

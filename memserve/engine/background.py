@@ -23,8 +23,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
+
+
+K = TypeVar("K", bound=Hashable)  # what a Worker is keyed by (a namespace, a (namespace, session) pair)
 
 
 class Settled(enum.Enum):
@@ -33,8 +37,8 @@ class Settled(enum.Enum):
     TIMEOUT = "timeout"  # the caller's deadline passed first
 
 
-class Worker:
-    def __init__(self, name: str, process: Callable[[Hashable], bool], *, threads: int = 2,
+class Worker(Generic[K]):
+    def __init__(self, name: str, process: Callable[[K], bool], *, threads: int = 2,
                  retry_delay_s: float = 1.0, max_retry_delay_s: float = 30.0, max_failures: int = 5) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -43,12 +47,12 @@ class Worker:
         self._retry_delay_s = retry_delay_s
         self._max_retry_delay_s = max_retry_delay_s
         self._max_failures = max_failures
-        self._dirty: dict[Hashable, None] = {}  # insertion order = service order (round-robin)
-        self._busy: set[Hashable] = set()
-        self._backoff: dict[Hashable, float] = {}  # key -> monotonic time it may run again
-        self._failures: dict[Hashable, int] = {}
-        self._failed: dict[Hashable, str] = {}
-        self._waiters: dict[Hashable, list[Callable[[Settled], None]]] = {}
+        self._dirty: dict[K, None] = {}  # insertion order = service order (round-robin)
+        self._busy: set[K] = set()
+        self._backoff: dict[K, float] = {}  # key -> monotonic time it may run again
+        self._failures: dict[K, int] = {}
+        self._failed: dict[K, str] = {}
+        self._waiters: dict[K, list[Callable[[Settled], None]]] = {}
         self._cond = threading.Condition()
         self._stopping = False
         self._threads = [threading.Thread(target=self._run, name=f"memserve-{name}-{i}", daemon=True)
@@ -59,31 +63,31 @@ class Worker:
         for thread in self._threads:
             thread.start()
 
-    def kick(self, key: Hashable) -> None:
+    def kick(self, key: K) -> None:
         with self._cond:
             self._failed.pop(key, None)
             if key not in self._backoff:
                 self._dirty[key] = None
             self._cond.notify_all()
 
-    def _pending(self, key: Hashable) -> bool:
+    def _pending(self, key: K) -> bool:
         return key in self._dirty or key in self._busy or key in self._backoff
 
-    def pending(self, key: Hashable) -> bool:
+    def pending(self, key: K) -> bool:
         with self._cond:
             return self._pending(key)
 
-    def failed(self) -> dict[Hashable, str]:
+    def failed(self) -> dict[K, str]:
         """Keys that gave up, with the last error."""
         with self._cond:
             return dict(self._failed)
 
-    def _status(self, key: Hashable) -> Settled | None:
+    def _status(self, key: K) -> Settled | None:
         if self._pending(key):
             return None
         return Settled.FAILED if key in self._failed else Settled.IDLE
 
-    def wait_idle(self, key: Hashable, timeout: float | None) -> Settled:
+    def wait_idle(self, key: K, timeout: float | None) -> Settled:
         """Block until ``key`` has no queued, running or backing-off work (or gave up), or ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -94,7 +98,7 @@ class Worker:
                 self._cond.wait(remaining)
             return status
 
-    def when_settled(self, key: Hashable, callback: Callable[[Settled], None]) -> Settled | None:
+    def when_settled(self, key: K, callback: Callable[[Settled], None]) -> Settled | None:
         """The status now if ``key`` is settled (callback not kept); else None, and ``callback(status)`` runs
         later on a worker thread. It must be quick and must not call back into the worker."""
         with self._cond:
@@ -103,7 +107,7 @@ class Worker:
                 self._waiters.setdefault(key, []).append(callback)
             return status
 
-    def forget_waiter(self, key: Hashable, callback: Callable[[Settled], None]) -> None:
+    def forget_waiter(self, key: K, callback: Callable[[Settled], None]) -> None:
         with self._cond:
             waiters = self._waiters.get(key, [])
             if callback in waiters:
@@ -126,7 +130,7 @@ class Worker:
                 callback(Settled.TIMEOUT)
 
     # -- the threads -------------------------------------------------------------------------------------
-    def _next_key(self) -> Hashable | None:
+    def _next_key(self) -> K | None:
         """Under the condition: the first dirty key nobody is processing, after promoting due back-offs."""
         now = time.monotonic()
         for key, due in list(self._backoff.items()):
@@ -149,7 +153,7 @@ class Worker:
             with self._cond:
                 while not self._stopping and (key := self._next_key()) is None:
                     self._cond.wait(self._wait_time())
-                if self._stopping:
+                if self._stopping or key is None:  # key is set once the wait ends without stopping
                     return
                 self._busy.add(key)
             more, error = False, None
@@ -160,7 +164,7 @@ class Worker:
                 log.exception("%s worker failed on %r", self.name, key)
             self._finish(key, more, error)
 
-    def _finish(self, key: Hashable, more: bool, error: str | None) -> None:
+    def _finish(self, key: K, more: bool, error: str | None) -> None:
         settled: list[Callable[[Settled], None]] = []
         with self._cond:
             self._busy.discard(key)

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from memserve.engine.clock import as_utc
+from memserve.domain.clock import as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -138,15 +138,11 @@ def load_token_counter() -> TokenCounter:
 def _cl100k_candidate_files() -> list[Path]:
     # tiktoken names cache entries by the SHA-1 of the download URL.
     key = hashlib.sha1(_CL100K_URL.encode()).hexdigest()
-    dirs: list[Path] = []
-    for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
-        if os.environ.get(var):
-            dirs.append(Path(os.environ[var]))
+    dirs = [Path(os.environ[var]) for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR") if os.environ.get(var)]
     dirs.append(Path(tempfile.gettempdir()) / "data-gym-cache")
     spec = importlib.util.find_spec("litellm")  # locates the package without importing it (slow, networked)
     if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            dirs.append(Path(location) / "litellm_core_utils" / "tokenizers")
+        dirs.extend(Path(location) / "litellm_core_utils" / "tokenizers" for location in spec.submodule_search_locations)
     return [d / key for d in dirs if (d / key).is_file()]
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ..errors import LLMError
 from ..extract import repair_json
+from ..llm import LLMClient
 from .graph_retrieval import FactFilter, ScoredFact
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ SYSTEM_PROMPT = (
 )
 
 
-def llm_fact_filter(llm, query: str) -> FactFilter:
+def llm_fact_filter(llm: LLMClient, query: str) -> FactFilter:
     def keep(candidates: Sequence[ScoredFact]) -> Sequence[ScoredFact]:
         listed = [[f.subject, f.predicate, f.object] for f in candidates]
         messages = [{"role": "system", "content": SYSTEM_PROMPT},

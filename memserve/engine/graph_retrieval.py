@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memserve.graph.delta import Fact
+from memserve.domain.graph import Fact
 from memserve.graph.ids import phrase_id as make_phrase_id
 from memserve.graph.kg import KnowledgeGraph
 from memserve.graph.ppr import PPRMatrix, personalized_pagerank

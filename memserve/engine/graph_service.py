@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import cast
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from ..config import Settings
 from ..extract import ExtractionResult, Extractor, OfflineExtractor, clean_triples, normalize_phrase
 from ..graph import export as graph_export
 from ..graph.kg import KnowledgeGraph
+from ..graph.restore import restore_graph
 from ..store import embedding_cache_repo, episodes_repo, extractions_repo, graph_repo
 from ..store.db import Database
 from ..types import EpisodeIn, QueryMode
@@ -90,8 +90,7 @@ class GraphService:
         self._graphs: dict[str, KnowledgeGraph] = {}
         self._locks: dict[str, RWLock] = {}
         self._registry = threading.Lock()
-        process = cast("Callable[[Hashable], bool]", self._process)  # the worker's keys are namespaces
-        self._worker = Worker("extract", process, threads=settings.background_threads)
+        self._worker = Worker("extract", self._process, threads=settings.background_threads)
         # Facts / phrases past which fact search / the synonym search of new phrases use an IVF (trained by the
         # worker, persisted; see _refresh_ivfs).
         self.fact_index_exact_max = 50_000
@@ -129,7 +128,8 @@ class GraphService:
             return kg
 
     def _reload(self, namespace: str) -> None:
-        kg = graph_repo.load_graph(self._db.reader(), namespace, self._dim, **self._graph_options())
+        rows = graph_repo.load_graph_rows(self._db.reader(), namespace, self._dim)
+        kg = restore_graph(self._dim, rows, **self._graph_options())
         with self._registry:
             self._graphs[namespace] = kg
 
@@ -266,22 +266,21 @@ class GraphService:
         fresh: dict[int, ExtractionResult] = {}
         if episodes and self.extractor is not None:
             todo = sorted(episodes)
-            fresh = dict(zip(todo, self.extractor.extract([episodes[s].text for s in todo]), strict=False))
+            fresh.update(zip(todo, self.extractor.extract([episodes[s].text for s in todo]), strict=True))
         failed = {seq: r.error for seq, r in fresh.items() if r.error}
         ready = {**{s: r for s, r in fresh.items() if not r.error}, **stored}
         items = sorted(ready.items())
         with self._lock(namespace).read():
-            # ExtractionResult's frozen fields read as kg's structural _Extraction (mypy wants them settable)
-            texts = self._graph(namespace).texts_to_embed(items)  # type: ignore[arg-type]
+            texts = self._graph(namespace).texts_to_embed(items)
         vectors = self._cached_vectors(cur, texts)
         encoded: list[str] = [t for t in texts if t not in vectors]
         if encoded:
-            vectors.update(zip(encoded, self._embed(encoded), strict=False))
+            vectors.update(zip(encoded, self._embed(encoded), strict=True))
 
         def embed_fn(batch_texts: list[str]) -> np.ndarray:
             missing = [t for t in batch_texts if t not in vectors]
             if missing:  # another passage added these phrases' neighbours since: embed what is left
-                vectors.update(zip(missing, self._embed(missing), strict=False))
+                vectors.update(zip(missing, self._embed(missing), strict=True))
                 encoded.extend(missing)
             return np.stack([vectors[t] for t in batch_texts]) if batch_texts else np.zeros((0, self._dim), np.float32)
 
@@ -291,7 +290,7 @@ class GraphService:
             with self._lock(namespace).write():
                 kg = self._graph(namespace)
                 try:
-                    delta = kg.add_passages(items, embed_fn)  # type: ignore[arg-type]  # (as texts_to_embed)
+                    delta = kg.add_passages(items, embed_fn)
                     graph_repo.save_delta(tx, namespace, delta)
                     if self._model is not None and encoded:
                         embedding_cache_repo.store(tx, self._model, encoded, np.stack([vectors[t] for t in encoded]))

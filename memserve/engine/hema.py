@@ -16,8 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import duckdb
+
 from ..config import Settings
 from ..errors import InvalidArgument
+from ..llm import LLMClient
 from ..store import hema_repo
 from ..store.db import Database
 from .background import Worker
@@ -41,14 +44,15 @@ class SummaryView:
 
 
 class Hema:
-    def __init__(self, settings: Settings, db: Database, clock: Callable[[], datetime], llm=None) -> None:
+    def __init__(self, settings: Settings, db: Database, clock: Callable[[], datetime],
+                 llm: LLMClient | None = None) -> None:
         self._settings = settings
         self._db = db
         self._clock = clock
         self.summariser: Summariser | None
         if settings.summarizer == "none":
             self.summariser = None
-        elif settings.summarizer == "llm" or (settings.summarizer == "auto" and llm is not None):
+        elif llm is not None and settings.summarizer in ("llm", "auto"):  # "llm" without one: _validate refuses it
             self.summariser = LLMSummariser(llm, fallback=ExtractiveSummariser())
         else:
             self.summariser = ExtractiveSummariser()
@@ -79,8 +83,10 @@ class Hema:
             if sid:
                 self._summary_worker.kick((namespace, sid))
 
-    def _fold_some(self, key) -> bool:
+    def _fold_some(self, key: tuple[str, str]) -> bool:
         namespace, session_id = key
+        if self.summariser is None:  # the worker starts only with a summariser
+            return False
         cur = self._db.reader()
         state = hema_repo.load_summary_state(cur, namespace, session_id)
         batch = hema_repo.load_unfolded_episodes(cur, namespace, session_id, state.last_seq, limit=_FOLD_BATCH)
@@ -162,6 +168,6 @@ class Hema:
         candidates = hema_repo.load_prune_candidates(self._db.reader(), namespace)
         return select_for_pruning(candidates, policy, self._clock(), self.weights)
 
-    def forget(self, tx, namespace: str, decisions: Sequence[PruneDecision]) -> None:
+    def forget(self, tx: duckdb.DuckDBPyConnection, namespace: str, decisions: Sequence[PruneDecision]) -> None:
         hema_repo.write_prune_log(tx, namespace, decisions, self._clock())
         hema_repo.forget_episodes(tx, namespace, [d.seq for d in decisions])

@@ -268,14 +268,13 @@ class IndexRegistry:
                 chunk = missing[start:start + 50_000]
                 seqs, vectors = episodes_repo.load_embeddings(cur, namespace, chunk.tolist())
                 index.add(seqs, vectors)
-        with self.lock(namespace).write():
-            with self._registry_lock:
-                self._indexes[namespace] = index
+        with self.lock(namespace).write(), self._registry_lock:
+            self._indexes[namespace] = index
         self._maybe_migrate(namespace)
         if len(missing) or len(extra):
             log.info("namespace %s: index repaired (+%d missing, -%d stale)", namespace, len(missing), len(extra))
             self._dirty.add(namespace)
-        return int(len(missing)), int(len(extra))
+        return len(missing), len(extra)
 
     def snapshot(self, *, all_namespaces: bool = False) -> int:
         """Write dirty indexes to disk (atomic per file); returns how many were written."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Settings
+from ..domain.clock import SystemClock
 from ..embed import Embedder, EncoderScheduler, make_embedder
 from ..errors import (
     ConfigError,
@@ -30,10 +31,9 @@ from ..store.backup import backup as backup_database
 from ..store.commit_mark import MARK_FILE, CommitMark
 from ..store.db import DB_FILE, Database, storage_error
 from ..store.llm_cache_repo import DuckDBLLMCache
-from ..types import Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
+from ..types import DEFAULT_IMPORTANCE, Episode, EpisodeIn, QueryIn, QueryResult, WriteResult
 from . import paging, transfer
 from .background import Settled
-from .clock import SystemClock
 from .graph_service import GraphService
 from .hema import Hema, SummaryView
 from .ids import episode_id
@@ -221,7 +221,7 @@ class MemoryEngine:
         existing = episodes_repo.existing_ids(self.db.reader(), namespace, sorted(set(ids)))
         fresh: dict[str, EpisodeIn] = {}
         rows: list[int] = []
-        for i, (id_, ep) in enumerate(zip(ids, episodes)):
+        for i, (id_, ep) in enumerate(zip(ids, episodes, strict=True)):
             if id_ not in existing and id_ not in fresh:
                 fresh[id_] = ep
                 rows.append(i)
@@ -277,12 +277,12 @@ class MemoryEngine:
             if keep:
                 seqs = episodes_repo.next_seqs(tx, len(keep))
                 items = list(fresh.items())
-                for seq, i in zip(seqs, keep):
+                for seq, i in zip(seqs, keep, strict=True):
                     id_, ep = items[i]
                     stored.append(Episode(
                         seq=seq, namespace=namespace, id=id_, session_id=ep.session_id, speaker=ep.speaker,
                         text=ep.text, event_time=ep.event_time, metadata=dict(ep.metadata),
-                        importance=0.5 if ep.importance is None else float(ep.importance), pinned=ep.pinned,
+                        importance=DEFAULT_IMPORTANCE if ep.importance is None else float(ep.importance), pinned=ep.pinned,
                         create_time=born[id_] if born else now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
                 vectors = vectors[keep]
                 episodes_repo.insert_episodes(tx, stored, vectors)
@@ -341,8 +341,8 @@ class MemoryEngine:
             raise EpisodeNotFound(f"episode {id_!r} does not exist in namespace {namespace!r}", field="id")
         return episode
 
-    def list(self, namespace: str, *, page_size: int = 0, page_token: str = "",
-             session_id: str = "") -> tuple[list[Episode], str]:
+    def list_episodes(self, namespace: str, *, page_size: int = 0, page_token: str = "",
+                      session_id: str = "") -> tuple[list[Episode], str]:
         check_namespace(namespace)
         size = paging.page_size(page_size)
         after = paging.decode(page_token, "episodes", f"{namespace}\x1f{session_id}", 0)

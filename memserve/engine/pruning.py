@@ -30,7 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from memserve.engine.clock import as_utc
+from memserve.domain.clock import as_utc
+from memserve.domain.hema import PruneCandidate, PruneDecision
 from memserve.errors import InvalidArgument
 
 REASON_OVER_MAX_EPISODES = "over_max_episodes"
@@ -56,21 +57,6 @@ class RetentionWeights:
 
 
 @dataclass(frozen=True)
-class PruneCandidate:
-    """One episode as pruning sees it (``hema_repo.load_prune_candidates`` builds these)."""
-
-    seq: int
-    id: str
-    create_time: datetime
-    event_time: datetime | None = None
-    importance: float = 0.5
-    pinned: bool = False
-    text_bytes: int = 0
-    access_count: int = 0
-    last_access: datetime | None = None
-
-
-@dataclass(frozen=True)
 class PrunePolicy:
     """Limits for one namespace; ``None`` means no limit of that kind."""
 
@@ -85,14 +71,6 @@ class PrunePolicy:
             raise InvalidArgument("max_bytes must not be negative", field="max_bytes")
         if self.min_score is not None and math.isnan(self.min_score):
             raise InvalidArgument("min_score must be a number", field="min_score")
-
-
-@dataclass(frozen=True)
-class PruneDecision:
-    seq: int
-    id: str
-    score: float
-    reason: str
 
 
 def retention_score(candidate: PruneCandidate, now: datetime, weights: RetentionWeights = RetentionWeights()) -> float:

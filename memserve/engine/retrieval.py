@@ -16,6 +16,7 @@ from ..embed import EncoderScheduler
 from ..store import episodes_repo
 from ..store.db import Database
 from ..types import FactOut, Hit, QueryIn, QueryMode, QueryResult
+from ..vector.base import Hits
 from . import fusion
 from .graph_retrieval import GraphParams, ScoreArrays
 from .graph_service import GraphService
@@ -24,6 +25,8 @@ from .index_registry import IndexRegistry, single_query_threads
 from .lexical_registry import LexicalRegistry
 from .query_hints import named_speaker
 from .time_hints import time_window
+
+Lap = Callable[[str, float], float]  # query()'s stopwatch: records a stage's milliseconds, returns "now"
 
 # Dense candidates that seed PPR in the graph modes (HippoRAG 2 seeds every passage; past this many the
 # prior's tail weighs nothing next to the phrase seeds).
@@ -143,7 +146,7 @@ class Retriever:
                            lexical_score=float(lexical_scores.get(seq, 0.0))))
         return self._finish(q, out, effective, timings, lap, t, t_start)
 
-    def _finish(self, q: QueryIn, out: list[Hit], effective: QueryMode, timings: dict[str, float], lap, t: float,
+    def _finish(self, q: QueryIn, out: list[Hit], effective: QueryMode, timings: dict[str, float], lap: Lap, t: float,
                 t_start: float) -> QueryResult:
         self.hema.record_accesses(q.namespace, [h.episode.seq for h in out])
         context, tokens = self.hema.context(q.namespace, q.summary_session_id, out, q.token_budget)
@@ -156,7 +159,8 @@ class Retriever:
         speaker = q.speaker or named_speaker(q.text, self.lexical.speakers(q.namespace))
         return self.lexical.speaker_seqs(q.namespace, speaker) if speaker else set()
 
-    def _fuse(self, q: QueryIn, allowed, dense, lap, t: float) -> tuple[dict[int, float], dict[int, float]]:
+    def _fuse(self, q: QueryIn, allowed: np.ndarray | None, dense: Hits, lap: Lap,
+              t: float) -> tuple[dict[int, float], dict[int, float]]:
         """Normalised dense + weighted normalised BM25, then the speaker and time lifts (engine/fusion.py).
         Returns the fused scores and the BM25 scores, by seq."""
         s = self.settings
@@ -175,7 +179,8 @@ class Retriever:
         lap("fuse", t)
         return fused, dict(zip(lex_seqs.tolist(), lex_scores.tolist(), strict=True))
 
-    def _lexical_only(self, q: QueryIn, allowed, timings, lap, t: float, t_start: float) -> QueryResult:
+    def _lexical_only(self, q: QueryIn, allowed: np.ndarray | None, timings: dict[str, float], lap: Lap, t: float,
+                      t_start: float) -> QueryResult:
         keep = None if allowed is None else set(allowed.tolist())
         seqs, scores = self.lexical.search(q.namespace, q.text, q.top_k, keep)
         t = lap("lexical", t)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..store import episodes_repo, extractions_repo, graph_repo
 from .graph_service import job_stats
 from .validation import check_namespace
+
+if TYPE_CHECKING:  # memory.py imports this module
+    from .memory import MemoryEngine
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,9 +56,9 @@ class StatsCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[int, tuple]] = {}
+        self._entries: dict[str, tuple[int, Any]] = {}  # key -> (commit count, value)
 
-    def get(self, engine, key: str, compute):
+    def get(self, engine: MemoryEngine, key: str, compute: Callable[[], T]) -> T:
         commits = engine.db.commits  # read before computing: a commit meanwhile forces the next recompute
         with self._lock:
             hit = self._entries.get(key)
@@ -65,13 +72,13 @@ class StatsCache:
         return value
 
 
-def _db_part(engine, ns: str) -> tuple:
+def _db_part(engine: MemoryEngine, ns: str) -> tuple:
     cur = engine.db.reader()
     return (episodes_repo.namespace_counts(cur, ns), episodes_repo.namespace_create_time(cur, ns),
             job_stats(graph_repo.job_counts(cur, ns)))
 
 
-def collect(engine, namespace: str = "", *, visible: Callable[[str], bool] | None = None) -> ServerStats:
+def collect(engine: MemoryEngine, namespace: str = "", *, visible: Callable[[str], bool] | None = None) -> ServerStats:
     """``engine``: a MemoryEngine. Raises NamespaceNotFound for an unknown namespace. ``visible`` limits the
     all-namespaces answer to what the caller may see (and then hides the server-wide byte counts)."""
     cache: StatsCache = engine.stats_cache
@@ -85,7 +92,7 @@ def collect(engine, namespace: str = "", *, visible: Callable[[str], bool] | Non
             names = [ns for ns in names if visible(ns)]
     out = []
     for ns in names:
-        (episodes, sessions, nbytes), created, jobs = cache.get(engine, ns, lambda ns=ns: _db_part(engine, ns))
+        (episodes, sessions, nbytes), created, jobs = cache.get(engine, ns, functools.partial(_db_part, engine, ns))
         count, kind, index_bytes = engine.indexes.describe(ns)
         out.append(NamespaceStats(namespace=ns, episode_count=episodes, session_count=sessions, text_bytes=nbytes,
                                   vector_count=count, index_type=kind, index_bytes=index_bytes,

@@ -26,10 +26,11 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from memserve.domain.hema import FoldResult, SegmentSummary, SummaryState
 from memserve.errors import LLMError
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class ExtractiveSummariser:
             return ""
         terms = [_terms(c.text) for c in candidates]
         weights: dict[str, float] = {}
-        for cand, (words, proper) in zip(candidates, terms):
+        for cand, (words, _proper) in zip(candidates, terms, strict=True):
             source = self.carry_weight if cand.carried else 1.0
             for word in words:
                 weights[word] = weights.get(word, 0.0) + source
@@ -160,7 +161,7 @@ class ExtractiveSummariser:
                 weights[word] *= 1.3
 
         scored: list[tuple[float, int, _Candidate]] = []
-        for cand, (words, _) in zip(candidates, terms):
+        for cand, (words, _) in zip(candidates, terms, strict=True):
             base = sum(weights[w] for w in words) / math.sqrt(len(words)) if words else 0.0
             if use_recency:
                 base *= self.carry_factor if cand.carried else 1.0 + self.recency_boost * cand.recency
@@ -354,48 +355,6 @@ def _newest_that_fit(texts: list[str]) -> list[str]:
 # State and folding
 
 
-@dataclass(frozen=True)
-class SegmentSummary:
-    """A closed segment: ``idx`` counts from 0; ``first_seq``..``last_seq`` is inclusive."""
-
-    namespace: str
-    session_id: str
-    idx: int
-    first_seq: int
-    last_seq: int
-    text: str
-    update_time: datetime
-
-
-@dataclass(frozen=True)
-class SummaryState:
-    """Everything needed to resume folding after a restart, for one (namespace, session_id).
-
-    ``open_*`` describe the segment being filled: its first seq, how many episodes it has, and snapshots of
-    the rolling summary taken every ``notes_every`` episodes, which become the material of its segment summary
-    when it closes (kept here, not re-read from episodes, so a segment can close after a restart).
-    """
-
-    namespace: str
-    session_id: str = ""
-    text: str = ""
-    episode_count: int = 0
-    last_seq: int = 0
-    segments_summary: str = ""
-    segment_count: int = 0
-    open_first_seq: int | None = None
-    open_count: int = 0
-    open_notes: tuple[str, ...] = field(default=())
-    update_time: datetime | None = None
-
-
-@dataclass(frozen=True)
-class FoldResult:
-    state: SummaryState
-    # Segments closed by this fold, oldest first. Saving them again is harmless (same key, same content).
-    closed_segments: tuple[SegmentSummary, ...]
-
-
 def fold(
     state: SummaryState,
     new_episodes: Iterable[tuple[int, str]],
@@ -427,7 +386,7 @@ def fold(
         open_count = s.open_count + 1
         notes = s.open_notes
         if open_count % every == 0 and rolling and (not notes or notes[-1] != rolling):
-            notes = notes + (rolling,)
+            notes = (*notes, rolling)
         s = replace(
             s,
             text=rolling,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from memserve.extract.types import ExtractionResult
+from memserve.domain.extraction import ExtractionResult
 
 
 @runtime_checkable

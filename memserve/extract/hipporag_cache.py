@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from memserve.domain.extraction import ExtractionResult
 from memserve.extract.normalize import clean_triples, unique_phrases
-from memserve.extract.types import ExtractionResult
 
 
 def load_hipporag_openie(path: str | Path) -> dict[str, ExtractionResult]:

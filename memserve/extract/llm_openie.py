@@ -7,11 +7,11 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from memserve.domain.extraction import ExtractionResult
 from memserve.errors import LLMError
 from memserve.extract import prompts
 from memserve.extract.json_repair import repair_json
 from memserve.extract.normalize import clean_triples, unique_phrases
-from memserve.extract.types import ExtractionResult
 from memserve.llm import LLMClient
 
 logger = logging.getLogger(__name__)

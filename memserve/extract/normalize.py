@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
-from memserve.extract.types import Triple
+from memserve.domain.extraction import Triple
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -45,11 +45,10 @@ def clean_triples(raw: Iterable[Any]) -> tuple[tuple[Triple, ...], int]:
         if not isinstance(item, (list, tuple)) or len(item) != 3:
             dropped += 1
             continue
-        parts = [_as_text(p) for p in item]
-        if any(p is None for p in parts):
+        s, p, o = (_as_text(part) for part in item)
+        if s is None or p is None or o is None:
             dropped += 1
             continue
-        s, p, o = parts  # type: ignore[misc]
         key = (normalize_phrase(s), normalize_phrase(p), normalize_phrase(o))
         if key in seen:
             continue

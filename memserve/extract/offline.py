@@ -7,11 +7,12 @@ passage titled "D"), and a passage's title is linked to everything the passage s
 
 from __future__ import annotations
 
+import itertools
 import re
 
+from memserve.domain.extraction import ExtractionResult, Triple
 from memserve.extract.normalize import normalize_phrase
 from memserve.extract.offline_spans import Mention, find_mentions, split_sentences
-from memserve.extract.types import ExtractionResult, Triple
 
 # Sentences that open with one of these talk about the passage's subject (its title).
 _ANAPHORA = re.compile(r"^(?:(?:he|she|it|they|his|her|its|their)\b|the\s+[a-z][a-z\-]*\b(?=\s+(?:[a-z]|\()))",
@@ -126,7 +127,7 @@ def _chain_neighbours(triples: dict[tuple[str, str, str], Triple], sentence: str
                       subject: str) -> None:
     """Adjacent names joined by a short phrase ("Solomon from George Washington University") get their own
     triple: these are the second hops that subject-centred triples miss."""
-    for left, right in zip(mentions, mentions[1:]):
+    for left, right in itertools.pairwise(mentions):
         if left.is_value or left.text == subject:
             continue
         between = _predicate(sentence[left.end:right.start])

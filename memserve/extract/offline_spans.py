@@ -84,11 +84,9 @@ def find_mentions(sentence: str, lowercase_words: frozenset[str]) -> list[Mentio
         if inner and inner[0].isalnum() and len(inner.split()) <= 12:
             offset = m.start(group) + m.group(group).find(inner)
             candidates.append(Mention(offset, offset + len(inner), inner, "quoted"))
-    for m in _DATE.finditer(sentence):
-        candidates.append(Mention(m.start(), m.end(), m.group(), "date"))
+    candidates.extend(Mention(m.start(), m.end(), m.group(), "date") for m in _DATE.finditer(sentence))
     candidates.extend(_name_spans(sentence, lowercase_words))
-    for m in _NUMBER.finditer(sentence):
-        candidates.append(Mention(m.start(), m.end(), m.group(), "number"))
+    candidates.extend(Mention(m.start(), m.end(), m.group(), "number") for m in _NUMBER.finditer(sentence))
     return _resolve_overlaps(candidates)
 
 

@@ -4,7 +4,7 @@ placeholders in ``string.Template`` syntax ($passage) so JSON braces need no esc
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from string import Template
 
@@ -12,7 +12,7 @@ _DIR = Path(__file__).with_name("prompts")
 _HEADER = re.compile(r"^### (system|user|assistant)[ \t]*$", re.MULTILINE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> tuple[tuple[str, str], ...]:
     text = (_DIR / f"{name}.txt").read_text(encoding="utf-8")
     parts = _HEADER.split(text)

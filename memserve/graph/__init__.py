@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .delta import Fact, GraphDelta
+from ..domain.graph import Fact, GraphDelta
 from .kg import Edge, GraphMatrix, KnowledgeGraph
 from .ppr import PPRMatrix, personalized_pagerank, personalized_pagerank_networkx
+from .restore import restore_graph
 
 __all__ = [
     "Edge",
@@ -15,4 +16,5 @@ __all__ = [
     "PPRMatrix",
     "personalized_pagerank",
     "personalized_pagerank_networkx",
+    "restore_graph",
 ]

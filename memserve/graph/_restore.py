@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .delta import Fact
-from .kg import _EMPTY, GraphColumns, _groups, _i64, _unique_pairs
+from ..domain.graph import Fact, GraphColumns
+from .kg import _EMPTY, _groups, _i64, _unique_pairs
 from .lazy_map import LazyMap
 from .text_column import TextColumn
 
@@ -36,7 +36,7 @@ def _arrays(keys: np.ndarray, values: np.ndarray, all_keys: np.ndarray) -> dict[
     out: dict[int, np.ndarray] = dict.fromkeys(all_keys.tolist(), _EMPTY)
     uniq, starts, _ = _groups(keys)
     if len(uniq):
-        out.update(zip(uniq.tolist(), np.split(values, starts[1:])))
+        out.update(zip(uniq.tolist(), np.split(values, starts[1:]), strict=True))
     return out
 
 
@@ -60,7 +60,7 @@ def fill(kg: KnowledgeGraph, c: GraphColumns) -> None:
 
     _, starts, ends = _groups(pp_phrase[by_phrase])
     counts, how_many = np.unique(ends - starts, return_counts=True)
-    kg._count_hist = dict(zip(counts.tolist(), how_many.tolist()))
+    kg._count_hist = dict(zip(counts.tolist(), how_many.tolist(), strict=True))
 
     subjects, objects = _i64(c.fact_subjects), _i64(c.fact_objects)
     by_id = np.argsort(fact_ids, kind="stable")
@@ -99,7 +99,7 @@ def _fill_synonyms(kg: KnowledgeGraph, a: np.ndarray, b: np.ndarray, sim: np.nda
     order = np.lexsort((dst, -s, src))
     src, dst, s = src[order], dst[order], s[order]
     uniq, lo, hi = _groups(src)
-    kg._near = LazyMap(uniq, lambda i: dict(zip(dst[lo[i]:hi[i]].tolist(), s[lo[i]:hi[i]].tolist())))
+    kg._near = LazyMap(uniq, lambda i: dict(zip(dst[lo[i]:hi[i]].tolist(), s[lo[i]:hi[i]].tolist(), strict=True)))
     rank = np.arange(len(src)) - np.repeat(lo, hi - lo)
     kept = rank < kg.max_synonyms
     ka, kb = np.minimum(src, dst)[kept], np.maximum(src, dst)[kept]

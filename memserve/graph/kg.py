@@ -23,13 +23,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from memserve.extract.normalize import normalize_phrase
 
-from .delta import Fact, GraphDelta
+from ..domain.graph import Fact, GraphColumns, GraphDelta
 from .edge_table import EdgeTable
 from .embedding_index import EmbeddingIndex, IVFJob, TrainedIVF
 from .ids import fact_id as make_fact_id
@@ -41,17 +41,23 @@ IVF_KINDS = ("fact", "phrase")  # the embedding indexes that switch to an IVF pa
 _EMPTY = np.zeros(0, np.int64)
 
 
+# Read-only members (properties), so frozen dataclasses such as ExtractionResult and Triple satisfy them.
 class _Triple(Protocol):
-    subject: str
-    predicate: str
-    object: str
+    @property
+    def subject(self) -> str: ...
+    @property
+    def predicate(self) -> str: ...
+    @property
+    def object(self) -> str: ...
 
 
 class _Extraction(Protocol):
-    """Structural view of ``memserve.extract.types.ExtractionResult`` (the graph only reads these fields)."""
+    """Structural view of ``memserve.domain.extraction.ExtractionResult`` (the graph only reads these fields)."""
 
-    entities: Sequence[str]
-    triples: Sequence[_Triple]
+    @property
+    def entities(self) -> Sequence[str]: ...
+    @property
+    def triples(self) -> Sequence[_Triple]: ...
 
 
 @dataclass(frozen=True)
@@ -67,29 +73,6 @@ class Edge:
 class _PassageContent:
     phrases: dict[int, str]
     facts: dict[int, Fact]
-
-
-@dataclass(frozen=True)
-class GraphColumns:
-    """A persisted graph as columns (the start-up path): ids int64 arrays, texts lists, vectors (n, dim)."""
-
-    phrase_ids: np.ndarray
-    phrase_texts: Sequence[str]
-    phrase_vectors: np.ndarray
-    fact_ids: np.ndarray
-    fact_subjects: np.ndarray
-    fact_predicates: Sequence[str]
-    fact_objects: np.ndarray
-    fact_texts: Sequence[str]
-    fact_vectors: np.ndarray
-    passage_phrase_seqs: np.ndarray  # (seq, phrase_id) rows
-    passage_phrase_ids: np.ndarray
-    passage_fact_seqs: np.ndarray  # (seq, fact_id) rows
-    passage_fact_ids: np.ndarray
-    synonym_a: np.ndarray  # candidate pairs, a < b
-    synonym_b: np.ndarray
-    synonym_similarity: np.ndarray
-    passages: np.ndarray  # every passage, including ones without any phrase
 
 
 def _i64(values: object) -> np.ndarray:
@@ -154,12 +137,12 @@ class KnowledgeGraph:
         self.link_entities = link_entities
         self._normalize = normalize
         self._phrase_text: MutableMapping[int, str] = {}  # a LazyMap over a text blob after a restore
-        self._phrase_passages: dict[int, set[int]] = {}
+        self._phrase_passages: MutableMapping[int, set[int]] = {}
         self._passage_phrases: dict[int, np.ndarray] = {}  # seq → sorted phrase ids
         self._passage_facts: dict[int, np.ndarray] = {}  # seq → sorted fact ids
-        self._facts: dict[int, Fact] = {}
-        self._fact_passages: dict[int, set[int]] = {}
-        self._near: dict[int, dict[int, float]] = {}  # synonymy candidates, symmetric, all above threshold
+        self._facts: MutableMapping[int, Fact] = {}
+        self._fact_passages: MutableMapping[int, set[int]] = {}
+        self._near: MutableMapping[int, dict[int, float]] = {}  # synonymy candidates, symmetric, all above threshold
         # Fact edges per phrase pair: weight = supporting (passage, fact) pairs, refs = facts on the pair.
         self._fact_pairs = EdgeTable()
         # Synonymy edges after the cap: weight = cosine, refs = ends (1 or 2) keeping the edge.
@@ -227,9 +210,6 @@ class KnowledgeGraph:
     def phrases_of_passage(self, seq: int) -> frozenset[int]:
         return frozenset(self._passage_phrases.get(seq, _EMPTY).tolist())
 
-    def facts_of_passage(self, seq: int) -> frozenset[int]:
-        return frozenset(self._passage_facts.get(seq, _EMPTY).tolist())
-
     def specificity(self, phrase_id: int) -> float:
         """1 / number of passages containing the phrase (HippoRAG's node specificity)."""
         n = len(self._phrase_passages.get(phrase_id, ()))
@@ -237,7 +217,7 @@ class KnowledgeGraph:
 
     def search_facts(self, query: np.ndarray, k: int) -> list[tuple[Fact, float]]:
         scores, ids = self._fact_index.search(query, k)
-        return [(self._facts[int(i)], float(s)) for s, i in zip(scores, ids)]
+        return [(self._facts[int(i)], float(s)) for s, i in zip(scores, ids, strict=True)]
 
     def phrase_vectors(self, ids: Sequence[int]) -> np.ndarray:
         return self._phrase_index.vectors(np.asarray(ids, dtype=np.int64))
@@ -338,7 +318,7 @@ class KnowledgeGraph:
         passage_facts: Iterable[tuple[int, int]],
         synonyms: Iterable[tuple[int, int, float]],
         passages: Iterable[int] = (),
-        **options: object,
+        **options: Any,
     ) -> KnowledgeGraph:
         """Rebuild from persisted rows without embedding or searching anything (row-wise convenience form of
         ``restore_columns``). ``passages`` lists passages that may have no phrase at all."""
@@ -362,14 +342,14 @@ class KnowledgeGraph:
     @classmethod
     def restore_columns(
         cls, dim: int, columns: GraphColumns, *, fact_ivf: tuple[bytes, int] | None = None,
-        phrase_ivf: tuple[bytes, int] | None = None, **options: object
+        phrase_ivf: tuple[bytes, int] | None = None, **options: Any
     ) -> KnowledgeGraph:
         """Rebuild from persisted columns with array operations (start-up path; nothing is embedded or searched).
         ``fact_ivf`` / ``phrase_ivf``: persisted (blob, count when trained) from ``TrainedIVF``, so the IVF is
         rebuilt without k-means; a missing or unusable blob leaves that search exact (``ivf_due()``)."""
         from ._restore import fill
 
-        kg = cls(dim, **options)  # type: ignore[arg-type]
+        kg = cls(dim, **options)
         fill(kg, columns)
         for kind, persisted in (("fact", fact_ivf), ("phrase", phrase_ivf)):
             if persisted is not None:
@@ -613,7 +593,7 @@ class KnowledgeGraph:
         queries, hits = self._phrase_index.range_pairs(
             np.asarray([ids[i] for i in eligible], np.int64), vecs[eligible], self.synonym_threshold - 1e-3
         )
-        pairs = {(min(a, b), max(a, b)) for a, b in zip(queries.tolist(), hits.tolist())}
+        pairs = {(min(a, b), max(a, b)) for a, b in zip(queries.tolist(), hits.tolist(), strict=True)}
         pairs = {(a, b) for a, b in pairs if self._synonym_eligible(self._phrase_text[a])
                  and self._synonym_eligible(self._phrase_text[b])}
         if not pairs:
@@ -622,7 +602,7 @@ class KnowledgeGraph:
         left = self._phrase_index.vectors(np.asarray([a for a, _ in ordered], np.int64)).astype(np.float64)
         right = self._phrase_index.vectors(np.asarray([b for _, b in ordered], np.int64)).astype(np.float64)
         sims = np.einsum("ij,ij->i", left, right)
-        added = [(a, b, sim) for (a, b), sim in zip(ordered, sims.tolist())
+        added = [(a, b, sim) for (a, b), sim in zip(ordered, sims.tolist(), strict=True)
                  if sim >= self.synonym_threshold and b not in self._near.get(a, {})]
         before = {x: self._top_synonyms(x) for a, b, _ in added for x in (a, b)}
         for a, b, sim in added:

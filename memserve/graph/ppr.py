@@ -1,8 +1,8 @@
 """Personalized PageRank over an undirected, weighted graph: one pure function, three interchangeable backends,
 plus a local solver (``push_ppr``, ppr_push.py) that the server uses by default.
 
-- ``PPRMatrix`` (scipy CSR power iteration) is the reference the local solver is held to: it is ~4x faster than igraph's prpack at 100k nodes
-  (FIELD-NOTES) and lets the knowledge graph keep its adjacency in plain arrays instead of rebuilding an igraph on
+- ``PPRMatrix`` (scipy CSR power iteration) is the reference the local solver is held to: it is ~4x faster than igraph's prpack at 100k
+  nodes (FIELD-NOTES) and lets the knowledge graph keep its adjacency in plain arrays instead of rebuilding an igraph on
   every edge addition.
 - ``igraph.Graph`` goes through prpack, the solver HippoRAG uses.
 - ``personalized_pagerank_networkx`` is the slow reference the tests compare both against.
@@ -118,7 +118,7 @@ def to_igraph(adjacency: sp.spmatrix) -> object:
 
     upper = sp.triu(sp.coo_matrix(adjacency), k=0)
     g = igraph.Graph(n=adjacency.shape[0], directed=False)
-    g.add_edges(list(zip(upper.row.tolist(), upper.col.tolist())), attributes={"weight": upper.data.tolist()})
+    g.add_edges(list(zip(upper.row.tolist(), upper.col.tolist(), strict=True)), attributes={"weight": upper.data.tolist()})
     return g
 
 

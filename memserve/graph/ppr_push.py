@@ -100,7 +100,7 @@ def push_ppr(
         raise ValueError("reset vector has no positive mass")
     alpha = 1.0 - damping
     buffers = _take_buffers(n)
-    p, r, stamp = (b[:n] for b in buffers)
+    p, r, stamp = buffers[0][:n], buffers[1][:n], buffers[2][:n]
     np.add.at(r, seeds, w / total)
     seeds = _distinct(seeds, stamp)
     reset = r[seeds].copy()  # the normalised reset vector on its support (dangling nodes jump along it)

@@ -6,7 +6,15 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[0-9a-z]+")
-STOP_WORDS = frozenset(["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "is", "are", "was", "were", "be", "been", "being", "do", "did", "does", "done", "what", "when", "where", "who", "whom", "how", "which", "why", "i", "you", "he", "she", "it", "we", "they", "my", "your", "his", "her", "their", "our", "its", "me", "him", "them", "us", "this", "that", "these", "those", "with", "as", "by", "from", "about", "has", "have", "had", "not", "no", "so", "if", "s", "t", "than", "then", "there", "here", "just", "also", "very", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "am", "into", "out", "up", "down", "over", "again", "any", "all", "some", "such", "only", "own", "same", "too"])
+STOP_WORDS = frozenset([
+    "a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "is", "are", "was", "were", "be",
+    "been", "being", "do", "did", "does", "done", "what", "when", "where", "who", "whom", "how", "which", "why",
+    "i", "you", "he", "she", "it", "we", "they", "my", "your", "his", "her", "their", "our", "its", "me", "him",
+    "them", "us", "this", "that", "these", "those", "with", "as", "by", "from", "about", "has", "have", "had",
+    "not", "no", "so", "if", "s", "t", "than", "then", "there", "here", "just", "also", "very", "can", "could",
+    "would", "should", "will", "shall", "may", "might", "must", "am", "into", "out", "up", "down", "over", "again",
+    "any", "all", "some", "such", "only", "own", "same", "too"
+])
 
 
 def _stem(word: str) -> str:

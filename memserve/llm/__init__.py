@@ -3,7 +3,8 @@
 Importing this package does not import litellm; the first call does.
 """
 
-from memserve.llm.cache import CachedResponse, InMemoryLLMCache, LLMCache, cache_key
+from memserve.domain.llm import CachedResponse
+from memserve.llm.cache import InMemoryLLMCache, LLMCache, cache_key
 from memserve.llm.client import LLMClient, LLMResponse
 from memserve.llm.settings import LLMSettings
 

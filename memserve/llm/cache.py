@@ -9,18 +9,9 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-
-@dataclass(frozen=True)
-class CachedResponse:
-    """What is worth keeping of one completion (the cost is what it cost the first time)."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
+from memserve.domain.llm import CachedResponse
 
 
 @runtime_checkable

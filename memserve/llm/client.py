@@ -164,7 +164,7 @@ class LLMClient:
     def _cost(self, litellm: ModuleType, raw: Any) -> float:
         try:
             return float(litellm.completion_cost(completion_response=raw, model=self.settings.model) or 0.0)
-        except Exception as exc:  # litellm raises bare Exception for models missing from its price map
+        except Exception as exc:  # noqa: BLE001 - litellm raises bare Exception for models missing from its price map
             logger.debug("no price known for %s: %s", self.settings.model, _short(exc))
             return 0.0
 

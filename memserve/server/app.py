@@ -23,9 +23,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from memserve_client._proto import memory_pb2 as pb
+from memserve_client._proto import memory_pb2_grpc
 
-from .._proto import memory_pb2 as pb
-from .._proto import memory_pb2_grpc
 from ..config import Settings, check_exposure, is_loopback
 from ..engine.memory import MemoryEngine
 from ..errors import ConfigError
@@ -76,6 +76,7 @@ class MemoryServer:
         self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self._snapshot_task: asyncio.Task | None = None
         self._keys_task: asyncio.Task | None = None
+        self._not_serving: asyncio.Future[None] | None = None
         self.keys = KeyRing(api_key=settings.api_key,
                             keys_file=Path(settings.api_keys_file).expanduser() if settings.api_keys_file else None)
         self._stopped = asyncio.Event()
@@ -147,7 +148,8 @@ class MemoryServer:
         """On the event loop: stop advertising SERVING before anything else; ``serve`` then shuts down."""
         if not self.storage_failed.is_set():
             self.storage_failed.set()
-            asyncio.ensure_future(self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
+            # Held: the loop keeps only a weak reference to a task, so an unreferenced one may be collected mid-run.
+            self._not_serving = asyncio.ensure_future(self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
 
     @property
     def exit_code(self) -> int:
@@ -197,7 +199,7 @@ class MemoryServer:
         closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memserve-close")
         try:
             await asyncio.wait_for(loop.run_in_executor(closer, self._drain_and_close, grace), 2 * grace + 30.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("engine did not close within %.0fs; exiting anyway (DuckDB replays its WAL at start)",
                       2 * grace + 30.0)
         closer.shutdown(wait=False)

@@ -29,6 +29,7 @@ from google.protobuf.message import Message
 from ..errors import MemserveError, PermissionDenied, Unauthenticated
 from .keys import OPEN, KeyRing, Principal, Scope
 from .observability import REQUEST_ID
+from .status import status_code
 from .status_details import error_trailers
 
 log = logging.getLogger("memserve.auth")
@@ -92,8 +93,8 @@ def authorize(method: str, request: Message) -> Principal:
         raise Unauthenticated("no credentials were checked for this call")
     if method in FILTERED and not getattr(request, "namespace", ""):
         return principal
-    if "namespace" in request.DESCRIPTOR.fields_by_name and request.namespace:  # type: ignore[attr-defined]
-        namespace = request.namespace  # type: ignore[attr-defined]
+    if "namespace" in request.DESCRIPTOR.fields_by_name and request.namespace:
+        namespace = request.namespace
         if not principal.may_see(namespace):
             raise PermissionDenied(f"key {principal.name!r} may not use namespace {namespace[:80]!r}",
                                    field="namespace", reason="NAMESPACE_DENIED")
@@ -149,10 +150,11 @@ def _with_principal(method: str, handler: grpc.RpcMethodHandler, principal: Prin
                 authorize(name, request)
         except MemserveError as exc:
             request_id = new_request_id()
-            log.warning("%s refused %s: %s (peer %s, request id %s)", method, exc.code.name, exc.message,
+            code = status_code(exc)
+            log.warning("%s refused %s: %s (peer %s, request id %s)", method, code.name, exc.message,
                         context.peer(), request_id)
-            await context.abort(exc.code, exc.message, trailing_metadata=tuple(
-                error_trailers(exc.code, exc.message, exc.reason, request_id, exc.field)))
+            await context.abort(code, exc.message, trailing_metadata=tuple(
+                error_trailers(code, exc.message, exc.reason, request_id, exc.field)))
 
     async def relay(result):
         if hasattr(result, "__aiter__"):

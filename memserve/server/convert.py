@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from memserve_client._proto import memory_pb2 as pb
 
-from .._proto import memory_pb2 as pb
+from ..engine.transfer import ExportedEpisode
 from ..errors import InvalidArgument
 from ..types import (
-    Episode, EpisodeIn, ExtractionIn, GraphParams, Hit, QueryFilter, QueryIn, QueryMode, QueryResult, TripleIn,
+    Episode,
+    EpisodeIn,
+    ExtractionIn,
+    GraphParams,
+    Hit,
+    QueryFilter,
+    QueryIn,
+    QueryMode,
+    QueryResult,
+    TripleIn,
 )
 
 _MODES_IN = {pb.QUERY_MODE_UNSPECIFIED: None, pb.QUERY_MODE_DENSE: QueryMode.DENSE,
@@ -18,12 +29,12 @@ _MODES_IN = {pb.QUERY_MODE_UNSPECIFIED: None, pb.QUERY_MODE_DENSE: QueryMode.DEN
 _MODES_OUT = {v: k for k, v in _MODES_IN.items() if v is not None}
 
 
-def ts_in(msg, name: str, field: str) -> datetime | None:
+def ts_in(msg: Message, name: str, field: str) -> datetime | None:
     if not msg.HasField(name):
         return None
     ts = getattr(msg, name)
     try:
-        return ts.ToDatetime(tzinfo=timezone.utc)
+        return ts.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as exc:
         raise InvalidArgument(f"{field} is not a valid timestamp: {exc}", field=field) from None
 
@@ -32,7 +43,7 @@ def ts_out(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
     ts = Timestamp()
-    ts.FromDatetime(value.astimezone(timezone.utc))
+    ts.FromDatetime(value.astimezone(UTC))
     return ts
 
 
@@ -55,13 +66,13 @@ def episode_out(e: Episode) -> pb.Episode:
                       pinned=e.pinned, create_time=ts_out(e.create_time))
 
 
-def mode_in(value: int) -> QueryMode | None:
+def mode_in(value: pb.QueryMode) -> QueryMode | None:
     if value not in _MODES_IN:
         raise InvalidArgument(f"mode {value} is not a known QueryMode", field="mode")
     return _MODES_IN[value]
 
 
-def mode_out(mode: QueryMode) -> int:
+def mode_out(mode: QueryMode) -> pb.QueryMode:
     return _MODES_OUT[mode]
 
 
@@ -94,7 +105,7 @@ def query_out(r: QueryResult) -> pb.QueryResponse:
                             context=r.context, context_tokens=r.context_tokens)
 
 
-def exported_out(x) -> pb.ExportedEpisode:
+def exported_out(x: ExportedEpisode) -> pb.ExportedEpisode:
     """engine.transfer.ExportedEpisode → protobuf."""
     out = pb.ExportedEpisode(episode=episode_out(x.episode), embedding=x.embedding.astype("<f4").tobytes())
     if x.extraction is not None:

@@ -27,6 +27,7 @@ import grpc
 
 from ..errors import InvalidArgument, MemserveError, ResourceExhausted
 from .auth import authorize, new_request_id
+from .status import status_code
 from .status_details import error_trailers
 from .wire import Malformed, safe_deserializer
 
@@ -78,23 +79,23 @@ def wrap_unary(method: str, behavior: Callable[..., Awaitable], admission: Admis
             authorize(method, request)
             return await behavior(request, context)
         except MemserveError as exc:
-            code = exc.code
+            code = status_code(exc)
             if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                 log.warning("%s refused %s: %s (peer %s, request id %s)", method, code.name, exc.message,
                             context.peer(), request_id)
-            context.set_trailing_metadata(error_trailers(exc.code, exc.message, exc.reason, request_id, exc.field))
-            await context.abort(exc.code, exc.message)
+            context.set_trailing_metadata(error_trailers(code, exc.message, exc.reason, request_id, exc.field))
+            await context.abort(code, exc.message)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             code = grpc.StatusCode.CANCELLED
             raise
         except Exception as exc:
             mapped = storage_errors(exc)
             if mapped is not None:
-                code = mapped.code
+                code = status_code(mapped)
                 log.warning("%s (request id %s): %s", method, request_id, mapped.message)
-                context.set_trailing_metadata(error_trailers(mapped.code, mapped.message, mapped.reason, request_id,
+                context.set_trailing_metadata(error_trailers(code, mapped.message, mapped.reason, request_id,
                                                              mapped.field))
-                await context.abort(mapped.code, mapped.message)
+                await context.abort(code, mapped.message)
                 return None
             code = grpc.StatusCode.INTERNAL
             log.exception("internal error in %s (request id %s)", method, request_id)

@@ -21,12 +21,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import grpc
+from memserve_client._proto import memory_pb2 as pb
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
-from .._proto import memory_pb2 as pb
 from ..errors import ConfigError
 
 access_log = logging.getLogger("memserve.access")
@@ -289,7 +289,7 @@ def configure_logging(level: str, fmt: str) -> None:
     """Root logging for ``memserve serve``: ``fmt`` is "text" or "json" (times in UTC either way)."""
     handler = logging.StreamHandler()
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
-    formatter.converter = time.gmtime  # type: ignore[assignment]
+    formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):

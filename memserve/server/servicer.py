@@ -8,9 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from memserve_client._proto import memory_pb2 as pb
+from memserve_client._proto import memory_pb2_grpc
 
-from .._proto import memory_pb2 as pb
-from .._proto import memory_pb2_grpc
 from ..engine import stats as engine_stats
 from ..engine.background import Settled
 from ..engine.memory import MemoryEngine
@@ -59,7 +59,7 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
             return now
         try:
             return await asyncio.wait_for(settled, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return Settled.TIMEOUT
         finally:
             graph.forget_waiter(namespace, resolve)
@@ -73,7 +73,7 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         return pb.GetEpisodeResponse(episode=convert.episode_out(episode))
 
     async def ListEpisodes(self, request: pb.ListEpisodesRequest, context: grpc.aio.ServicerContext):
-        episodes, token = await self._run(self._engine.list, request.namespace, page_size=request.page_size,
+        episodes, token = await self._run(self._engine.list_episodes, request.namespace, page_size=request.page_size,
                                           page_token=request.page_token, session_id=request.session_id)
         return pb.ListEpisodesResponse(episodes=[convert.episode_out(e) for e in episodes], next_page_token=token)
 
@@ -91,7 +91,11 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
             embedding_model=stats.embedding_model, embedding_dim=stats.embedding_dim, extractor=stats.extractor,
             gpu=stats.gpu, dropped_triples=stats.dropped_triples)
         if stats.llm_usage:
-            out.llm.CopyFrom(pb.LlmUsage(**stats.llm_usage))
+            u = stats.llm_usage  # counters are ints; only the cost is a float
+            out.llm.CopyFrom(pb.LlmUsage(calls=int(u["calls"]), cached_calls=int(u["cached_calls"]),
+                                         prompt_tokens=int(u["prompt_tokens"]),
+                                         completion_tokens=int(u["completion_tokens"]), cost_usd=u["cost_usd"],
+                                         failed_calls=int(u["failed_calls"])))
         for s in stats.namespaces:
             out.namespaces.append(pb.NamespaceStats(
                 namespace=s.namespace, episode_count=s.episode_count, vector_count=s.vector_count,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from .wire import header_value
@@ -18,7 +19,7 @@ DOMAIN = "memserve"
 DETAILS_KEY = "grpc-status-details-bin"
 
 
-def _pack(message) -> any_pb2.Any:
+def _pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed

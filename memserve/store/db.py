@@ -31,6 +31,14 @@ DB_FILE = "memserve.duckdb"
 _NO_SPACE = ("no space left on device", "disk quota exceeded", "not enough space")
 
 
+def one_row(cursor: duckdb.DuckDBPyConnection) -> tuple:
+    """The row of a query that always returns exactly one (an aggregate): ``fetchone()`` types it optional."""
+    row = cursor.fetchone()
+    if row is None:
+        raise StorageCorrupt("an aggregate query returned no row")
+    return row
+
+
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -133,8 +141,7 @@ class Database:
 
     @property
     def schema_version(self) -> int:
-        row = self._conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        return int(row[0] or 0)
+        return int(one_row(self._conn.execute("SELECT max(version) FROM schema_migrations"))[0] or 0)
 
     def checkpoint(self) -> bool:
         """Fold the WAL into the database file. Only an optimisation (DuckDB replays the WAL at the next

@@ -13,6 +13,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from .db import one_row
+
 _names = itertools.count()
 
 
@@ -32,7 +34,7 @@ def lookup(conn: duckdb.DuckDBPyConnection, model: str, texts: Sequence[str], di
         return {}
     flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     vecs = np.asarray(flat, dtype=np.float32).reshape(table.num_rows, dim)
-    return dict(zip(table.column("text").to_pylist(), vecs))
+    return dict(zip(table.column("text").to_pylist(), vecs, strict=True))
 
 
 def store(conn: duckdb.DuckDBPyConnection, model: str, texts: Sequence[str], vecs: np.ndarray) -> None:
@@ -40,7 +42,7 @@ def store(conn: duckdb.DuckDBPyConnection, model: str, texts: Sequence[str], vec
     if not len(texts):
         return
     vecs = np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), -1)
-    keep = dict(zip(texts, range(len(texts))))  # one row per text: the key is unique
+    keep = dict(zip(texts, range(len(texts)), strict=True))  # one row per text: the key is unique
     rows = np.fromiter(keep.values(), np.int64, len(keep))
     dim = vecs.shape[1]
     offsets = pa.array(np.arange(0, len(rows) * dim + 1, dim, dtype=np.int32))
@@ -58,5 +60,5 @@ def store(conn: duckdb.DuckDBPyConnection, model: str, texts: Sequence[str], vec
 
 def count(conn: duckdb.DuckDBPyConnection, model: str | None = None) -> int:
     if model is None:
-        return int(conn.execute("SELECT count(*) FROM embedding_cache").fetchone()[0])
-    return int(conn.execute("SELECT count(*) FROM embedding_cache WHERE model = ?", [model]).fetchone()[0])
+        return int(one_row(conn.execute("SELECT count(*) FROM embedding_cache"))[0])
+    return int(one_row(conn.execute("SELECT count(*) FROM embedding_cache WHERE model = ?", [model]))[0])

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..types import Episode, QueryFilter
+from .db import one_row
 
 _EPISODE_COLUMNS = ("seq, namespace, id, session_id, speaker, text, event_time, metadata, importance, pinned, "
                     "create_time, text_bytes")
@@ -53,7 +54,7 @@ def namespace_create_time(cur: duckdb.DuckDBPyConnection, namespace: str) -> dat
 
 
 def delete_namespace(cur: duckdb.DuckDBPyConnection, namespace: str) -> int:
-    count = cur.execute("SELECT count(*) FROM episodes WHERE namespace = ?", [namespace]).fetchone()[0]
+    count = one_row(cur.execute("SELECT count(*) FROM episodes WHERE namespace = ?", [namespace]))[0]
     cur.execute("DELETE FROM episodes WHERE namespace = ?", [namespace])
     cur.execute("DELETE FROM namespaces WHERE name = ?", [namespace])
     return int(count)
@@ -143,11 +144,6 @@ def list_episodes(cur: duckdb.DuckDBPyConnection, namespace: str, after_seq: int
     return [_row_to_episode(r) for r in rows]
 
 
-def ids_by_seq(cur: duckdb.DuckDBPyConnection, namespace: str) -> dict[int, str]:
-    """seq -> public id for every episode of the namespace, without loading texts."""
-    return {int(s): i for s, i in cur.execute("SELECT seq, id FROM episodes WHERE namespace = ?", [namespace]).fetchall()}
-
-
 def ids_and_texts_by_seq(cur: duckdb.DuckDBPyConnection, namespace: str) -> dict[int, tuple[str, str]]:
     """seq -> (public id, text) for every episode of the namespace (what a graph export shows of a passage)."""
     rows = cur.execute("SELECT seq, id, text FROM episodes WHERE namespace = ?", [namespace]).fetchall()
@@ -206,8 +202,8 @@ def filter_seqs(cur: duckdb.DuckDBPyConnection, namespace: str, flt: QueryFilter
 
 def namespace_counts(cur: duckdb.DuckDBPyConnection, namespace: str) -> tuple[int, int, int]:
     """(episodes, sessions, text bytes)."""
-    row = cur.execute("SELECT count(*), count(DISTINCT session_id), coalesce(sum(text_bytes), 0) FROM episodes "
-                      "WHERE namespace = ?", [namespace]).fetchone()
+    row = one_row(cur.execute("SELECT count(*), count(DISTINCT session_id), coalesce(sum(text_bytes), 0) FROM "
+                              "episodes WHERE namespace = ?", [namespace]))
     return int(row[0]), int(row[1]), int(row[2])
 
 

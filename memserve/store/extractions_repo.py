@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import duckdb
 
-from ..extract.types import ExtractionResult, Triple
+from ..domain.extraction import ExtractionResult, Triple
+from .db import one_row
 
 
 def save(cur: duckdb.DuckDBPyConnection, namespace: str, items: Sequence[tuple[int, str, ExtractionResult]]) -> None:
@@ -46,4 +47,4 @@ def delete(cur: duckdb.DuckDBPyConnection, namespace: str, seqs: Sequence[int] |
 
 
 def dropped_total(cur: duckdb.DuckDBPyConnection) -> int:
-    return int(cur.execute("SELECT coalesce(sum(dropped), 0) FROM episode_extractions").fetchone()[0])
+    return int(one_row(cur.execute("SELECT coalesce(sum(dropped), 0) FROM episode_extractions"))[0])

@@ -14,8 +14,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from memserve.graph.delta import GraphDelta
-from memserve.graph.kg import GraphColumns, KnowledgeGraph
+from memserve.domain.graph import GraphColumns, GraphDelta, PersistedGraph
 
 _GRAPH_TABLES = (
     "graph_passages",
@@ -114,10 +113,9 @@ def _vector_matrix(table: pa.Table, name: str, dim: int) -> np.ndarray:
     return np.asarray(flat, dtype=np.float32).reshape(n, dim)
 
 
-def load_graph(conn: duckdb.DuckDBPyConnection, namespace: str, dim: int, **options: object) -> KnowledgeGraph:
-    """Rebuild a namespace's graph from its tables: columnar reads handed to the vectorised restore, the fact
-    IVF rebuilt from its persisted quantizer (no k-means), and the PPR matrix built and installed, so neither
-    the first query nor start-up pays for anything per row. ``options`` are ``KnowledgeGraph`` settings."""
+def load_graph_rows(conn: duckdb.DuckDBPyConnection, namespace: str, dim: int) -> PersistedGraph:
+    """A namespace's graph tables as columns, plus its persisted IVF quantizers: columnar reads, nothing per row.
+    ``memserve.graph.restore_graph`` builds the in-memory graph from them."""
     ph = _columns(conn, "SELECT phrase_id, text, embedding FROM graph_phrases WHERE namespace = ? ORDER BY phrase_id",
                   namespace)
     fa = _columns(conn, "SELECT fact_id, subject_id, predicate, object_id, text, embedding FROM graph_facts "
@@ -138,10 +136,8 @@ def load_graph(conn: duckdb.DuckDBPyConnection, namespace: str, dim: int, **opti
         synonym_similarity=np.asarray(sy.column("similarity").to_numpy(), np.float64),
         passages=_ints(ps, "seq"),
     )
-    kg = KnowledgeGraph.restore_columns(dim, columns, fact_ivf=load_ivf(conn, namespace, "fact"),
-                                        phrase_ivf=load_ivf(conn, namespace, "phrase"), **options)
-    kg.install_matrix(kg.build_matrix())
-    return kg
+    return PersistedGraph(columns, fact_ivf=load_ivf(conn, namespace, "fact"),
+                          phrase_ivf=load_ivf(conn, namespace, "phrase"))
 
 
 def _ivf_table(kind: str) -> tuple[str, str]:

@@ -15,9 +15,8 @@ from datetime import datetime
 
 import duckdb
 
-from memserve.engine.clock import as_utc
-from memserve.engine.pruning import PruneCandidate, PruneDecision
-from memserve.engine.summary import FoldResult, SegmentSummary, SummaryState
+from memserve.domain.clock import as_utc
+from memserve.domain.hema import FoldResult, PruneCandidate, PruneDecision, SegmentSummary, SummaryState
 
 # ---------------------------------------------------------------------------------------------------------
 # Compact memory

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..llm import CachedResponse
-from .db import Database
+from ..domain.llm import CachedResponse
+from .db import Database, one_row
 
 
 class DuckDBLLMCache:
@@ -26,4 +26,4 @@ class DuckDBLLMCache:
                         response.cost_usd])
 
     def __len__(self) -> int:
-        return int(self._db.reader().execute("SELECT count(*) FROM llm_cache").fetchone()[0])
+        return int(one_row(self._db.reader().execute("SELECT count(*) FROM llm_cache"))[0])

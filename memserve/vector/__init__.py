@@ -3,7 +3,7 @@
 ``ExactIndex`` (NumPy brute force) is the reference; ``FaissIndex`` (flat, then HNSW) is what the server runs.
 """
 
-from memserve.vector._gpu import faiss_gpu_available
+from memserve.vector._gpu import faiss_gpu_available, gpu_available, gpu_backend
 from memserve.vector.base import Hits, IndexFileError, VectorIndex
 from memserve.vector.exact import ExactIndex
 from memserve.vector.factory import KINDS, load_index, make_index
@@ -17,6 +17,8 @@ __all__ = [
     "IndexFileError",
     "VectorIndex",
     "faiss_gpu_available",
+    "gpu_available",
+    "gpu_backend",
     "load_index",
     "make_index",
 ]

@@ -79,11 +79,3 @@ class Slots:
         """The table after dropping dead slots (survivors keep their order)."""
         return Slots(self.labels[self.alive].copy())
 
-    def live_slot_mask(self, allowed: IdArray | None) -> BoolArray:
-        """Slot mask of live vectors, optionally restricted to ``allowed`` ids."""
-        if allowed is None:
-            return self.alive
-        found, slots = self.find(allowed)
-        mask = np.zeros(self.total, bool)
-        mask[slots[found]] = True
-        return mask

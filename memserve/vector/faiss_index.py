@@ -29,7 +29,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from memserve.vector._gpu import GPU_MAX_K, GpuMirror, faiss_gpu_available
+from memserve.vector._gpu import GPU_MAX_K, GpuMirror, gpu_available
 from memserve.vector._slots import BoolArray, Slots
 from memserve.vector.base import (
     FloatArray,
@@ -82,8 +82,9 @@ class FaissIndex:
             raise ValueError(f"compact_fraction must be in (0, 1), got {compact_fraction}")
         if min(ef_search, ef_construction, hnsw_m) < 1 or exact_filter_max < 0:
             raise ValueError("ef_search, ef_construction and hnsw_m must be >= 1, exact_filter_max >= 0")
-        if use_gpu is True and not faiss_gpu_available():
-            raise ValueError("use_gpu=True but this faiss build has no GPU support or no GPU is visible")
+        if use_gpu is True and not gpu_available():
+            raise ValueError("use_gpu=True but no GPU is usable: this faiss build has no GPU support or sees no "
+                             "GPU, and PyTorch sees no CUDA device")
         self._dim = dim
         self.hnsw_threshold = hnsw_threshold
         self.ef_search = ef_search
@@ -91,7 +92,7 @@ class FaissIndex:
         self.hnsw_m = hnsw_m
         self.compact_fraction = compact_fraction
         self.exact_filter_max = exact_filter_max
-        self._use_gpu = faiss_gpu_available() if use_gpu == "auto" else use_gpu
+        self._use_gpu = gpu_available() if use_gpu == "auto" else use_gpu
         self._gpu: GpuMirror | None = None
         self._slots = Slots()
         self._store: Any = self._new_store(hnsw=hnsw_threshold == 0)
@@ -202,11 +203,6 @@ class FaissIndex:
             self._gpu.invalidate()
         return True
 
-    def compact(self) -> None:
-        """Drop tombstones now (rebuilds the HNSW graph)."""
-        if self._slots.n_dead:
-            self._rebuild(hnsw=self._is_hnsw)
-
     # -- search -------------------------------------------------------------------------------------
 
     def search(self, query: npt.ArrayLike, k: int, allowed: npt.ArrayLike | None = None) -> list[Hits]:
@@ -228,11 +224,11 @@ class FaissIndex:
         if mask is None and self.gpu and k_eff <= GPU_MAX_K:
             if self._gpu is None:
                 self._gpu = GpuMirror()
-            scores, slots_found = self._gpu.search(self._inner, queries, k_eff)
+            scores, slots_found = self._gpu.search(self._inner, self._vectors(), queries, k_eff)
         else:
             params = self._search_params(mask, n_selected, k_eff)
             scores, slots_found = self._inner.search(queries, k_eff, params=params)
-        return [self._hits(s, i) for s, i in zip(scores, slots_found)]
+        return [self._hits(s, i) for s, i in zip(scores, slots_found, strict=True)]
 
     def _search_params(self, mask: BoolArray | None, n_selected: int, k: int) -> Any:
         sel = None if mask is None else faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
@@ -347,7 +343,7 @@ class FaissIndex:
         # downcast_index() proxy, which does not own it (the original would be freed under us).
         inner = faiss.downcast_index(store.index) if isinstance(store, faiss.IndexIDMap) else None
         supported = isinstance(inner, (faiss.IndexFlat, faiss.IndexHNSWFlat))
-        if not supported or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
+        if inner is None or not supported or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise IndexFileError(f"{path} is not an inner-product IndexIDMap over Flat or HNSWFlat")
         labels = faiss.vector_to_array(store.id_map).astype(np.int64)
         if digest != _digest(labels):

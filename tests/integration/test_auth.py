@@ -19,9 +19,9 @@ from memserve_client import (
     ResourceExhaustedError,
     UnauthenticatedError,
 )
+from memserve_client._proto import memory_pb2 as pb
+from memserve_client._proto import memory_pb2_grpc
 
-from memserve._proto import memory_pb2 as pb
-from memserve._proto import memory_pb2_grpc
 from memserve.server.auth import RPC_SCOPES, SERVICE_PREFIX, scope_for
 from memserve.server.keys import Scope, entry_toml, hash_key
 from tests.integration.test_live_serving import Running
@@ -106,8 +106,8 @@ def test_auth_matrix_every_rpc_times_every_caller(keyed):
     secrets = {name: spec[0] for name, spec in KEYS.items()} | {"no key": None, "wrong key": "k-nope"}
     seeded: dict[str, tuple[str, ...]] = {}
     with MemoryClient(srv.target, timeout=30, api_key=ROOT) as root:
-        for i, rpc in enumerate(CALLS):
-            for j, caller in enumerate(CALLERS):
+        for i in range(len(CALLS)):
+            for j in range(len(CALLERS)):
                 ns = f"t-{i}-{j}"
                 seeded[ns] = root.write(ns, ["seed episode one", "seed episode two"]).ids
     got, want = {}, {}
@@ -130,9 +130,8 @@ def test_backup_needs_admin_for_every_namespace(keyed, tmp_path):
     srv = keyed()
     assert RPC_SCOPES["BackupDatabase"] is Scope.ADMIN
     for secret in ("k-read", "k-write", "k-admin", "k-elsewhere"):
-        with MemoryClient(srv.target, timeout=30, max_retries=0, api_key=secret) as client:
-            with pytest.raises(PermissionDeniedError):
-                client.admin.backup(str(tmp_path / f"backup-{secret}"))
+        with MemoryClient(srv.target, timeout=30, max_retries=0, api_key=secret) as client, pytest.raises(PermissionDeniedError):
+            client.admin.backup(str(tmp_path / f"backup-{secret}"))
         assert not (tmp_path / f"backup-{secret}").exists()
     with MemoryClient(srv.target, timeout=30, api_key=ROOT) as root:
         root.write("t-backup", ["one episode"])
@@ -146,7 +145,7 @@ def test_rpcs_outside_the_table_need_admin(keyed):
     assert scope_for("/other.Service/Method") is Scope.ADMIN
     unlisted = [m for m in SERVICE_METHODS if m not in RPC_SCOPES]
     with grpc.insecure_channel(srv.target) as channel:
-        for name in unlisted + ["NoSuchMethod"]:
+        for name in [*unlisted, "NoSuchMethod"]:
             call = channel.unary_unary(SERVICE_PREFIX + name, request_serializer=lambda b: b,
                                        response_deserializer=lambda b: b)
             for secret, code in ((None, grpc.StatusCode.UNAUTHENTICATED),

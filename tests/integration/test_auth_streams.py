@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from memserve_client._proto import memory_pb2 as pb
 
-from memserve._proto import memory_pb2 as pb
 from memserve.server.auth import SERVICE_PREFIX, AuthInterceptor, current_principal
 from memserve.server.keys import KeyRing, entry_toml, hash_key
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 import pytest
 from memserve._proto import memory_pb2 as pb
 from memserve_client import (
-    EpisodeInput, InvalidArgumentError, MemoryClient, NamespaceNotFoundError, QueryFilter, UnauthenticatedError,
+    EpisodeInput,
+    InvalidArgumentError,
+    MemoryClient,
+    NamespaceNotFoundError,
+    QueryFilter,
+    UnauthenticatedError,
 )
+from memserve_client._proto import memory_pb2 as pb
 
 from tests.support.gates import LONG
 from tests.support.server import ServerProcess
@@ -37,7 +43,7 @@ def assert_nothing_written(client, name):
 def test_rejected_batches_write_nothing(client, episodes, field):
     name = ns()
     with pytest.raises(InvalidArgumentError) as err:
-        client.write(name, [EpisodeInput(text="a good episode")] + episodes)
+        client.write(name, [EpisodeInput(text="a good episode"), *episodes])
     index = int(field.split("[")[1].split("]")[0])  # one good episode is prepended: indexes shift by one
     assert err.value.field == field.replace(f"episodes[{index}]", f"episodes[{index + 1}]")
     assert err.value.field in str(err.value)
@@ -101,8 +107,8 @@ def test_empty_query_text(client, filled):
 
 @pytest.mark.parametrize("flt, field", [
     (QueryFilter(session_ids=("",)), "filter.session_ids[0]"),
-    (QueryFilter(event_time_start=datetime(2025, 1, 2, tzinfo=timezone.utc),
-                 event_time_end=datetime(2025, 1, 1, tzinfo=timezone.utc)), "filter.event_time"),
+    (QueryFilter(event_time_start=datetime(2025, 1, 2, tzinfo=UTC),
+                 event_time_end=datetime(2025, 1, 1, tzinfo=UTC)), "filter.event_time"),
     (QueryFilter(metadata={"": "x"}), "filter.metadata"),
 ])
 def test_invalid_filters(client, filled, flt, field):
@@ -127,7 +133,7 @@ def test_bad_page_tokens(client, filled):
 
 
 def _stub(client):
-    from memserve._proto import memory_pb2_grpc
+    from memserve_client._proto import memory_pb2_grpc
 
     return memory_pb2_grpc.MemoryServiceStub(grpc.insecure_channel(client.target))
 
@@ -170,11 +176,9 @@ def test_message_over_the_size_limit(tmp_path):
 
 def test_api_key_is_enforced(tmp_path):
     with ServerProcess(tmp_path / "d", settings={"api_key": "s3cret"}) as srv:
-        with MemoryClient(srv.target, timeout=LONG) as anonymous:
-            with pytest.raises(UnauthenticatedError):
-                anonymous.write("ns", ["x"])
-        with MemoryClient(srv.target, timeout=LONG, api_key="wrong") as wrong:
-            with pytest.raises(UnauthenticatedError):
-                wrong.stats()
+        with MemoryClient(srv.target, timeout=LONG) as anonymous, pytest.raises(UnauthenticatedError):
+            anonymous.write("ns", ["x"])
+        with MemoryClient(srv.target, timeout=LONG, api_key="wrong") as wrong, pytest.raises(UnauthenticatedError):
+            wrong.stats()
         with MemoryClient(srv.target, timeout=LONG, api_key="s3cret") as ok:
             assert ok.write("ns", ["x"]).created == (True,)

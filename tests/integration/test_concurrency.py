@@ -105,7 +105,7 @@ def test_slow_fact_filter_does_not_block_deletes_or_writes(engine_factory):
     engine.graph._fact_filter_factory = lambda q: llm_fact_filter(llm, q)
     _, q = run_in_thread(lambda: query(engine, "Who founded Acme Robotics?"))
     llm.gate.wait_entered()  # the query is inside its LLM call
-    _, delete = run_in_thread(lambda: engine.delete("ns", [engine.list("ns")[0][3].id]))
+    _, delete = run_in_thread(lambda: engine.delete("ns", [engine.list_episodes("ns")[0][3].id]))
     _, write = run_in_thread(lambda: engine.write("other", episodes(["Carol works at Initech."]),
                                                   wait_for_graph=True))
     assert delete["done"].wait(LONG) and "error" not in delete, delete.get("error")
@@ -168,7 +168,7 @@ def test_wait_for_graph_reports_permanently_failed_extraction(engine_factory):
     stats = graph_stats(engine, "ns")
     assert stats["extraction_failed"] == 1 and stats["extraction_backlog"] == 0
     # Stored and searchable all the same; a resend with wait_for_graph says the same thing again.
-    assert len(engine.list("ns")[0]) == 2
+    assert len(engine.list_episodes("ns")[0]) == 2
     with pytest.raises(ExtractionFailed):
         engine.write("ns", episodes(["FAILLLM this one never extracts"]), wait_for_graph=True)
     engine.write("ns", episodes(["Carol met Dave in Rome."]), wait_for_graph=True)  # unaffected
@@ -264,7 +264,7 @@ def test_write_past_its_deadline_during_the_encode_is_not_committed(engine_facto
     assert write["done"].wait(LONG)
     assert isinstance(write.get("error"), DeadlineExceeded)
     assert "nothing was written" in str(write["error"])
-    assert [e.text for e in engine.list("ns")[0]] == DOCS
+    assert [e.text for e in engine.list_episodes("ns")[0]] == DOCS
 
 
 def test_query_past_its_deadline_is_refused_before_the_encode(engine_factory):
@@ -352,5 +352,5 @@ def test_stats_are_cached_until_the_next_commit(engine_factory, monkeypatch):
     assert calls == [] and stats.namespaces[0].graph["phrase_count"] > 0
     engine.write("ns", episodes(["One more episode about Acme."]))
     assert engine_stats.collect(engine, "ns").namespaces[0].episode_count == 5 and calls == ["ns"]
-    engine.delete("ns", [engine.list("ns")[0][0].id])
+    engine.delete("ns", [engine.list_episodes("ns")[0][0].id])
     assert engine_stats.collect(engine, "").namespaces[0].episode_count == 4

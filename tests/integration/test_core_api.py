@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from memserve_client import (
-    EpisodeInput, EpisodeNotFoundError, NamespaceNotFoundError, QueryFilter,
+    EpisodeInput,
+    EpisodeNotFoundError,
+    NamespaceNotFoundError,
+    QueryFilter,
 )
 
 
@@ -106,7 +109,7 @@ def test_list_and_delete_namespaces(client):
 
 def test_filters_by_session_time_and_metadata(client):
     name = ns()
-    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
     client.write(name, [
         EpisodeInput(text="meeting notes about the garden", id="e1", session_id="s1", event_time=t0,
                      metadata={"kind": "note", "path/with~odd": "yes"}),

@@ -69,13 +69,13 @@ def make_engine(tmp_path):
 def phrase_vectors(engine: MemoryEngine, ns: str) -> dict[str, np.ndarray]:
     kg = engine.graph._graph(ns)
     ids = sorted(kg.phrases)
-    return dict(zip([kg.phrases[i] for i in ids], kg.phrase_vectors(ids)))
+    return dict(zip([kg.phrases[i] for i in ids], kg.phrase_vectors(ids), strict=True))
 
 
 def test_a_second_namespace_reads_phrase_and_fact_vectors_from_the_cache(make_engine) -> None:
     engine, embedder = make_engine()
     engine.write("a", episodes(), wait_for_graph=True)
-    assert PHRASES <= set(embedder.seen)  # the first namespace encodes its phrases
+    assert set(embedder.seen) >= PHRASES  # the first namespace encodes its phrases
     first = dict(embedder.seen)
     engine.write("b", episodes(), wait_for_graph=True)
     new = {t: n - first.get(t, 0) for t, n in embedder.seen.items() if n > first.get(t, 0)}
@@ -95,7 +95,7 @@ def test_cache_is_keyed_by_model(make_engine) -> None:
     with engine.db.transaction() as tx:
         embedding_cache_repo.store(tx, "some-other-model", sorted(PHRASES), bogus)
     engine.write("a", episodes(), wait_for_graph=True)
-    assert PHRASES <= set(embedder.seen)
+    assert set(embedder.seen) >= PHRASES
     got = phrase_vectors(engine, "a")
     for text in PHRASES:
         np.testing.assert_allclose(got[text], HashEmbedder(DIM).embed([text])[0], rtol=1e-6)

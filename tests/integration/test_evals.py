@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from evals import conversation_recall, multihop_qa
-from tests.fakes.openai_replay import Reply, ReplayServer, replay_server  # noqa: F401  (fixture)
+from tests.fakes.openai_replay import ReplayServer, Reply, replay_server  # noqa: F401  (fixture)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FAST = ["--embedding-model", "hash:64", "--quiet"]
@@ -269,7 +269,7 @@ def test_ablation_summary_channel_lifts_the_turns_its_segment_covers(tmp_path):
     p["summaries"][2] = {"segments": segs, **ca.summary_indexes(segs, p, quiet=True)}
     seqs, scores = ca.summary_channel(p, 0, {"summary_segment_size": 2, "summary_scorer": "bm25"})
     assert sorted(seqs.tolist()) == [0, 1, 2, 3] and (scores > 0).all()
-    by_seq = dict(zip(seqs.tolist(), scores.tolist()))
+    by_seq = dict(zip(seqs.tolist(), scores.tolist(), strict=True))
     assert by_seq[0] == by_seq[1] and by_seq[2] == by_seq[3]  # a turn takes its covering segment's score
     own = {(a, b): t for a, b, t in ca.segment_summaries(conv, 2, "own-turns")}  # the experiment: no carry-over
     assert "Work" in own[(4, 5)] and "pottery" not in own[(4, 5)] and "greyhound" not in own[(2, 3)]

@@ -18,8 +18,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from memserve_client._proto import memory_pb2 as pb
 
-from memserve._proto import memory_pb2 as pb
 from tests.support.gates import LONG
 from tests.support.proto_strategies import (
     PATH_ROOT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from datetime import UTC
 
 import networkx as nx
 import pytest
@@ -229,7 +230,7 @@ def test_wait_for_graph_past_the_deadline_keeps_the_write(tmp_path):
 @pytest.mark.parametrize("mode", ["graph", "hybrid"])
 def test_graph_modes_respect_filters(gclient, mode):
     """The walk ranks every passage; only the filter's passages may come back (session, time and metadata)."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import datetime, timedelta
 
     from memserve_client import QueryFilter
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from memserve.engine.summary import ExtractiveSummariser, SummaryState, fold
 from memserve_client import EpisodeInput, InvalidArgumentError, MemoryClient
 
+from memserve.engine.summary import ExtractiveSummariser, SummaryState, fold
 from tests.support.gates import LONG, wait_until
 from tests.support.server import ServerProcess
 
@@ -50,7 +50,7 @@ def test_summaries_fold_every_episode_in_order_under_concurrent_writes(client):
     assert whole.episode_count == 48 and whole.summary
     # Same result as folding every episode once, in seq order (= listing order), with the same summariser.
     ordered = [(i + 1, e.text) for i, e in enumerate(client.iter_episodes(name, page_size=100))]
-    expected = fold(SummaryState(namespace=name), ordered, ExtractiveSummariser(), now=datetime.now(timezone.utc),
+    expected = fold(SummaryState(namespace=name), ordered, ExtractiveSummariser(), now=datetime.now(UTC),
                     segment_size=100).state
     assert whole.summary == expected.text
     per_session = [wait_summary(client, name, f"s{k}") for k in (0, 1)]

@@ -136,31 +136,25 @@ def test_shutdown_is_bounded_while_a_call_is_stuck(running):
     engine = MemoryEngine(srv.settings.replace(port=0), embedder=GatedEmbedder())
     engine.start()
     try:
-        assert [e.text for e in engine.list("ns")[0]] == ["Alice founded Acme in Berlin."]
+        assert [e.text for e in engine.list_episodes("ns")[0]] == ["Alice founded Acme in Berlin."]
     finally:
         engine.close()
 
 
 def test_a_port_in_use_is_a_one_line_error_before_the_model_loads(tmp_path):
-    import socket
     import subprocess
     import sys
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    port = sock.getsockname()[1]
-    try:
+    from tests.support.cli import occupied_port, startup_error
+
+    with occupied_port() as port:
         # A model path that does not exist: if the server loaded the model first, the error would be about it.
         proc = subprocess.run([sys.executable, "-m", "memserve", "serve", "--data-dir", str(tmp_path / "d"),
                                "--port", str(port), "--set", "embedding_model=/nonexistent/model"],
                               capture_output=True, text=True, timeout=LONG * 2)
-    finally:
-        sock.close()
-    assert proc.returncode != 0
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("memserve:")]
-    assert lines and "cannot listen on" in lines[0] and str(port) in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr and "nonexistent" not in proc.stderr
+    error = startup_error(proc)
+    assert "cannot listen on" in error and str(port) in error, proc.stderr
+    assert "nonexistent" not in proc.stderr
 
 
 def test_no_llm_configured_never_imports_litellm(tmp_path):

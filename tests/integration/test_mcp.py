@@ -98,8 +98,8 @@ async def test_streamable_http_transport(mem_server, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "clients" / "python")])}
-    log = open(tmp_path / "mcp-http.log", "wb")  # noqa: ASYNC230, SIM115 - closed in finally
-    proc = subprocess.Popen([sys.executable, "-m", "memserve", "mcp", "--server", mem_server.target, "--namespace",  # noqa: ASYNC220
+    log = open(tmp_path / "mcp-http.log", "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen([sys.executable, "-m", "memserve", "mcp", "--server", mem_server.target, "--namespace",
                              "web", "--transport", "streamable-http", "--port", str(port)], cwd=REPO, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 

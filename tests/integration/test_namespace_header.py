@@ -12,8 +12,8 @@ import re
 
 import pytest
 from memserve_client import AsyncMemoryClient, InvalidArgumentError, MemoryClient
+from memserve_client._proto import memory_pb2 as pb
 
-from memserve._proto import memory_pb2 as pb
 from tests.support.server import ServerProcess
 
 CALLS = [

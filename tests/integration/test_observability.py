@@ -12,6 +12,7 @@ import pytest
 from memserve_client import EpisodeNotFoundError, MemoryClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.cli import occupied_port, startup_error
 from tests.support.server import ServerProcess
 
 
@@ -105,21 +106,15 @@ def test_text_access_log_and_metrics_off_by_default(tmp_path):
 
 
 def test_a_metrics_port_in_use_is_a_one_line_error(tmp_path):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    port = sock.getsockname()[1]
-    try:
+    with occupied_port() as port:
         proc = subprocess.run([sys.executable, "-m", "memserve", "serve", "--data-dir", str(tmp_path / "d"),
                                "--port", "0", "--set", f"metrics_port={port}",
                                "--set", "embedding_model=/nonexistent/model"],
                               check=False, capture_output=True, text=True, timeout=120)
-    finally:
-        sock.close()
+    error = startup_error(proc)
     assert proc.returncode == 2
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("memserve:")]
-    assert lines and "cannot serve metrics" in lines[0] and str(port) in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr and "nonexistent" not in proc.stderr
+    assert "cannot serve metrics" in error and str(port) in error, proc.stderr
+    assert "nonexistent" not in proc.stderr
 
 
 def test_every_series_the_grafana_dashboard_plots_is_served(observed):

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from memserve.domain.extraction import ExtractionResult
 from memserve.embed import HashEmbedder
 from memserve.extract import OfflineExtractor
-from memserve.extract.types import ExtractionResult
 
 LONG = 60.0  # seconds: only reached when the code under test is broken
 # Bound of wait_until: that waits for work to finish (a backlog to drain, a worker's turn), which on a loaded
@@ -75,7 +75,7 @@ class GatedExtractor:
         if any(self.marker in t for t in texts):
             self.gate.pass_through()
         out = []
-        for text, result in zip(texts, self._inner.extract(texts)):
+        for text, result in zip(texts, self._inner.extract(texts), strict=True):
             out.append(ExtractionResult((), (), error="extractor down") if self.fail_marker in text else result)
         return out
 

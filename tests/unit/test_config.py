@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from memserve.config import Settings, describe_settings, load_settings
 from memserve.errors import ConfigError
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ from memserve.engine.context import (
     load_token_counter,
 )
 
-ALPHABET = list("abcdefghij klmnop qrstuvwxyz  ,.!?0123456789\n") + ["Kyoto", " 東京", "🎉", "é", "ß", "—", "<|endoftext|>"]
+ALPHABET = [*list("abcdefghij klmnop qrstuvwxyz  ,.!?0123456789\n"), "Kyoto", " 東京", "🎉", "é", "ß", "—", "<|endoftext|>"]
 
 
 def random_text(rng: random.Random, max_len: int) -> str:
@@ -28,7 +28,7 @@ def random_hits(rng: random.Random) -> list:
             (random_text(rng, 8), random_text(rng, 5), random_text(rng, 8)) if rng.random() < 0.5 else random_text(rng, 20)
             for _ in range(rng.randint(0, 3))
         )
-        when = datetime(2025, 1, rng.randint(1, 28), tzinfo=timezone.utc) if rng.random() < 0.5 else None
+        when = datetime(2025, 1, rng.randint(1, 28), tzinfo=UTC) if rng.random() < 0.5 else None
         hits.append((rank, random_text(rng, 300), random_text(rng, 6), random_text(rng, 6), when, facts))
     return hits
 
@@ -67,7 +67,7 @@ def test_byte_counter_never_undercounts_cl100k(tiktoken_counter):
 
 
 def test_layout_and_rank_order_when_everything_fits():
-    when = datetime(2025, 3, 1, 9, 30, tzinfo=timezone.utc)
+    when = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
     hits = [
         ContextHit(2, "Bob booked the ryokan.", "bob", "s1", None, (("Bob", "booked", "ryokan"),)),
         (1, "Alice loves Kyoto.", "alice", "s1", when, ["Alice loves Kyoto", ("Bob", "booked", "ryokan")]),

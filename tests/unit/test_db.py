@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from memserve.store.db import Database, migration_files
 
 
@@ -19,10 +20,9 @@ def test_migrations_apply_once_in_order(tmp_path):
 
 def test_failed_transaction_rolls_back(tmp_path):
     db = Database(tmp_path / "t.duckdb")
-    with pytest.raises(RuntimeError):
-        with db.transaction() as tx:
-            tx.execute("INSERT INTO server_meta VALUES ('k', 'v')")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), db.transaction() as tx:
+        tx.execute("INSERT INTO server_meta VALUES ('k', 'v')")
+        raise RuntimeError("boom")
     assert db.reader().execute("SELECT count(*) FROM server_meta").fetchone()[0] == 0
 
 

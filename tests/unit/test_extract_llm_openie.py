@@ -11,7 +11,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before anything
 from memserve.extract import Extractor, LLMOpenIEExtractor, Triple
 from memserve.extract.prompts import render
 from memserve.llm import InMemoryLLMCache, LLMClient, LLMSettings
-from tests.fakes.openai_replay import Reply, ReplayServer, replay_server  # noqa: F401  (fixture)
+from tests.fakes.openai_replay import ReplayServer, Reply, replay_server  # noqa: F401  (fixture)
 
 BAIKAL = "Lake Baikal\nLake Baikal lies in Siberia. UNESCO listed it in 1996."
 NER = {"named_entities": ["Lake Baikal", "Siberia", "UNESCO", "1996"]}

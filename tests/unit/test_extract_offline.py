@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from memserve.extract import Extractor, OfflineExtractor, Triple, normalize_phrase
 
 FILM = ("Jaws (film)\nJaws is a 1975 thriller film directed by Steven Spielberg and produced by Universal "

@@ -13,7 +13,7 @@ from memserve.graph.edge_table import EdgeTable
 
 def _as_dict(t: EdgeTable) -> dict[tuple[int, int], float]:
     a, b, w = t.arrays()
-    return dict(zip(zip(a.tolist(), b.tolist()), w.tolist()))
+    return dict(zip(zip(a.tolist(), b.tolist(), strict=True), w.tolist(), strict=True))
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -51,7 +51,7 @@ def test_random_updates_after_load_match_a_reference(seed: int) -> None:
     # what a restart would load equals the incrementally maintained table
     again = EdgeTable()
     a, b, w = table.arrays()
-    again.load(a, b, w, np.array([ref_refs[(x, y)] for x, y in zip(a.tolist(), b.tolist())]))
+    again.load(a, b, w, np.array([ref_refs[(x, y)] for x, y in zip(a.tolist(), b.tolist(), strict=True)]))
     assert _as_dict(again) == _as_dict(table) and len(again) == len(table)
 
 

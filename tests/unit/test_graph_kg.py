@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from memserve.domain.extraction import ExtractionResult, Triple
 from memserve.embed import make_embedder
-from memserve.extract.types import ExtractionResult, Triple
 from memserve.graph import KnowledgeGraph
 
 EMBED = make_embedder("hash:64")

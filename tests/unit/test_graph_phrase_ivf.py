@@ -3,7 +3,6 @@ same machinery as the fact index), trained off the lock, swapped in, persisted a
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
@@ -12,13 +11,13 @@ import numpy as np
 import pytest
 
 from memserve.extract.normalize import normalize_phrase
-from memserve.graph import KnowledgeGraph
+from memserve.graph import KnowledgeGraph, restore_graph
 from memserve.graph.embedding_index import IVFJob
 from memserve.store import graph_repo
+from tests.unit.test_graph_repo import conn  # noqa: F401 - the fixture: an in-memory database with the graph tables
 
 DIM = 64
 THRESHOLD = 0.8
-MIGRATIONS = Path(__file__).resolve().parents[2] / "memserve" / "store" / "migrations"
 
 
 class ClusteredPhrases:
@@ -41,7 +40,7 @@ class ClusteredPhrases:
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         texts = [f"phrase {self._next + i:07d}" for i in range(n)]
         self._next += n
-        for t, x in zip(texts, v):
+        for t, x in zip(texts, v, strict=True):
             self.vectors[normalize_phrase(t)] = x
         return texts
 
@@ -136,15 +135,6 @@ def test_adds_and_removes_during_training_are_not_lost() -> None:
     assert not ids & dead
 
 
-@pytest.fixture
-def conn():
-    c = duckdb.connect(":memory:")
-    for name in ("0001_core.sql", "0002_graph.sql", "0006_graph_fact_ivf.sql", "0010_graph_phrase_ivf.sql"):
-        c.execute((MIGRATIONS / name).read_text())
-    yield c
-    c.close()
-
-
 def test_persisted_phrase_ivf_is_used_after_restart_without_retraining(conn: duckdb.DuckDBPyConnection,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     space = ClusteredPhrases(clusters=300, seed=2)
@@ -162,7 +152,8 @@ def test_persisted_phrase_ivf_is_used_after_restart_without_retraining(conn: duc
         raise AssertionError("start-up trained k-means")
 
     monkeypatch.setattr(IVFJob, "run", no_kmeans)
-    loaded = graph_repo.load_graph(conn, "ns", DIM, synonym_threshold=THRESHOLD, link_entities=True, **opts)
+    loaded = restore_graph(DIM, graph_repo.load_graph_rows(conn, "ns", DIM), synonym_threshold=THRESHOLD,
+                           link_entities=True, **opts)
     assert loaded.search_approximate("phrase") and loaded.ivf_due() == []
     assert loaded._phrase_index._ivf.nlist == kg._phrase_index._ivf.nlist
     # Same centroids, same lists: the restored graph finds exactly what the trained one finds.
@@ -170,7 +161,8 @@ def test_persisted_phrase_ivf_is_used_after_restart_without_retraining(conn: duc
     assert add(loaded, new, space) == add(kg, new, space)
     # A restart without the row (or with an unusable one) searches exactly and asks for training.
     graph_repo.save_ivf(conn, "ns", "phrase", b"not a faiss index", 3_000)
-    assert graph_repo.load_graph(conn, "ns", DIM, link_entities=True, **opts).ivf_due() == ["phrase"]
+    rows = graph_repo.load_graph_rows(conn, "ns", DIM)
+    assert restore_graph(DIM, rows, link_entities=True, **opts).ivf_due() == ["phrase"]
     graph_repo.delete_namespace_graph(conn, "ns")
     assert graph_repo.load_ivf(conn, "ns", "phrase") is None
     with pytest.raises(ValueError, match="kind"):

@@ -6,10 +6,10 @@ import duckdb
 import numpy as np
 import pytest
 
+from memserve.domain.graph import PersistedGraph
+from memserve.graph import KnowledgeGraph, restore_graph
 from memserve.store import graph_repo
 from tests.unit.test_graph_kg import CORPUS, EMBED, build, er, snapshot
-
-from memserve.graph import KnowledgeGraph
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "memserve" / "store" / "migrations"
 
@@ -23,12 +23,28 @@ def conn():
     c.close()
 
 
+def _load(conn: duckdb.DuckDBPyConnection, namespace: str, dim: int, **options: object) -> KnowledgeGraph:
+    """What the engine does at start-up: the store reads rows, the graph package builds the graph."""
+    return restore_graph(dim, graph_repo.load_graph_rows(conn, namespace, dim), **options)
+
+
 def _same(a: KnowledgeGraph, b: KnowledgeGraph) -> None:
     assert snapshot(a) == snapshot(b)
     ids = sorted(a.phrases)
     np.testing.assert_array_equal(a.phrase_vectors(ids), b.phrase_vectors(ids))
     fids = sorted(a.facts)
     np.testing.assert_array_equal(a.fact_vectors(fids), b.fact_vectors(fids))
+
+
+def test_the_store_returns_rows_and_the_graph_package_builds_the_graph(conn: duckdb.DuckDBPyConnection) -> None:
+    kg = KnowledgeGraph(64, synonym_threshold=0.5)
+    graph_repo.save_delta(conn, "ns", kg.add_passages(list(CORPUS.items()), EMBED.embed))
+    rows = graph_repo.load_graph_rows(conn, "ns", 64)
+    assert isinstance(rows, PersistedGraph) and rows.fact_ivf is None and rows.phrase_ivf is None
+    assert sorted(rows.columns.phrase_ids.tolist()) == sorted(kg.phrases)
+    assert rows.columns.phrase_vectors.shape == (len(kg.phrases), 64)
+    assert sorted(rows.columns.fact_ids.tolist()) == sorted(kg.facts)
+    _same(restore_graph(64, rows, synonym_threshold=0.5), kg)
 
 
 def test_round_trip_through_deltas(conn: duckdb.DuckDBPyConnection) -> None:
@@ -38,12 +54,12 @@ def test_round_trip_through_deltas(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("BEGIN")
         graph_repo.save_delta(conn, "ns", kg.add_passages(chunk, EMBED.embed))
         conn.execute("COMMIT")
-    _same(graph_repo.load_graph(conn, "ns", 64, synonym_threshold=0.5), kg)
+    _same(_load(conn, "ns", 64, synonym_threshold=0.5), kg)
 
     graph_repo.save_delta(conn, "ns", kg.remove_passages([2]))
     graph_repo.save_delta(conn, "ns", kg.add_passages([(4, er(("Germany", "member of", "European Union")))],
                                                       EMBED.embed))
-    loaded = graph_repo.load_graph(conn, "ns", 64, synonym_threshold=0.5)
+    loaded = _load(conn, "ns", 64, synonym_threshold=0.5)
     _same(loaded, kg)
     assert 6 in loaded.passages  # a passage without phrases survives the round trip
 
@@ -55,8 +71,8 @@ def test_namespaces_are_isolated_and_deletable(conn: duckdb.DuckDBPyConnection) 
     kg_a = KnowledgeGraph(64, synonym_threshold=0.5)
     graph_repo.save_delta(conn, "a", kg_a.add_passages([(1, CORPUS[1])], EMBED.embed))
     graph_repo.delete_namespace_graph(conn, "a")
-    assert not graph_repo.load_graph(conn, "a", 64).phrases
-    _same(graph_repo.load_graph(conn, "b", 64, synonym_threshold=0.5), kg_b)
+    assert not _load(conn, "a", 64).phrases
+    _same(_load(conn, "b", 64, synonym_threshold=0.5), kg_b)
 
 
 def test_extraction_jobs_resume_after_crash(conn: duckdb.DuckDBPyConnection) -> None:
@@ -83,7 +99,7 @@ def test_load_graph_equals_live_graph_and_installs_its_matrix(conn: duckdb.DuckD
     for chunk in (items[:3], items[3:]):
         graph_repo.save_delta(conn, "ns", kg.add_passages(chunk, EMBED.embed))
     graph_repo.save_delta(conn, "ns", kg.remove_passages([4]))
-    loaded = graph_repo.load_graph(conn, "ns", 64, synonym_threshold=0.5, max_synonyms=1)
+    loaded = _load(conn, "ns", 64, synonym_threshold=0.5, max_synonyms=1)
     _same(loaded, kg)
     assert loaded.matrix_current() and loaded.edge_count == kg.edge_count
     assert_matches_reference(loaded)
@@ -128,7 +144,7 @@ def test_fact_ivf_is_trained_off_lock_persisted_and_reused(conn: duckdb.DuckDBPy
         raise AssertionError("start-up trained k-means")
 
     monkeypatch.setattr(IVFJob, "run", no_kmeans)
-    loaded = graph_repo.load_graph(conn, "ns", 64, **opts)
+    loaded = _load(conn, "ns", 64, **opts)
     assert loaded.fact_search_approximate and not loaded.fact_index_needs_training()
     assert [f.fact_id for f, _ in loaded.search_facts(q, 5)] == [f.fact_id for f, _ in kg.search_facts(q, 5)]
 
@@ -138,7 +154,7 @@ def test_unusable_fact_ivf_blob_falls_back_to_exact_search(conn: duckdb.DuckDBPy
     kg = KnowledgeGraph(64, **opts)
     graph_repo.save_delta(conn, "ns", kg.add_passages(_many_facts(100), EMBED.embed))
     graph_repo.save_fact_ivf(conn, "ns", b"not a faiss index", 100)
-    loaded = graph_repo.load_graph(conn, "ns", 64, **opts)
+    loaded = _load(conn, "ns", 64, **opts)
     assert not loaded.fact_search_approximate and loaded.fact_index_needs_training()
     q = EMBED.embed(["person 7 lives in town 7"])[0]
     assert loaded.search_facts(q, 1)[0][0].text == "person 7 lives in town 7"

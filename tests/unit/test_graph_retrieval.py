@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from memserve.domain.extraction import ExtractionResult, Triple
 from memserve.embed import make_embedder
 from memserve.engine.graph_retrieval import (
     GraphParams,
@@ -12,7 +13,6 @@ from memserve.engine.graph_retrieval import (
     graph_retrieve,
     hybrid_retrieve,
 )
-from memserve.extract.types import ExtractionResult, Triple
 from memserve.graph import KnowledgeGraph
 
 EMBED = make_embedder("hash:64")
@@ -36,7 +36,7 @@ def _setup() -> tuple[KnowledgeGraph, np.ndarray, dict[int, float]]:
                     EMBED.embed)
     q = EMBED.embed([QUESTION])[0]
     vecs = EMBED.embed([text for text, _ in PASSAGES.values()])
-    dense = {s: float(v @ q) for s, v in zip(PASSAGES, vecs)}
+    dense = {s: float(v @ q) for s, v in zip(PASSAGES, vecs, strict=True)}
     return kg, q, dense
 
 
@@ -110,7 +110,7 @@ def test_phrases_named_in_the_query_seed_the_walk() -> None:
 
 
 def test_passage_prior_rises_when_the_graph_cannot_tell_passages_apart() -> None:
-    kg, q, dense = _setup()
+    kg, q, _dense = _setup()
     rich = kg.specific_phrase_density()
     assert rich > 1.0  # every phrase of the toy graph is in at most 3 passages
     chatty = KnowledgeGraph(64)
@@ -145,11 +145,11 @@ def test_array_top_k_equals_a_full_sort_with_ties() -> None:
     from memserve.engine.graph_retrieval import ScoreArrays, _top
 
     rng = np.random.default_rng(0)
-    for trial in range(50):
+    for _trial in range(50):
         n = int(rng.integers(1, 400))
         seqs = rng.permutation(10_000)[:n]
         values = rng.integers(0, 6, n) / 5.0  # many ties, also across the k-th boundary
-        scores = dict(zip(seqs.tolist(), values.tolist()))
+        scores = dict(zip(seqs.tolist(), values.tolist(), strict=True))
         for k in (1, 5, n - 1, n, n + 3):
             expected = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
             assert _top(ScoreArrays(seqs, values), k) == expected
@@ -162,8 +162,8 @@ def test_rrf_fuse_equals_the_rank_formula() -> None:
     from memserve.engine.graph_retrieval import rrf_fuse
 
     rng = np.random.default_rng(1)
-    graph = {int(s): float(v) for s, v in zip(rng.permutation(300)[:120], rng.integers(0, 9, 120))}
-    dense = {int(s): float(v) for s, v in zip(rng.permutation(300)[:200], rng.random(200))}
+    graph = {int(s): float(v) for s, v in zip(rng.permutation(300)[:120], rng.integers(0, 9, 120), strict=True)}
+    dense = {int(s): float(v) for s, v in zip(rng.permutation(300)[:200], rng.random(200), strict=True)}
     fused = rrf_fuse(graph, dense, 0.3, 5.0)
     expected: dict[int, float] = {}
     for weight, scores in ((0.3, graph), (0.7, dense)):

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from memserve.engine.clock import FakeClock
+from memserve.domain.clock import FakeClock
 from memserve.engine.pruning import PruneDecision, PrunePolicy, select_for_pruning
 from memserve.engine.summary import ExtractiveSummariser, SummaryState, fold
 from memserve.store import hema_repo

@@ -50,7 +50,7 @@ def test_api_key_is_all_access_and_unknown_tokens_are_nobody(tmp_path):
 def test_a_bad_file_fails_start_up_but_not_a_reload(tmp_path):
     keys_file = tmp_path / "k.toml"
     keys_file.write_text("not toml [")
-    with pytest.raises(ConfigError, match="api_keys_file|k.toml"):
+    with pytest.raises(ConfigError, match=r"api_keys_file|k\.toml"):
         KeyRing(keys_file=keys_file)
     keys_file.write_text(entry_toml("r", hash_key("kr"), ["*"], ["read"]))
     ring = KeyRing(keys_file=keys_file)

@@ -19,7 +19,8 @@ from memserve.lexical import (
 )
 
 BACKENDS = ["inverted", "brute"]
-WORDS = ["apple", "banana", "cherry", "dog", "eagle", "fern", "grape", "hill", "iris", "jazz", "kite", "lemon", "moon", "nest", "oak", "pear"]
+WORDS = ["apple", "banana", "cherry", "dog", "eagle", "fern", "grape", "hill", "iris", "jazz", "kite", "lemon", "moon", "nest",
+         "oak", "pear"]
 
 
 def textbook_bm25(docs: dict[int, list[str]], query: list[str], k1: float, b: float) -> dict[int, float]:
@@ -74,7 +75,7 @@ def test_inverted_agrees_with_brute_force_and_the_formula_through_adds_and_remov
         want = textbook_bm25(docs, query, 1.2, 0.5)
         for index in (inv, brute):
             seqs, scores = index.search(query, 100)
-            assert dict(zip(seqs.tolist(), scores.tolist())) == pytest.approx(want, rel=1e-9)
+            assert dict(zip(seqs.tolist(), scores.tolist(), strict=True)) == pytest.approx(want, rel=1e-9)
             assert list(scores) == sorted(scores, reverse=True)
     assert len(inv) == len(brute) == len(live)
 

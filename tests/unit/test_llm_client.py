@@ -11,7 +11,7 @@ import pytest
 
 from memserve.errors import ConfigError, LLMError
 from memserve.llm import InMemoryLLMCache, LLMClient, LLMSettings, cache_key
-from tests.fakes.openai_replay import Reply, ReplayServer, replay_server  # noqa: F401  (fixture)
+from tests.fakes.openai_replay import ReplayServer, Reply, replay_server  # noqa: F401  (fixture)
 from tests.support.gates import wait_until
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "say hi"}]

@@ -156,3 +156,20 @@ def test_torch_index_is_added_only_when_it_answers():
     out = _torch_index(dead)
     assert out.stdout == "" and "not reachable" in out.stderr
     assert _torch_index("").stdout == ""
+
+
+def test_proto_check_fails_on_a_second_generated_copy(tmp_path, monkeypatch, capsys):
+    # The server imports the SDK's generated code (memserve_client._proto); a copy in memserve/_proto must not
+    # come back, so --check reports one.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_protos", REPO / "scripts" / "gen_protos.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    monkeypatch.setattr(sys, "argv", ["gen_protos.py", "--check"])
+    assert gen.main() == 0
+    monkeypatch.setattr(gen, "RETIRED", tmp_path)
+    (tmp_path / "memory_pb2.py").write_text("# a stale second copy\n")
+    assert gen.main() == 1
+    assert "a second copy" in capsys.readouterr().out

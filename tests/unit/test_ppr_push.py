@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from memserve.domain.extraction import ExtractionResult, Triple
 from memserve.embed import make_embedder
 from memserve.engine.graph_retrieval import (
     GraphParams,
@@ -14,7 +15,6 @@ from memserve.engine.graph_retrieval import (
     graph_retrieve,
     hybrid_retrieve,
 )
-from memserve.extract.types import ExtractionResult, Triple
 from memserve.graph import KnowledgeGraph
 from memserve.graph.ppr import (
     PPRMatrix,
@@ -185,7 +185,7 @@ def test_reused_buffers_give_the_same_answers_across_graphs_and_threads() -> Non
 
     def run() -> None:
         for _ in range(3):
-            for (m, s, w), ref in zip(cases, fresh):
+            for (m, s, w), ref in zip(cases, fresh, strict=True):
                 got = push_ppr(m, s, w, epsilon=1e-9).dense(m.n)
                 if np.abs(got - ref).sum() > 1e-5:
                     errors.append("mismatch")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from memserve.engine.clock import FakeClock
+from memserve.domain.clock import FakeClock
 from memserve.engine.pruning import (
     PruneCandidate,
     PrunePolicy,

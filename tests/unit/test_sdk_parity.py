@@ -13,8 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from memserve._proto import memory_pb2 as pb
+from memserve_client._proto import memory_pb2 as pb
 
 REPO = Path(__file__).resolve().parents[2]
 PY_CORE = REPO / "clients" / "python" / "memserve_client" / "_core.py"
@@ -82,11 +81,6 @@ def test_the_typescript_table_is_what_the_package_exports() -> None:
 
 PARITY_MESSAGES = ("QueryRequest", "Hit", "NamespaceStats")
 _TS_FUNCTIONS = {"QueryRequest": "queryRequest", "Hit": "hit", "NamespaceStats": "namespaceStats"}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def proto_fields(message: str) -> list[str]:

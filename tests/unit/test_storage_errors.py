@@ -6,6 +6,7 @@ import duckdb
 import pytest
 
 from memserve.errors import DiskFull, StorageCorrupt, StorageFailed
+from memserve.server.status import status_code
 from memserve.store.commit_mark import CommitMark
 from memserve.store.db import Database, storage_error
 
@@ -19,14 +20,14 @@ def test_lack_of_space_is_disk_full_whatever_the_layer():
                                       f"autocheckpoint failed. {NO_SPACE}")):
         mapped = storage_error(exc)
         assert isinstance(mapped, DiskFull) and mapped.reason == "DISK_FULL", exc
-        assert mapped.code.name == "RESOURCE_EXHAUSTED"
+        assert status_code(mapped).name == "RESOURCE_EXHAUSTED"
 
 
 def test_an_invalidated_database_is_storage_failed():
     exc = duckdb.FatalException("FATAL Error: Failed: database has been invalidated because of a previous fatal "
                                 f"error. Original error: {NO_SPACE}")
     mapped = storage_error(exc)
-    assert isinstance(mapped, StorageFailed) and mapped.code.name == "UNAVAILABLE"
+    assert isinstance(mapped, StorageFailed) and status_code(mapped).name == "UNAVAILABLE"
     assert mapped.reason == "STORAGE_FAILED"
 
 

@@ -51,7 +51,7 @@ def reference(vectors: np.ndarray, ids: np.ndarray) -> ExactIndex:
 
 def assert_same(got: list[Hits], want: list[Hits]) -> None:
     assert len(got) == len(want)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g.ids, w.ids)
         np.testing.assert_allclose(g.scores, w.scores, atol=1e-5)
 

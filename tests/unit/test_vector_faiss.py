@@ -12,19 +12,12 @@ from memserve.vector import (
     ExactIndex,
     FaissIndex,
     IndexFileError,
-    faiss_gpu_available,
+    gpu_available,
     load_index,
     make_index,
 )
 from memserve.vector.faiss_index import tombstone_path
-
-
-def clustered(n: int, dim: int, seed: int, clusters: int = 100) -> np.ndarray:
-    """Embedding-like data: points around cluster centres, not uniform noise (which is unrealistically hard)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
-    x = centres[rng.integers(0, clusters, n)] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from tests.support.vectors import clustered
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def corpus() -> tuple[np.ndarray, np.ndarray, ExactIndex]:
 
 
 def recall_at_10(got: list, want: list) -> float:
-    return float(np.mean([len(set(g.ids) & set(w.ids)) / 10 for g, w in zip(got, want)]))
+    return float(np.mean([len(set(g.ids) & set(w.ids)) / 10 for g, w in zip(got, want, strict=True)]))
 
 
 def test_flat_equals_exact_and_hnsw_recall(corpus: tuple[np.ndarray, np.ndarray, ExactIndex]) -> None:
@@ -45,7 +38,7 @@ def test_flat_equals_exact_and_hnsw_recall(corpus: tuple[np.ndarray, np.ndarray,
     want = exact.search(queries, 10)
     flat = make_index("flat", 64)
     flat.add(np.arange(20_000), vectors)
-    for g, w in zip(flat.search(queries, 10), want):
+    for g, w in zip(flat.search(queries, 10), want, strict=True):
         np.testing.assert_array_equal(g.ids, w.ids)
     hnsw = make_index("hnsw", 64)
     hnsw.add(np.arange(20_000), vectors)
@@ -132,23 +125,11 @@ def test_load_applies_search_settings(tmp_path: Path) -> None:
     assert isinstance(loaded, FaissIndex) and loaded.ef_search == 200
 
 
-@pytest.mark.skipif(faiss_gpu_available(), reason="checks the CPU-only guard")
+@pytest.mark.skipif(gpu_available(), reason="checks the CPU-only guard")
 def test_gpu_guard_without_gpu() -> None:
     assert FaissIndex(8).gpu is False
     with pytest.raises(ValueError, match="GPU"):
         FaissIndex(8, use_gpu=True)
-
-
-@pytest.mark.skipif(not faiss_gpu_available(), reason="needs faiss with GPU support and a GPU")
-def test_gpu_flat_matches_cpu() -> None:
-    x = clustered(5_000, 32, seed=6)
-    gpu, cpu = FaissIndex(32, use_gpu=True), FaissIndex(32, use_gpu=False)
-    for index in (gpu, cpu):
-        index.add(np.arange(5_000), x)
-        index.remove(np.arange(0, 5_000, 7))
-    assert gpu.gpu and not cpu.gpu
-    for g, c in zip(gpu.search(x[:50], 10), cpu.search(x[:50], 10)):
-        np.testing.assert_array_equal(g.ids, c.ids)
 
 
 # -- migration to HNSW off the owner's lock --------------------------------------------------------------------
@@ -177,7 +158,7 @@ def test_background_migration_replays_changes_and_keeps_every_id(
     exact.add(np.arange(1_000, 20_000), np.concatenate([vectors[5_000:5_100], vectors[1_100:]]))
     got = index.search(queries, 10)
     assert recall_at_10(got, exact.search(queries, 10)) >= 0.95
-    for g, w in zip(flat_answers, exact.search(queries, 10)):  # flat was exact meanwhile (ties: same scores)
+    for g, w in zip(flat_answers, exact.search(queries, 10), strict=True):  # flat was exact meanwhile (ties: same scores)
         np.testing.assert_allclose(g.scores, w.scores, rtol=1e-5)
     assert not set(np.concatenate([h.ids for h in got]).tolist()) & set(range(1_000))
     # An upserted id is found by its new vector, not its old one.

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from memserve._proto import memory_pb2 as pb
+from memserve_client._proto import memory_pb2 as pb
+
 from memserve.engine import paging
 from memserve.errors import InvalidArgument
 from memserve.server.wire import Malformed, find_bad_utf8, safe_deserializer

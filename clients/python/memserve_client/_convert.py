@@ -68,10 +68,11 @@ def from_timestamp(message: Any, name: str) -> datetime | None:
     # An unset Timestamp would read as 1970-01-01; None says "not known" honestly.
     if not message.HasField(name):
         return None
-    return getattr(message, name).ToDatetime(tzinfo=UTC)
+    when: datetime = getattr(message, name).ToDatetime(tzinfo=UTC)
+    return when
 
 
-def parse_mode(mode: str | None) -> int:
+def parse_mode(mode: str | None) -> pb.QueryMode:
     if mode is None:
         return pb.QUERY_MODE_UNSPECIFIED
     try:
@@ -80,7 +81,7 @@ def parse_mode(mode: str | None) -> int:
         raise ValueError(f"mode must be one of {sorted(_MODES)} or None, got {mode!r}") from None
 
 
-def parse_format(fmt: str) -> int:
+def parse_format(fmt: str) -> pb.GraphFormat:
     try:
         return _FORMATS[fmt]
     except (KeyError, TypeError):

@@ -9,10 +9,10 @@ The two clients only differ in how they drive a plan (blocking calls + ``time.sl
 from __future__ import annotations
 
 import random
-from datetime import datetime
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -193,7 +193,7 @@ def namespace_metadata(request: Message) -> tuple[tuple[str, str], ...]:
     """``memserve-namespace`` for a request that names one (every RPC whose request has a namespace field)."""
     if "namespace" not in request.DESCRIPTOR.fields_by_name:
         return ()
-    namespace: str = request.namespace  # type: ignore[attr-defined]
+    namespace: str = request.namespace
     return ((NAMESPACE_KEY, namespace),) if _header_value(namespace) else ()
 
 

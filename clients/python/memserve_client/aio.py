@@ -7,8 +7,8 @@ and the docstrings are taken from the sync client so they cannot drift either.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -102,7 +102,8 @@ class AsyncMemoryClient:
             try:
                 call = plan.send(response)
             except StopIteration as done:
-                return done.value
+                value: T = done.value
+                return value
             response = await self._invoke(call)
 
     # --- API -------------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -45,8 +45,8 @@ class MemoryClient:
     ``api_key`` is sent as ``authorization: Bearer <key>``. ``options`` are extra gRPC channel options.
     ``tls=True`` makes the channel TLS (system roots); ``root_certificates`` trusts a private CA instead, and
     ``client_cert``/``client_key`` present a client certificate (mTLS); each is PEM bytes or a file path.
-    ``credentials`` (ready-made ``grpc.ChannelCredentials``) is the alternative to those. Writes of more than ``max_batch`` episodes are split into several
-    calls (each chunk is atomic, not the whole write).
+    ``credentials`` (ready-made ``grpc.ChannelCredentials``) is the alternative to those. Writes of more than
+    ``max_batch`` episodes are split into several calls (each chunk is atomic, not the whole write).
     """
 
     def __init__(
@@ -107,7 +107,8 @@ class MemoryClient:
             try:
                 call = plan.send(response)
             except StopIteration as done:
-                return done.value
+                value: T = done.value
+                return value
             response = self._invoke(call)
 
     # --- API -------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ any call is made (an unknown query mode, a naive type mix-up) raise ``ValueError
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -150,6 +151,7 @@ def _status_details(metadata: Any) -> dict[str, str]:
     except DecodeError:
         return {}
     out: dict[str, str] = {}
+    pick: Callable[[Any], str]  # the type of the lambdas below
     for detail in status.details:
         for key, cls, pick in (
             ("reason", error_details_pb2.ErrorInfo, lambda m: m.reason),
@@ -167,9 +169,9 @@ def _status_details(metadata: Any) -> dict[str, str]:
 
 def from_rpc_error(error: grpc.RpcError) -> MemserveError:
     """Map a failed call (sync or aio) to the matching exception; the caller raises it ``from error``."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or code.name  # type: ignore[attr-defined]
-    trailers = error.trailing_metadata()  # type: ignore[attr-defined]
+    code: grpc.StatusCode = error.code()
+    message: str = error.details() or code.name
+    trailers = error.trailing_metadata()
     details = _status_details(trailers)
     metadata = _metadata_dict(trailers)
     reason = details.get("reason") or metadata.get(REASON_KEY) or None

@@ -18,7 +18,6 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
 from memserve_client._proto import memory_pb2 as pb
 from memserve_client._proto import memory_pb2_grpc as pb_grpc
 

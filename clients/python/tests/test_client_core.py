@@ -6,9 +6,7 @@ from dataclasses import replace
 
 import grpc
 import pytest
-
-from memserve_client import DeadlineExceededError, UnavailableError
-from memserve_client import _core
+from memserve_client import DeadlineExceededError, UnavailableError, _core
 from memserve_client._proto import memory_pb2 as pb
 
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-
 from memserve_client import (
     AlreadyExistsError,
     AsyncMemoryClient,

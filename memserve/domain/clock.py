@@ -8,7 +8,7 @@ datetimes raises at comparison time, far from the cause.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 
@@ -23,17 +23,17 @@ class SystemClock:
     """The wall clock."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 def as_utc(when: datetime) -> datetime:
     """``when`` as an aware UTC datetime; naive datetimes are taken to already be UTC (DuckDB's convention)."""
     if when.tzinfo is None:
-        return when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
+        return when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
 
 
-_DEFAULT_FAKE_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+_DEFAULT_FAKE_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 class FakeClock:
@@ -61,4 +61,4 @@ def _require_aware(when: datetime) -> datetime:
     if when.tzinfo is None:
         # A naive start would silently compare wrong against DuckDB's aware timestamps.
         raise ValueError("FakeClock needs a timezone-aware datetime")
-    return when.astimezone(timezone.utc)
+    return when.astimezone(UTC)
