@@ -55,3 +55,29 @@ def hybrid(channels: Sequence[tuple[np.ndarray, np.ndarray, float]],
 def ranked(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
     """Best first; ties by seq, so equal scores rank deterministically."""
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+
+def after_graph(graph_seqs: np.ndarray, graph_scores: np.ndarray, fused: Mapping[int, float],
+                trust: float) -> tuple[np.ndarray, np.ndarray]:
+    """HYBRID's score once the graph has ranked: trust x norm(graph) + (1 - trust) x norm(fused), over the union
+    of both candidate sets (a candidate one side lacks gets 0 from it). Returns (seqs, scores), each seq once.
+    ``graph_*``: PPR mass of the graph stage, which was seeded on the dense scores alone; ``fused``: the dense +
+    BM25 + lifts score (``hybrid``).
+
+    The graph is never seeded with the fused scores: on MuSiQue that moved PPR's reset mass onto passages that
+    share words with the question but not its entities, and cost HYBRID 1.8 points of R@2 (docs/CONVERSATION.md).
+    ``trust`` (graph_retrieval.graph_trust) is 1 on entity-rich documents, so HYBRID keeps the graph's order
+    there, and near 0 on chat turns, where the fused channels rank."""
+    trust = min(1.0, max(0.0, trust))
+    fused_seqs = np.fromiter(fused.keys(), np.int64, len(fused))
+    fused_scores = np.fromiter(fused.values(), np.float64, len(fused))
+    seqs = np.concatenate([np.asarray(graph_seqs, np.int64), fused_seqs])
+    parts = [normalise(np.asarray(graph_scores, np.float64)) * trust, normalise(fused_scores) * (1.0 - trust)]
+    values = np.concatenate(parts)
+    if trust >= 1.0:  # the fused side weighs nothing: its candidates are not the graph's to rank
+        seqs, values = seqs[: len(graph_seqs)], values[: len(graph_seqs)]
+    unique, inverse = np.unique(seqs, return_inverse=True)
+    total = np.zeros(len(unique), np.float64)
+    np.add.at(total, inverse, values)
+    return unique, total

@@ -26,6 +26,8 @@ from memserve.graph.kg import KnowledgeGraph
 from memserve.graph.ppr import PPRMatrix, personalized_pagerank
 from memserve.graph.ppr_push import push_ppr
 
+from . import fusion
+
 
 @dataclass(frozen=True)
 class ScoredFact:
@@ -96,6 +98,9 @@ class GraphResult:
     facts: tuple[ScoredFact, ...]  # the seed facts, best first
     seed_phrases: Mapping[str, float]  # phrase → reset weight
     timings_ms: Mapping[str, float]
+    # How far the graph can tell passages apart, in [0, 1] (``graph_trust``): 1 on entity-rich documents, near 0
+    # on chat turns. 1 when the adaptive prior is off (the graph is then taken as it is) and in the fallback.
+    trust: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class _Scores:
     facts: tuple[ScoredFact, ...]
     seeds: dict[int, float]  # phrase id → reset weight
     timings_ms: dict[str, float]
+    trust: float = 1.0
 
 
 def graph_retrieve(
@@ -124,7 +130,7 @@ def graph_retrieve(
     ranked = _top(scores.passage, params.top_k)
     hits = _explain(kg, ranked, scores)
     scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3
-    return GraphResult(hits, "graph", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms)
+    return GraphResult(hits, "graph", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms, scores.trust)
 
 
 def hybrid_retrieve(
@@ -152,7 +158,40 @@ def hybrid_retrieve(
     scores.timings_ms["fuse"] = (time.perf_counter() - fuse_start) * 1e3
     hits = _explain(kg, ranked, scores)
     scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3
-    return GraphResult(hits, "hybrid", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms)
+    return GraphResult(hits, "hybrid", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms, scores.trust)
+
+
+def fused_retrieve(
+    query: np.ndarray,
+    kg: KnowledgeGraph,
+    dense_scores: Mapping[int, float],
+    fused: Mapping[int, float],
+    params: HybridParams = HybridParams(),
+    *,
+    fact_filter: FactFilter | None = None,
+    query_phrases: Sequence[str] = (),
+) -> GraphResult:
+    """HYBRID with the fused channels (dense + BM25 + lifts, ``fused``): the walk is GRAPH's, seeded on
+    ``dense_scores`` alone; its passage masses are then blended with ``fused`` by the graph's trust
+    (fusion.after_graph), and the first ``dense_anchor`` slots go to the best of dense and fused blended the same
+    way. At trust 1 this is exactly the dense-anchored HYBRID (``hybrid_retrieve``); near 0 (chat turns) it is
+    the fused ranking."""
+    start = time.perf_counter()
+    scores = _graph_scores(query, kg, dense_scores, params.graph, fact_filter, query_phrases)
+    if scores is None:
+        return _dense_fallback(kg, dense_scores, params.graph.top_k, start)
+    fuse_start = time.perf_counter()
+    passage = ScoreArrays.of(scores.passage)
+    blended = ScoreArrays(*fusion.after_graph(passage.seqs, passage.scores, fused, scores.trust))
+    # The anchor slots blend dense and fused by the same trust: the best dense passage on documents (chosen on
+    # MuSiQue splits over the best fused one, evals/hybrid_ab.py), the best fused turn on chats.
+    dense = ScoreArrays.of(dense_scores)
+    anchor = ScoreArrays(*fusion.after_graph(dense.seqs, dense.scores, fused, scores.trust))
+    ranked = anchor_fuse(blended, anchor, params.dense_anchor, params.graph.top_k)
+    scores.timings_ms["fuse"] = (time.perf_counter() - fuse_start) * 1e3
+    hits = _explain(kg, ranked, scores)
+    scores.timings_ms["total"] = (time.perf_counter() - start) * 1e3
+    return GraphResult(hits, "hybrid", scores.facts, _seed_names(kg, scores.seeds), scores.timings_ms, scores.trust)
 
 
 def anchor_fuse(
@@ -244,9 +283,8 @@ def _graph_scores(
     seeds = {p: w for p, w, k in zip(phrase_ids.tolist(), phrase_weights.tolist(), known.tolist(), strict=True) if k}
     seed_nodes, seed_weights = [phrase_nodes[known]], [phrase_weights[known]]
     passage_weight = params.passage_weight
-    if params.adaptive_passage_weight:
-        trust = min(1.0, kg.specific_phrase_density() / params.adaptive_density)
-        passage_weight += (1.0 - passage_weight) * (1.0 - trust)
+    trust = graph_trust(kg, params)
+    passage_weight += (1.0 - passage_weight) * (1.0 - trust)
     offset = len(matrix.phrase_ids)
     stale = matrix.version != kg.version  # passages removed since the snapshot must not come back as hits
     outside_seqs = np.zeros(0, np.int64)
@@ -278,7 +316,16 @@ def _graph_scores(
                         (1.0 - params.damping) * outside_weights / total_reset]),
     )
     timings["ppr"] = (time.perf_counter() - t) * 1e3
-    return _Scores(passage, tuple(candidates), seeds, timings)
+    return _Scores(passage, tuple(candidates), seeds, timings, trust)
+
+
+def graph_trust(kg: KnowledgeGraph, params: GraphParams) -> float:
+    """min(1, specific phrases per passage / ``adaptive_density``): what the adaptive prior raises the passage
+    weight by, and what HYBRID weighs the graph's ranking by against the fused channels. 1 with the adaptive
+    prior off."""
+    if not params.adaptive_passage_weight:
+        return 1.0
+    return min(1.0, kg.specific_phrase_density() / params.adaptive_density)
 
 
 def _passage_ppr(m: PPRMatrix, nodes: np.ndarray, weights: np.ndarray, offset: int,

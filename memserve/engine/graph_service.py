@@ -39,6 +39,7 @@ from .graph_retrieval import (
     GraphResult,
     HybridParams,
     candidate_facts,
+    fused_retrieve,
     graph_retrieve,
     hybrid_retrieve,
 )
@@ -347,7 +348,9 @@ class GraphService:
             return self._graph(namespace).passage_count > 0
 
     def retrieve(self, namespace: str, query_text: str, qvec: np.ndarray, dense_scores: Mapping[int, float],
-                 mode: QueryMode, params: GraphParams) -> GraphResult:
+                 mode: QueryMode, params: GraphParams, fused: Mapping[int, float] | None = None) -> GraphResult:
+        """GRAPH or HYBRID over the namespace's graph, seeded on ``dense_scores``. HYBRID with ``fused`` (the
+        dense + BM25 + lifts scores) blends them in after the walk (graph_retrieval.fused_retrieve)."""
         phrases = self.query_phrases(query_text) if params.query_entity_weight > 0 else ()
         lock = self._lock(namespace)
         fact_filter = None
@@ -360,6 +363,9 @@ class GraphService:
             fact_filter = lambda found: [f for f in found if f.fact_id in kept]  # noqa: E731
         with lock.read():
             kg = self._graph(namespace)
+            if mode == QueryMode.HYBRID and fused is not None:
+                return fused_retrieve(qvec, kg, dense_scores, fused, HybridParams(graph=params),
+                                      fact_filter=fact_filter, query_phrases=phrases)
             if mode == QueryMode.HYBRID:
                 return hybrid_retrieve(qvec, kg, dense_scores, HybridParams(graph=params), fact_filter=fact_filter,
                                        query_phrases=phrases)

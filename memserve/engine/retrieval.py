@@ -78,8 +78,8 @@ class Retriever:
         t = lap("dense", t)
         dense_scores = ScoreArrays(dense.ids, dense.scores)  # arrays, not a per-passage dict
         cosines: dict[int, float] = {}  # hits beyond the dense pool (graph or lexical): from stored embeddings
-        # HYBRID: dense + BM25 + the speaker and time lifts, fused; with a graph, the fused scores are what the
-        # graph is anchored on and seeded with (in place of the plain dense scores).
+        # HYBRID: dense + BM25 + the speaker and time lifts, fused. With a graph, the graph stage is seeded on the
+        # dense scores alone (as GRAPH mode is), and the fused scores come in after it (fusion.after_graph).
         prior: Mapping[int, float] = dense_scores
         lexical_scores: dict[int, float] = {}
         if fusing:
@@ -100,7 +100,10 @@ class Retriever:
                 ppr_epsilon=s.ppr_epsilon,
                 top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
             with single_query_threads():
-                result = self.graph.retrieve(q.namespace, q.text, qvec, prior, mode, params)
+                # Seeded on the dense scores, never on the fused prior; HYBRID blends the fused scores in after
+                # the walk (fusion.after_graph).
+                result = self.graph.retrieve(q.namespace, q.text, qvec, dense_scores, mode, params,
+                                             fused=prior if fusing else None)
             for name, ms in result.timings_ms.items():
                 timings[f"graph_{name}"] = round(ms, 3)
             if result.mode != "dense_fallback":

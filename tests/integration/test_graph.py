@@ -16,8 +16,8 @@ from tests.support.gates import LONG, SETTLE, wait_until
 from tests.support.server import ServerProcess
 
 FILM = [
-    EpisodeInput(text="Polish-Russian War (film)\nPolish-Russian War is a 2009 Polish film directed by Xawery Żuławski.",
-                 id="film"),
+    EpisodeInput(text="Polish-Russian War (film)\nPolish-Russian War is a 2009 Polish film directed by "
+                      "Xawery Żuławski.", id="film"),
     EpisodeInput(text="Xawery Żuławski\nXawery Żuławski is a Polish film director. He is the son of actress "
                       "Małgorzata Braunek and director Andrzej Żuławski.", id="director"),
     EpisodeInput(text="Lake Baikal\nLake Baikal is a rift lake in Siberia, Russia.", id="lake"),
@@ -270,13 +270,48 @@ def test_scores_are_exposed_separately_in_every_mode(gclient):
             assert h.dense_score == pytest.approx(cosine[h.episode.id], abs=1e-6)
     ppr = {h.episode.id: h.graph_score for h in graph.hits}
     assert all(h.score == h.graph_score > 0 for h in graph.hits if h.facts)
-    # HYBRID's score is the fused rank value 1/rank; its graph score is a PPR mass, not that rank value. (HYBRID
-    # seeds the walk with the fused dense + BM25 prior, so its masses differ a little from GRAPH mode's.)
+    # HYBRID's score is the fused rank value 1/rank; its graph score is a PPR mass, not that rank value. HYBRID's
+    # graph stage is seeded on the dense scores, as GRAPH is, so the masses are GRAPH mode's.
     assert [h.score for h in hybrid.hits] == pytest.approx([1.0 / h.rank for h in hybrid.hits])
     for h in hybrid.hits:
         if ppr.get(h.episode.id, 0.0) > 0:
             assert 0 < h.graph_score < 1 and h.graph_score != pytest.approx(h.score)
+            assert h.graph_score == pytest.approx(ppr[h.episode.id], rel=1e-9)
     assert any(h.graph_score > 0 for h in hybrid.hits)
+
+
+# A passage that shares most of the question's words (BM25) but none of its entities. Seeding the walk with the
+# fused dense + BM25 prior moves reset mass onto it; the graph stage must not see the lexical channel.
+WORDY = EpisodeInput(text="Mother of the War\nWho is the mother of the war? The director of the war asked the "
+                          "mother of the director of the war.", id="wordy")
+
+
+@pytest.fixture(scope="module")
+def trusted_server(tmp_path_factory):
+    # adaptive_passage_weight off: the graph is fully trusted (graph_trust = 1) whatever this tiny graph's density.
+    settings = {"extractor": "offline", "adaptive_passage_weight": "false"}
+    with ServerProcess(tmp_path_factory.mktemp("t") / "data", settings=settings) as proc:
+        yield proc
+
+
+def test_hybrid_keeps_the_graph_seeded_on_dense_and_its_order_where_the_graph_is_trusted(trusted_server):
+    question = "Who is the mother of the director of Polish-Russian War?"
+    with MemoryClient(trusted_server.target, timeout=SETTLE) as client:
+        name = ns()
+        client.write(name, [*FILM, WORDY], wait_for_graph=True)
+        graph = client.query(name, question, mode="graph", top_k=5)
+        hybrid = client.query(name, question, mode="hybrid", top_k=5)
+        lexical = client.query(name, question, mode="lexical", top_k=5)
+        dense = client.query(name, question, mode="dense", top_k=1)
+    assert graph.mode == "graph" and hybrid.mode == "hybrid"
+    assert lexical.hits[0].episode.id == "wordy"  # the lexical channel would pull the walk towards it
+    masses = {h.episode.id: h.graph_score for h in graph.hits}
+    for h in hybrid.hits:  # the same walk: GRAPH mode's masses, to the last digit
+        assert h.graph_score == pytest.approx(masses.get(h.episode.id, 0.0), rel=1e-9, abs=1e-12)
+    # Trust 1: exactly the dense-anchored HYBRID: the best dense passage, then GRAPH's order.
+    anchor = hybrid.hits[0].episode.id
+    assert anchor == dense.hits[0].episode.id
+    assert [h.episode.id for h in hybrid.hits[1:]] == [h.episode.id for h in graph.hits if h.episode.id != anchor][:4]
 
 
 def test_export_puts_episode_text_on_passages_and_directed_keeps_fact_direction(gclient):

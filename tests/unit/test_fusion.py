@@ -27,3 +27,19 @@ def test_boost_lifts_favoured_by_a_fraction_of_the_spread():
 
 def test_ties_rank_by_seq():
     assert fusion.ranked({9: 1.0, 3: 1.0, 5: 2.0}, 3) == [(5, 2.0), (3, 1.0), (9, 1.0)]
+
+
+
+def _after(graph: dict[int, float], fused: dict[int, float], trust: float) -> dict[int, float]:
+    seqs, values = fusion.after_graph(np.array(list(graph)), np.array(list(graph.values())), fused, trust)
+    return dict(zip(seqs.tolist(), values.tolist(), strict=True))
+
+
+def test_after_graph_keeps_the_graph_order_at_trust_1_and_the_fused_order_at_0():
+    graph = {1: 0.30, 2: 0.20, 3: 0.10}  # PPR masses of the graph stage (seeded on dense)
+    fused = {3: 2.0, 4: 1.5, 1: 0.5, 2: 0.0}  # dense + BM25 + lifts: puts 3, then a non-graph passage 4 first
+    assert [s for s, _ in fusion.ranked(_after(graph, fused, 1.0), 4)] == [1, 2, 3]  # 4 is not the graph's
+    assert [s for s, _ in fusion.ranked(_after(graph, fused, 0.0), 4)] == [3, 4, 1, 2]
+    half = _after(graph, fused, 0.5)  # each side min-max normalised over its own candidates
+    assert half == pytest.approx({1: 0.5 + 0.125, 2: 0.25, 3: 0.5, 4: 0.375})
+    assert _after(graph, fused, 7.0) == _after(graph, fused, 1.0)  # clamped to [0, 1]
