@@ -91,7 +91,8 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
             embedding_model=stats.embedding_model, embedding_dim=stats.embedding_dim, extractor=stats.extractor,
             gpu=stats.gpu, dropped_triples=stats.dropped_triples)
         if stats.llm_usage:
-            out.llm.CopyFrom(pb.LlmUsage(**stats.llm_usage))
+            known = pb.LlmUsage.DESCRIPTOR.fields_by_name  # usage() has counters GetStats does not carry
+            out.llm.CopyFrom(pb.LlmUsage(**{k: v for k, v in stats.llm_usage.items() if k in known}))
         for s in stats.namespaces:
             out.namespaces.append(pb.NamespaceStats(
                 namespace=s.namespace, episode_count=s.episode_count, vector_count=s.vector_count,
