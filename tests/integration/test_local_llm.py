@@ -19,17 +19,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from memserve.engine.summary import ExtractiveSummariser
 from memserve.extract import normalize_phrase
-from tests.support.gates import LONG, wait_until
+from tests.support.gates import wait_until
 from tests.support.server import ServerProcess
 
-pytestmark = pytest.mark.slow
+# A 270M model on 2 shared cores: one answer takes from seconds (idle machine) to a minute or more (load 19).
+# The bounds only catch a stuck model; nothing here waits on time.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+RPC_TIMEOUT = 1200.0  # a write with wait_for_graph waits for every model call of its batch
 
 PASSAGES = [
     "Xawery Żuławski\nXawery Żuławski is a Polish film director. He is the son of the director Andrzej Żuławski "
     "and the actress Małgorzata Braunek.",
-    "Andrzej Żuławski\nAndrzej Żuławski was a Polish film director and writer, born in Lwów in 1940. He directed "
+    "Andrzej Żuławski\nAndrzej Żuławski was a Polish film director, born in Lwów in 1940. He directed "
     "the film Possession in 1981.",
-    "Lwów\nLwów, now Lviv, is the largest city in western Ukraine. It was part of Poland until 1945.",
 ]
 TURNS = ["Maria said she is moving to Lisbon in May for a new job at a bank.",
          "Tom asked whether Maria will keep her flat in Berlin.",
@@ -53,9 +55,10 @@ def _repairs(port: int) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def served(local_llm, tmp_path_factory):
     port = _free_port()
-    settings = {**local_llm.settings, "extractor": "llm", "summarizer": "llm", "metrics_port": str(port)}
+    # Summaries off here (their calls would mix with extraction's in the counts); the summary test has its own.
+    settings = {**local_llm.settings, "extractor": "llm", "summarizer": "extractive", "metrics_port": str(port)}
     with ServerProcess(tmp_path_factory.mktemp("llm") / "data", settings=settings) as proc, \
-            MemoryClient(proc.target, timeout=LONG) as client:
+            MemoryClient(proc.target, timeout=RPC_TIMEOUT) as client:
         yield client, port
 
 
@@ -90,19 +93,28 @@ def test_extraction_builds_a_graph_from_the_models_own_output_and_the_cache_repl
 
 def test_the_fact_filter_runs_with_the_model(local_llm, served):
     client, _ = served
-    client.write("ff", PASSAGES[:2], wait_for_graph=True)
+    client.write("ff", PASSAGES, wait_for_graph=True)
     before = local_llm.requests()
     hits = client.query("ff", "Which film did the father of Xawery Żuławski direct?", top_k=2, mode="graph").hits
     assert local_llm.requests() > before  # recognition memory asked the model about the candidate facts
-    assert hits and {h.episode.text for h in hits} <= set(PASSAGES[:2])
+    assert hits and {h.episode.text for h in hits} <= set(PASSAGES)
 
 
-def test_summaries_come_from_the_model_and_fall_back_to_extractive_on_failure(local_llm, served):
-    client, port = served
+@pytest.fixture(scope="module")
+def summarising(local_llm, tmp_path_factory):
+    port = _free_port()
+    settings = {**local_llm.settings, "extractor": "none", "summarizer": "llm", "metrics_port": str(port)}
+    with ServerProcess(tmp_path_factory.mktemp("sum") / "data", settings=settings) as proc, \
+            MemoryClient(proc.target, timeout=RPC_TIMEOUT) as client:
+        yield client, port
+
+
+def test_summaries_come_from_the_model_and_fall_back_to_extractive_on_failure(local_llm, summarising):
+    client, port = summarising
     name = "conv-" + uuid.uuid4().hex[:8]
     before = local_llm.requests()
     client.write(name, TURNS)
-    wait_until(lambda: client.summary(name).backlog == 0, "the summary backlog to drain")
+    wait_until(lambda: client.summary(name).backlog == 0, "the summary backlog to drain", bound=RPC_TIMEOUT)
     summary = client.summary(name)
     assert summary.episode_count == len(TURNS) and summary.summary
     assert local_llm.requests() > before
@@ -117,7 +129,8 @@ def test_summaries_come_from_the_model_and_fall_back_to_extractive_on_failure(lo
     try:
         other = "conv-" + uuid.uuid4().hex[:8]
         client.write(other, TURNS[:1])
-        wait_until(lambda: client.summary(other).backlog == 0, "the summary backlog to drain while the model is down")
+        wait_until(lambda: client.summary(other).backlog == 0, "the summary backlog to drain while the model is down",
+                   bound=RPC_TIMEOUT)
         assert client.summary(other).summary == extractive.update("", TURNS[:1])
         assert _repairs(port).get("summary_fallback", 0) > fallbacks
     finally:
@@ -130,9 +143,9 @@ def test_malformed_model_output_is_repaired_or_dropped_and_counted(local_llm, tm
     settings = {**local_llm.settings, "llm_max_tokens": "12", "extractor": "llm", "summarizer": "extractive",
                 "metrics_port": str(port)}
     with ServerProcess(tmp_path / "data", settings=settings) as proc, \
-            MemoryClient(proc.target, timeout=LONG) as client:
-        client.write("cut", PASSAGES[:2], wait_for_graph=True)
-        assert client.stats("cut").namespaces[0].episode_count == 2  # nothing lost, no worker died
+            MemoryClient(proc.target, timeout=RPC_TIMEOUT) as client:
+        client.write("cut", PASSAGES, wait_for_graph=True)
+        assert client.stats("cut").namespaces[0].episode_count == len(PASSAGES)  # nothing lost, no worker died
         repairs = _repairs(port)
         assert repairs.get("repaired_json", 0) + repairs.get("unparseable_output", 0) >= 2, repairs
-        assert sorted(e.text for e in client.list("cut").items) == sorted(PASSAGES[:2])
+        assert sorted(e.text for e in client.list("cut").items) == sorted(PASSAGES)

@@ -136,11 +136,14 @@ class CountingProxy:
 class LocalLLM:
     """The llama.cpp server process plus its counting proxy. ``settings`` is what memserve needs to use it."""
 
-    def __init__(self, log_path: Path, *, n_ctx: int = 4096, threads: int = 2) -> None:
+    def __init__(self, log_path: Path, *, n_ctx: int = 4096, threads: int | None = None) -> None:
         self.port = _free_port()
         self.log_path = log_path
         self.n_ctx = n_ctx
-        self.threads = threads
+        # One thread by default: ggml's worker threads meet at spin barriers after every op, which collapse on an
+        # oversubscribed machine (measured on the project's 2 shared cores at load 19: 65 tokens in 185 s with
+        # 2 threads, 28 s with 1). MEMSERVE_TEST_LLM_THREADS raises it on a machine of one's own.
+        self.threads = threads or int(os.environ.get("MEMSERVE_TEST_LLM_THREADS", "1"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.proxy: CountingProxy | None = None
 
@@ -170,7 +173,7 @@ class LocalLLM:
         path = model_path()
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", ALIAS,
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-               "--n_threads", str(self.threads), "--verbose", "False"]
+               "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads), "--verbose", "False"]
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
