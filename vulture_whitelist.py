@@ -20,7 +20,7 @@ llm_calls, llm_cost_usd  # mcp_server.py MemoryStats
 _.converter
 _.suppress_debug_info
 _.efConstruction, _.efSearch
-_.daemon_threads, protocol_version, _.do_POST, _.log_message
+_.daemon_threads, protocol_version, _.do_POST, _.do_GET, _.log_message  # do_GET: tests/support/local_llm.py
 
 # The standard __exit__ / __aexit__ signature (the SDK clients).
 exc_type, tb

@@ -1,6 +1,11 @@
-"""OfflineExtractor vs HippoRAG's cached GPT-3.5 OpenIE on the 1,890 MuSiQue passages.
+"""OfflineExtractor (and optionally an LLM) vs HippoRAG's cached GPT-3.5 OpenIE on the 1,890 MuSiQue passages.
 
     python evals/extractor_quality.py [--data ../shared/data] [--json out.json]
+    python evals/extractor_quality.py --limit 100 --llm openai/gemma3-270m --llm-api-base http://127.0.0.1:8080/v1 \
+        --prompt-style completion --json out.json      # a local model next to the offline extractor
+
+With ``--llm`` both extractors run on the same first ``--limit`` passages; the LLM's passages/s is one pass
+through memserve's LLMOpenIEExtractor (two calls per passage, no cache), so it includes the HTTP round trips.
 
 Metrics (all on normalised phrases, micro-averaged over passages):
 - entity precision / recall / F1 of offline entities against GPT's NER entities;
@@ -15,27 +20,45 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from memserve.extract import OfflineExtractor, load_hipporag_openie, normalize_phrase
+from memserve.extract import (
+    LLMOpenIEExtractor,
+    OfflineExtractor,
+    load_hipporag_openie,
+    normalize_phrase,
+)
 
 OPENIE_FILE = "musique/openie_musique_train_results_ner_gpt-3.5-turbo-1106_1890.json"
 
 
-def evaluate(data_dir: Path, repeats: int = 3) -> dict[str, float]:
+def evaluate(data_dir: Path, repeats: int = 3, *, limit: int | None = None, llm: Any = None) -> dict[str, Any]:
+    """Metrics of the offline extractor, or of ``LLMOpenIEExtractor(llm)`` when ``llm`` (an LLMClient) is given."""
     gold = load_hipporag_openie(data_dir / OPENIE_FILE)
-    passages = list(gold)
-    extractor = OfflineExtractor()
-    extractor.extract(passages[:50])  # warm regex caches
-    best = float("inf")
-    for _ in range(repeats):
+    passages = list(gold)[:limit]
+    if llm is None:
+        extractor = OfflineExtractor()
+        extractor.extract(passages[:50])  # warm regex caches
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            predicted = extractor.extract(passages)
+            best = min(best, time.perf_counter() - started)
+    else:
+        from tqdm import tqdm
+
+        extractor = LLMOpenIEExtractor(llm)
+        predicted = []
         started = time.perf_counter()
-        predicted = extractor.extract(passages)
-        best = min(best, time.perf_counter() - started)
+        for passage in tqdm(passages, desc="llm openie", unit="passage"):
+            predicted.extend(extractor.extract([passage]))
+        best = time.perf_counter() - started
 
     tp = n_pred = n_gold = 0
     phrase_hit = phrase_total = 0
@@ -62,7 +85,8 @@ def evaluate(data_dir: Path, repeats: int = 3) -> dict[str, float]:
                 linked += (s, o) in edges
     precision = tp / n_pred if n_pred else 0.0
     recall = tp / n_gold if n_gold else 0.0
-    return {
+    metrics: dict[str, Any] = {
+        "extractor": extractor.name,
         "passages": len(passages),
         "entity_precision": precision,
         "entity_recall": recall,
@@ -75,24 +99,68 @@ def evaluate(data_dir: Path, repeats: int = 3) -> dict[str, float]:
         "offline_triples_per_passage": offline_triples / len(passages),
         "gpt_triples_per_passage": total_triples / len(passages),
         "passages_per_s": len(passages) / best,
+        "failed_passages": sum(1 for r in predicted if not r.ok),
+        "dropped_triples": sum(r.dropped_triples for r in predicted),
     }
+    if llm is not None:
+        metrics["llm_output_repairs"] = llm.output_counts()
+        metrics["llm_usage"] = llm.usage()
+        metrics["_results"] = list(zip(passages, predicted, strict=True))
+    return metrics
+
+
+def save_openie(path: Path, results: list[tuple[str, Any]]) -> None:
+    """The LLM's extraction in HippoRAG's OpenIE format, so `multihop_qa.py --extractor openie-file --openie PATH`
+    can build its graph from it without asking the model again."""
+    docs = [{"idx": i, "passage": passage, "extracted_entities": list(r.entities),
+             "extracted_triples": [[t.subject, t.predicate, t.object] for t in r.triples]}
+            for i, (passage, r) in enumerate(results)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"docs": docs}, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--json", type=Path, help="also write the metrics as JSON here")
+    parser.add_argument("--limit", type=int, help="first N passages only (default: all 1,890)")
+    parser.add_argument("--llm", metavar="MODEL", help="litellm model string: also evaluate LLM OpenIE with it")
+    parser.add_argument("--llm-api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
+    parser.add_argument("--prompt-style", choices=["auto", "chat", "completion"], default="auto",
+                        help="how prompts reach --llm (memserve's llm_prompt_style; completion for base models)")
+    parser.add_argument("--llm-max-tokens", type=int, default=512, help="most tokens per LLM answer (default 512)")
+    parser.add_argument("--save-openie", type=Path, metavar="PATH",
+                        help="with --llm: write its extraction as HippoRAG OpenIE JSON (for multihop_qa.py)")
+    parser.add_argument("--llm-timeout", type=float, default=300.0, help="seconds per LLM call (default 300)")
     args = parser.parse_args()
     if not (args.data / OPENIE_FILE).exists():
         sys.exit(f"missing {args.data / OPENIE_FILE}: pass --data pointing at shared/data")
-    metrics = evaluate(args.data)
-    width = max(map(len, metrics))
-    print(f"{'metric':<{width}}  value")
-    for name, value in metrics.items():
-        print(f"{name:<{width}}  {value:.3f}" if isinstance(value, float) else f"{name:<{width}}  {value}")
+    report: dict[str, Any] = {"offline": evaluate(args.data, limit=args.limit)}
+    if args.llm:
+        from memserve.llm import LLMClient, LLMSettings
+
+        client = LLMClient(LLMSettings(model=args.llm, api_base=args.llm_api_base,
+                                       api_key="not-needed" if args.llm_api_base else None,
+                                       prompt_style=args.prompt_style, max_tokens=args.llm_max_tokens,
+                                       timeout_s=args.llm_timeout, max_concurrency=1, max_retries=1))
+        report["llm"] = evaluate(args.data, limit=args.limit, llm=client)
+        results = report["llm"].pop("_results")
+        if args.save_openie:
+            save_openie(args.save_openie, results)
+        report["settings"] = {"llm": args.llm, "prompt_style": client.prompt_style,
+                              "max_tokens": args.llm_max_tokens, "cpu_count": os.cpu_count()}
+    names = [k for k, v in report["offline"].items() if isinstance(v, (int, float))]
+    width = max(map(len, names))
+    columns = [c for c in ("offline", "llm") if c in report]
+    print(f"{'metric':<{width}}  " + "  ".join(f"{c:>10}" for c in columns))
+    for name in names:
+        cells = [report[c].get(name) for c in columns]
+        print(f"{name:<{width}}  " + "  ".join(f"{v:>10.3f}" if isinstance(v, float) else f"{v!s:>10}"
+                                              for v in cells))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        out = report if args.llm else report["offline"]  # without --llm: the file format it always had
+        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--corpus", type=Path, help="corpus: list of {title, text} or object title -> sentences")
     data.add_argument("--openie", type=Path, help="HippoRAG OpenIE results for --extractor openie-file")
     data.add_argument("--limit", type=int, help="first N questions only (the corpus is always indexed whole)")
+    data.add_argument("--corpus-limit", type=int, metavar="N",
+                      help="index only the first N passages, and ask only the questions whose gold passages are "
+                           "all among them (for costly extractors such as a local LLM; MuSiQue's corpus lists "
+                           "each question's 20 paragraphs together, so N=100 is its first 5 questions)")
+    parser.add_argument("--no-answers", action="store_true",
+                        help="with --llm: retrieval only, do not also answer the questions with the model")
     parser.add_argument("--extractor", choices=EXTRACTORS, default="offline",
                         help="offline: the server's offline extractor; openie-file: attach the cached OpenIE "
                              "to each passage; llm: the server extracts with --llm (default offline)")
@@ -163,7 +169,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 def run(args: argparse.Namespace, questions_path: Path, corpus_path: Path, openie_path: Path | None) -> dict:
     corpus = parse_corpus(load_json(corpus_path), str(corpus_path))
+    if args.corpus_limit is not None:
+        corpus = Corpus(corpus.passages[:args.corpus_limit])
     questions = parse_questions(load_json(questions_path), corpus, str(questions_path))
+    if args.corpus_limit is not None:
+        questions = [q for q in questions if q.gold and all(q.gold)]
     if args.limit is not None:
         questions = questions[:args.limit]
     if not questions:
@@ -182,7 +192,8 @@ def run(args: argparse.Namespace, questions_path: Path, corpus_path: Path, openi
         extra = {"extractor": "llm", "llm_model": args.llm}
         if args.llm_api_base:
             extra["llm_api_base"] = args.llm_api_base
-    reader = common.Reader(args.llm, args.llm_api_base, args.llm_api_key) if args.llm else None
+    reader = (common.Reader(args.llm, args.llm_api_base, args.llm_api_key)
+              if args.llm and not args.no_answers else None)
     namespace = common.namespace_for(args.namespace_prefix, args.dataset, common.run_id())
 
     with common.memserve(args, common.server_overrides(args, extra)) as (client, described):
@@ -199,6 +210,7 @@ def run(args: argparse.Namespace, questions_path: Path, corpus_path: Path, openi
         "dataset": args.dataset,
         "n_questions": len(questions),
         "n_passages": len(corpus.passages),
+        "corpus_limit": args.corpus_limit,
         "extractor": args.extractor,
         "modes": modes,
         "index_seconds": index_seconds,
@@ -224,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     common.check_common_args(parser, args)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
+    if args.corpus_limit is not None and args.corpus_limit < 1:
+        parser.error("--corpus-limit must be at least 1")
     if args.extractor == "llm" and not args.llm:
         parser.error("--extractor llm needs --llm MODEL")
     if args.extractor == "llm" and args.server:

@@ -106,6 +106,12 @@ class Settings:
     llm_timeout_s: float = _doc("Per-call LLM timeout.", default=60.0)
     llm_max_concurrency: int = _doc("Concurrent LLM calls.", default=8)
     llm_max_retries: int = _doc("Retries for rate limits, timeouts and 5xx.", default=4)
+    llm_prompt_style: str = _doc("chat (chat-completions route: instruction-tuned models), completion (few-shot "
+                                 "text on /v1/completions: base models with no chat template) or auto "
+                                 "(completion for text-completion-* model strings, else chat). See README.",
+                                 default="auto")
+    llm_max_tokens: int = _doc("Most tokens one LLM answer may have (bounds a small model that runs on).",
+                               default=2048)
     # --- extraction and graph -----------------------------------------------------------------------------
     extractor: str = _doc("auto (llm when llm_model is set, else offline), offline, llm or none.", default="auto")
     extraction_batch: int = _doc("Episodes per background extraction batch.", default=64)
@@ -160,6 +166,7 @@ _CHOICES = {
     "use_gpu": {"auto", "true", "false"},
     "embedding_device": {"auto", "cpu", "cuda"},
     "extractor": {"auto", "offline", "llm", "none"},
+    "llm_prompt_style": {"auto", "chat", "completion"},
     "summarizer": {"auto", "extractive", "llm", "none"},
     "default_query_mode": {"dense", "graph", "hybrid", "lexical"},
     "ppr_method": {"push", "power"},
@@ -168,6 +175,7 @@ _CHOICES = {
 }
 _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_top_k", "embedding_batch_size",
              "hnsw_threshold", "llm_timeout_s", "llm_max_concurrency", "extraction_batch", "summary_segment_size",
+             "llm_max_tokens",
              "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
              "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
              "encode_chunk", "checkpoint_threshold_mb", "ppr_epsilon"}

@@ -45,3 +45,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"benchmark data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def local_llm(tmp_path_factory):
+    """The packaged Gemma 3 270M behind llama.cpp's OpenAI-compatible server (tests/support/local_llm.py),
+    started once per run; skipped with the reason where llama-cpp-python or the model is not installed."""
+    from tests.support.local_llm import LocalLLM, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"real local LLM unavailable: {reason}")
+    llm = LocalLLM(tmp_path_factory.mktemp("llama") / "server.log").start()
+    try:
+        yield llm
+    finally:
+        llm.close()

@@ -117,7 +117,9 @@ class MemoryEngine:
                                      api_key=settings.llm_api_key or ("not-needed" if settings.llm_api_base else None),
                                      timeout_s=settings.llm_timeout_s,
                                      max_retries=settings.llm_max_retries,
-                                     max_concurrency=settings.llm_max_concurrency),
+                                     max_concurrency=settings.llm_max_concurrency,
+                                     max_tokens=settings.llm_max_tokens,
+                                     prompt_style=settings.llm_prompt_style),
                          cache=DuckDBLLMCache(self.db))
 
     # -- lifecycle ---------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class ServerStats:
     gpu: bool
     llm_usage: dict[str, float] | None
     dropped_triples: int
+    llm_output: dict[str, int] | None = None
 
     @property
     def episode_count(self) -> int:
@@ -108,4 +109,5 @@ def collect(engine: MemoryEngine, namespace: str = "", *, visible: Callable[[str
                        embedding_model=engine.embedder.name, embedding_dim=engine.embedder.dim,
                        extractor=engine.graph.extractor_name, gpu=engine.indexes.gpu,
                        llm_usage=engine.llm.usage() if engine.llm is not None else None,
-                       dropped_triples=dropped)
+                       dropped_triples=dropped,
+                       llm_output=engine.llm.output_counts() if engine.llm is not None else None)

@@ -322,12 +322,19 @@ class LLMSummariser:
             response = self._completer.complete(messages)
         except LLMError as err:
             logger.warning("summary %s: LLM call failed (%s: %s); using the extractive summariser", what, err.reason, err.message)
+            self._note("summary_fallback")
             return None
         text = clean_llm_sentence(response.text, self.max_chars)
         if not text:
             logger.warning("summary %s: LLM returned an empty summary; using the extractive summariser", what)
+            self._note("summary_fallback")
             return None
         return text
+
+    def _note(self, kind: str) -> None:
+        note = getattr(self._completer, "note", None)  # LLMClient counts it; other completers need not
+        if note is not None:
+            note(kind)
 
 
 def clean_llm_sentence(raw: str, max_chars: int) -> str:

@@ -26,6 +26,8 @@ class LLMSettings:
     max_concurrency: int = 8
     temperature: float = 0.0
     max_tokens: int | None = 2048
+    # chat | completion | auto (memserve.llm.prompt_style): how messages reach the model.
+    prompt_style: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.model or not self.model.strip():
@@ -38,5 +40,8 @@ class LLMSettings:
             raise ConfigError("need 0 <= backoff_base_s <= backoff_cap_s", field="backoff_base_s")
         if self.max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be >= 1, got {self.max_concurrency}", field="max_concurrency")
+        if self.prompt_style not in ("auto", "chat", "completion"):
+            raise ConfigError(f"prompt_style must be auto, chat or completion, got {self.prompt_style!r}",
+                              field="prompt_style")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ConfigError(f"max_tokens must be >= 1, got {self.max_tokens}", field="max_tokens")

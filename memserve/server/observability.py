@@ -231,12 +231,19 @@ class EngineCollector(Collector):
         for key, name, doc in (("calls", "memserve_llm_calls", "LLM completions (cached ones included)."),
                                ("cached_calls", "memserve_llm_cached_calls", "LLM completions served from cache."),
                                ("failed_calls", "memserve_llm_failed_calls", "LLM completions that failed."),
+                               ("response_format_fallbacks", "memserve_llm_response_format_fallbacks",
+                                "Times the provider rejected a response format and was asked again without it."),
                                ("cost_usd", "memserve_llm_cost_usd", "LLM cost in US dollars (litellm prices).")):
             yield CounterMetricFamily(name, doc, value=float(usage.get(key, 0)))
         tokens = CounterMetricFamily("memserve_llm_tokens", "LLM tokens, by kind.", labels=["kind"])
         tokens.add_metric(["prompt"], float(usage.get("prompt_tokens", 0)))
         tokens.add_metric(["completion"], float(usage.get("completion_tokens", 0)))
         yield tokens
+        output = CounterMetricFamily("memserve_llm_output_repairs", "Model answers repaired or parts of them "
+                                     "dropped while parsing, by kind.", labels=["kind"])
+        for kind, count in sorted((stats.llm_output or {}).items()):
+            output.add_metric([kind], float(count))
+        yield output
 
 
 class MetricsServer:

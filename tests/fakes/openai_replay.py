@@ -1,4 +1,4 @@
-"""A local OpenAI-compatible chat server that replays scripted responses.
+"""A local OpenAI-compatible server (chat and text completions) that replays scripted responses.
 
 litellm's real client talks to it over loopback (model "openai/<name>", api_base=server.url), so tests run
 the real request/response path. Scripting, first match wins:
@@ -11,6 +11,7 @@ the real request/response path. Scripting, first match wins:
 4. the default reply (``server.default = Reply.text(...)``);
 otherwise the server answers 400 "no scripted reply" (not retried, so a missing script fails fast).
 
+Text-completions requests (``/v1/completions``, the completion prompt style) are matched on their whole prompt.
 Every request is recorded in ``server.requests`` (parsed JSON body), so tests can assert that a cached prompt
 made no second HTTP call.
 """
@@ -95,6 +96,10 @@ class RecordedRequest:
 
 
 def _last_user_message(body: dict[str, Any]) -> str:
+    """The last user message of a chat request, or the whole prompt of a text-completions request."""
+    if "prompt" in body and "messages" not in body:
+        prompt = body["prompt"]
+        return " ".join(map(str, prompt)) if isinstance(prompt, list) else str(prompt)
     for message in reversed(body.get("messages", [])):
         if message.get("role") == "user":
             content = message.get("content")
@@ -186,6 +191,17 @@ class ReplayServer:
                     return reply
             return self.default
 
+    def _text_completion_body(self, reply: Reply) -> bytes:
+        return json.dumps({
+            "id": f"cmpl-replay-{len(self.requests)}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "text": reply.content}],
+            "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                      "total_tokens": reply.prompt_tokens + reply.completion_tokens},
+        }).encode()
+
     def _completion_body(self, reply: Reply) -> bytes:
         return json.dumps({
             "id": f"chatcmpl-replay-{len(self.requests)}",
@@ -222,7 +238,8 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 body = {"_unparsed": raw.decode("utf-8", "replace")}
             headers = {k.lower(): v for k, v in self.headers.items()}
-            if not self.path.rstrip("/").endswith("/chat/completions"):
+            chat = self.path.rstrip("/").endswith("/chat/completions")
+            if not chat and not self.path.rstrip("/").endswith("/completions"):
                 self._send(404, json.dumps({"error": {"message": f"unknown path {self.path}"}}).encode())
                 return
             reply = server._record_and_pick(self.path, body, headers)
@@ -234,7 +251,10 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 return
             if reply.hold is not None and not _wait_either(reply.hold, server._closing):
                 return
-            payload = reply.raw_body if reply.raw_body is not None else server._completion_body(reply)
+            if reply.raw_body is not None:
+                payload = reply.raw_body
+            else:
+                payload = server._completion_body(reply) if chat else server._text_completion_body(reply)
             try:
                 self._send(reply.status, payload, reply.headers)
             except (BrokenPipeError, ConnectionResetError):

@@ -92,7 +92,7 @@ class _GatedLLM:
     def __init__(self) -> None:
         self.gate = Gate()
 
-    def complete(self, messages, json_mode=False):
+    def complete(self, messages, json_mode=False, schema=None):
         self.gate.pass_through()
         raise_llm = __import__("memserve.errors", fromlist=["LLMError"]).LLMError
         raise raise_llm("offline")  # the filter keeps every candidate on an LLM error

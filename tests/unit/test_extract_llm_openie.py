@@ -52,7 +52,7 @@ def test_happy_path(replay_server: ReplayServer) -> None:
     assert result.entities == ("Lake Baikal", "Siberia", "UNESCO", "1996")
     assert result.triples[0] == Triple("Lake Baikal", "lies in", "Siberia") and len(result.triples) == 3
     ner_request, triple_request = replay_server.requests
-    assert ner_request.body["response_format"] == {"type": "json_object"} and ner_request.body["temperature"] == 0
+    assert ner_request.body["response_format"]["type"] == "json_schema" and ner_request.body["temperature"] == 0
     # step two is conditioned on step one's entities
     assert json.dumps({"named_entities": NER["named_entities"]}) in triple_request.last_user_message
 
@@ -127,3 +127,38 @@ def test_many_passages_in_parallel_keep_order(replay_server: ReplayServer) -> No
                Reply.json({"triples": [[f"Place {i}", "is in", f"Country {i}"]]}))
     results = make_extractor(replay_server, max_concurrency=4).extract(passages)
     assert [r.triples[0].object for r in results] == [f"Country {i}" for i in range(12)]
+
+
+def test_small_model_output_is_repaired_or_dropped_and_counted(replay_server: ReplayServer) -> None:
+    # What a 270M base model actually does: prose around the JSON, an entity copied from the prompt's example
+    # ("Russia" is not in this passage), a dict-shaped triple, a four-part triple, a triple about the example.
+    ner = 'Sure! Here are the entities:\n{"named_entities": ["Lake Baikal", "Siberia", "Russia", "UNESCO"]} Hope it helps'
+    triples = ('{"triples": [{"subject": "UNESCO", "predicate": "listed", "object": "Lake Baikal"}, '
+               '["Lake Baikal", "lies in", "Siberia", "Asia"], ["Irkutsk Oblast", "borders", "Lake Baikal"], '
+               '["Lake Baikal", "lies in", "Siberia"]')  # and the array is never closed
+    script(replay_server, BAIKAL, Reply.text(ner), Reply.text(triples))
+    extractor = make_extractor(replay_server)
+    (result,) = extractor.extract([BAIKAL])
+    assert result.ok
+    assert result.entities == ("Lake Baikal", "Siberia", "UNESCO")
+    assert set(result.triples) == {Triple("UNESCO", "listed", "Lake Baikal"), Triple("Lake Baikal", "lies in", "Siberia")}
+    assert result.dropped_triples == 2  # the four-part one and the ungrounded one
+    assert extractor.llm.output_counts() == {"repaired_json": 2, "ungrounded_entity": 1, "malformed_triple": 1,
+                                             "ungrounded_triple": 1}
+
+
+def test_unparseable_output_is_counted(replay_server: ReplayServer) -> None:
+    script(replay_server, BAIKAL, Reply.text("Lake Baikal, Siberia and UNESCO."), Reply.text("no idea"))
+    extractor = make_extractor(replay_server)
+    (result,) = extractor.extract([BAIKAL])
+    assert result.ok and result.entities == () and result.triples == ()
+    assert extractor.llm.output_counts() == {"unparseable_output": 2}
+
+
+def test_completion_style_extracts_through_the_completions_route(replay_server: ReplayServer) -> None:
+    script(replay_server, BAIKAL, Reply.text(json.dumps(NER)), Reply.text(json.dumps(TRIPLES) + "\nParagraph"))
+    extractor = make_extractor(replay_server, prompt_style="completion")
+    (result,) = extractor.extract([BAIKAL])
+    assert result.ok and len(result.triples) == 3 and result.entities == tuple(NER["named_entities"])
+    assert all(r.path.endswith("/v1/completions") for r in replay_server.requests)
+    assert replay_server.requests[0].body["prompt"].endswith(f"Passage:\n{BAIKAL}\nAnswer:")

@@ -181,3 +181,84 @@ def test_settings_validation() -> None:
     with pytest.raises(ConfigError):
         LLMSettings(model="openai/x", max_concurrency=0)
     assert "sk-secret" not in repr(LLMSettings(model="openai/x", api_key="sk-secret"))
+
+
+# -- prompt styles and response formats (issue 15) ---------------------------------------------------------------
+
+FEW_SHOT = [{"role": "system", "content": "List the names."},
+            {"role": "user", "content": "Passage: Ada met Alan."}, {"role": "assistant", "content": '["Ada", "Alan"]'},
+            {"role": "user", "content": "Passage: Bo met Cy."}]
+
+
+def test_completion_style_renders_few_shot_text_on_the_completions_route(replay_server: ReplayServer) -> None:
+    replay_server.default = Reply.text(' ["Bo", "Cy"]')
+    client = make_client(replay_server, prompt_style="completion")
+    assert client.prompt_style == "completion"
+    response = client.complete(FEW_SHOT, json_mode=True, schema={"type": "array"})
+    assert response.text == '["Bo", "Cy"]'
+    sent = replay_server.requests[0]
+    assert sent.path.endswith("/completions") and not sent.path.endswith("/chat/completions")
+    assert "response_format" not in sent.body and "messages" not in sent.body  # the route has no such field
+    assert sent.body["prompt"] == ('List the names.\n\n###\n\nPassage: Ada met Alan.\nAnswer: ["Ada", "Alan"]'
+                                   '\n\n###\n\nPassage: Bo met Cy.\nAnswer:')
+    assert "\n\n" in sent.body["stop"]
+    assert client.usage()["failed_calls"] == 0
+
+
+def test_completion_style_empty_answer_is_not_retried(replay_server: ReplayServer) -> None:
+    replay_server.default = Reply.text("")
+    client = make_client(replay_server, prompt_style="completion")
+    assert client.complete(FEW_SHOT).text == ""
+    assert len(replay_server.requests) == 1  # temperature 0: the same prompt would answer the same
+
+
+def test_auto_style_picks_completion_for_text_completion_models() -> None:
+    from memserve.llm import prompt_style
+
+    assert prompt_style.resolve("auto", "text-completion-openai/gemma") == "completion"
+    assert prompt_style.resolve("auto", "openai/gpt-4o-mini") == "chat"
+    assert prompt_style.resolve("completion", "hosted_vllm/base") == "completion"
+    assert prompt_style.completion_model("hosted_vllm/base") == "text-completion-openai/base"
+    assert prompt_style.completion_model("ollama/gemma3") == "ollama/gemma3"
+    with pytest.raises(ConfigError):
+        LLMSettings(model="openai/x", prompt_style="few-shot")
+
+
+def test_schema_is_sent_as_json_schema_response_format(replay_server: ReplayServer) -> None:
+    replay_server.default = Reply.json({"named_entities": []})
+    schema = {"title": "entities", "type": "object"}
+    make_client(replay_server).complete(MESSAGES, schema=schema)
+    assert replay_server.requests[0].body["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "entities", "schema": schema}}
+
+
+def test_rejected_response_format_falls_back_without_spending_retries(replay_server: ReplayServer) -> None:
+    # A llama.cpp-style server: json_schema refused (422), json_object refused (400), plain answers work.
+    replay_server.enqueue(Reply.error(422, "body.response_format.type: Input should be 'text' or 'json_object'"),
+                          Reply.error(400, "response_format is not supported"))
+    replay_server.default = Reply.json({"ok": True})
+    client = make_client(replay_server, max_retries=0)  # no retries at all: the fallback must not need them
+    assert client.complete(MESSAGES, schema={"type": "object"}).text == '{"ok": true}'
+    kinds = [r.body.get("response_format", {}).get("type") for r in replay_server.requests]
+    assert kinds == ["json_schema", "json_object", None]
+    assert client.usage()["response_format_fallbacks"] == 2
+    # remembered: the next call goes straight to what the provider accepts
+    client.complete([{"role": "user", "content": "again"}], json_mode=True)
+    assert "response_format" not in replay_server.requests[-1].body and len(replay_server.requests) == 4
+
+
+def test_other_400s_are_still_not_retried(replay_server: ReplayServer) -> None:
+    replay_server.default = Reply.error(400, "context length exceeded")
+    client = make_client(replay_server)
+    with pytest.raises(LLMError, match="not retryable"):
+        client.complete(MESSAGES, schema={"type": "object"})
+    assert len(replay_server.requests) == 1
+    assert client.usage()["response_format_fallbacks"] == 0
+
+
+def test_note_counts_output_repairs(replay_server: ReplayServer) -> None:
+    client = make_client(replay_server)
+    client.note("repaired_json")
+    client.note("ungrounded_entity", 3)
+    client.note("ungrounded_entity", 0)
+    assert client.output_counts() == {"repaired_json": 1, "ungrounded_entity": 3}

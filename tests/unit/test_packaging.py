@@ -34,6 +34,27 @@ def test_compose_schema_rejects_a_broken_file():
     raise AssertionError("the schema accepted an invalid compose file; the test above would prove nothing")
 
 
+def test_local_llm_profiles_serve_an_openai_compatible_endpoint_memserve_can_use():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    llamacpp = services["llamacpp"]
+    assert llamacpp["profiles"] == ["llamacpp"] and "ports" not in llamacpp  # inside the compose network only
+    command = llamacpp["command"]
+    model = command[command.index("-m") + 1]
+    assert model.startswith("/models/") and command[command.index("--port") + 1] == "8080"
+    assert any(v.endswith(":/models:ro") for v in llamacpp["volumes"])  # the GGUF is mounted, read-only
+    assert "/v1/models" in " ".join(llamacpp["healthcheck"]["test"])
+    env = services["memserve"]["environment"]
+    assert env["MEMSERVE_LLM_PROMPT_STYLE"].startswith("${MEMSERVE_LLM_PROMPT_STYLE")
+    assert services["ollama"]["profiles"] == ["ollama"]
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "ollama pull" in text  # the profile says to pull a model first
+    # Every value the file documents for MEMSERVE_LLM_PROMPT_STYLE is one the server accepts.
+    from memserve.config import _CHOICES
+
+    assert {"chat", "completion", "auto"} == _CHOICES["llm_prompt_style"]
+
+
 def test_dockerfile_installs_cpu_torch_and_serves_on_all_interfaces():
     text = (REPO / "Dockerfile").read_text()
     assert "--index-url" in text and "whl/cpu" in text
