@@ -127,11 +127,13 @@ def test_summaries_come_from_the_model_and_fall_back_to_extractive_on_failure(lo
     fallbacks = _repairs(port).get("summary_fallback", 0)
     local_llm.proxy.failing.set()  # the model is down: every completion gets a 503
     try:
-        other = "conv-" + uuid.uuid4().hex[:8]
-        client.write(other, TURNS[:1])
+        # A turn the model has not summarised: the same prompt would be answered from the DuckDB response cache
+        # without reaching the (failing) model.
+        other, turn = "conv-" + uuid.uuid4().hex[:8], "Jonas said he will move into the Berlin flat in June."
+        client.write(other, [turn])
         wait_until(lambda: client.summary(other).backlog == 0, "the summary backlog to drain while the model is down",
                    bound=RPC_TIMEOUT)
-        assert client.summary(other).summary == extractive.update("", TURNS[:1])
+        assert client.summary(other).summary == extractive.update("", [turn])
         assert _repairs(port).get("summary_fallback", 0) > fallbacks
     finally:
         local_llm.proxy.failing.clear()
