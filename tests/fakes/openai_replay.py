@@ -23,11 +23,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from memserve.llm import LLMClient
 
 
 @dataclass(frozen=True)
@@ -277,3 +281,20 @@ def replay_server() -> Iterator[ReplayServer]:
     """A started ReplayServer, closed after the test. Import it into a test module to use it."""
     with ReplayServer() as server:
         yield server
+
+
+@contextmanager
+def overloaded_server() -> Iterator[ReplayServer]:
+    """A replay server whose every answer is 503: the model is down."""
+    with ReplayServer() as server:
+        server.default = Reply.error(503, "model overloaded")
+        yield server
+
+
+def replay_llm_client(server: ReplayServer, **settings: Any) -> LLMClient:
+    """A real ``LLMClient`` (litellm underneath) pointed at ``server``: one retry, no backoff, a short timeout."""
+    from memserve.llm import LLMClient, LLMSettings
+
+    base = {"model": server.litellm_model, "api_base": server.url, "api_key": "sk-test", "timeout_s": 10.0,
+            "max_retries": 1, "backoff_base_s": 0.0, "backoff_cap_s": 0.0}
+    return LLMClient(LLMSettings(**{**base, **settings}))

@@ -21,10 +21,9 @@ from memserve.extract import (
     Triple,
     normalize_phrase,
 )
-from memserve.llm import LLMClient, LLMSettings
 from tests.conftest import SHARED_DATA
 from tests.fakes.broken_extractors import DroppingExtractor, RaisingExtractor, ReorderingExtractor, SilentExtractor
-from tests.fakes.openai_replay import RecordedRequest, ReplayServer, Reply
+from tests.fakes.openai_replay import RecordedRequest, ReplayServer, Reply, overloaded_server, replay_llm_client
 
 TEXTS = ["Jaws\nJaws is a 1975 film directed by Steven Spielberg.",
          "Steven Spielberg\nSteven Spielberg co-founded DreamWorks in 1994. He is married to Kate Capshaw.",
@@ -74,15 +73,12 @@ def model_server() -> Iterator[ReplayServer]:
 
 @pytest.fixture(scope="module")
 def down_server() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        server.default = Reply.error(503, "model overloaded")
+    with overloaded_server() as server:
         yield server
 
 
 def llm_extractor(server: ReplayServer) -> LLMOpenIEExtractor:
-    return LLMOpenIEExtractor(LLMClient(LLMSettings(
-        model=server.litellm_model, api_base=server.url, api_key="sk-test", timeout_s=10.0, max_retries=1,
-        backoff_base_s=0.0, backoff_cap_s=0.0, max_concurrency=4)))
+    return LLMOpenIEExtractor(replay_llm_client(server, max_concurrency=4))
 
 
 def write_hipporag_cache(path: Path) -> Path:

@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from memserve.engine.summary import ExtractiveSummariser, LLMSummariser, Summariser
-from memserve.llm import LLMClient, LLMSettings
-from tests.fakes.openai_replay import RecordedRequest, ReplayServer, Reply
+from tests.fakes.openai_replay import RecordedRequest, ReplayServer, Reply, overloaded_server, replay_llm_client
 
 TURNS = ["Alice is planning a trip to Kyoto in April.", "She wants to see the cherry blossoms with Bob.",
          "Bob booked the Shinkansen tickets from Tokyo."]
@@ -41,15 +40,12 @@ def model_server() -> Iterator[ReplayServer]:
 
 @pytest.fixture(scope="module")
 def down_server() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        server.default = Reply.error(503, "model overloaded")
+    with overloaded_server() as server:
         yield server
 
 
 def llm_summariser(server: ReplayServer) -> LLMSummariser:
-    return LLMSummariser(LLMClient(LLMSettings(
-        model=server.litellm_model, api_base=server.url, api_key="sk-test", timeout_s=10.0, max_retries=1,
-        backoff_base_s=0.0, backoff_cap_s=0.0)))
+    return LLMSummariser(replay_llm_client(server))
 
 
 @pytest.fixture(params=["extractive", "llm", "llm-down"])
