@@ -12,6 +12,9 @@ import json
 import socket
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from memserve_client import MemoryClient
@@ -52,14 +55,21 @@ def _repairs(port: int) -> dict[str, float]:
             for s in family.samples if s.name == "memserve_llm_output_repairs_total"}
 
 
-@pytest.fixture(scope="module")
-def served(local_llm, tmp_path_factory):
+@contextmanager
+def memserve_on_the_model(local_llm, data_dir: Path, **settings: str) -> Iterator[tuple[MemoryClient, int]]:
+    """A memserve pointed at the local model, with /metrics on a free port: (client, metrics port)."""
     port = _free_port()
-    # Summaries off here (their calls would mix with extraction's in the counts); the summary test has its own.
-    settings = {**local_llm.settings, "extractor": "llm", "summarizer": "extractive", "metrics_port": str(port)}
-    with ServerProcess(tmp_path_factory.mktemp("llm") / "data", settings=settings) as proc, \
+    with ServerProcess(data_dir, settings={**local_llm.settings, **settings, "metrics_port": str(port)}) as proc, \
             MemoryClient(proc.target, timeout=RPC_TIMEOUT) as client:
         yield client, port
+
+
+@pytest.fixture(scope="module")
+def served(local_llm, tmp_path_factory):
+    # Summaries off here (their calls would mix with extraction's in the counts); the summary test has its own.
+    with memserve_on_the_model(local_llm, tmp_path_factory.mktemp("llm") / "data", extractor="llm",
+                               summarizer="extractive") as served:
+        yield served
 
 
 def test_extraction_builds_a_graph_from_the_models_own_output_and_the_cache_replays_it(local_llm, served):
@@ -102,11 +112,9 @@ def test_the_fact_filter_runs_with_the_model(local_llm, served):
 
 @pytest.fixture(scope="module")
 def summarising(local_llm, tmp_path_factory):
-    port = _free_port()
-    settings = {**local_llm.settings, "extractor": "none", "summarizer": "llm", "metrics_port": str(port)}
-    with ServerProcess(tmp_path_factory.mktemp("sum") / "data", settings=settings) as proc, \
-            MemoryClient(proc.target, timeout=RPC_TIMEOUT) as client:
-        yield client, port
+    with memserve_on_the_model(local_llm, tmp_path_factory.mktemp("sum") / "data", extractor="none",
+                               summarizer="llm") as served:
+        yield served
 
 
 def test_summaries_come_from_the_model_and_fall_back_to_extractive_on_failure(local_llm, summarising):
@@ -141,11 +149,8 @@ def test_summaries_come_from_the_model_and_fall_back_to_extractive_on_failure(lo
 
 def test_malformed_model_output_is_repaired_or_dropped_and_counted(local_llm, tmp_path):
     # Answers cut off after a few tokens: half-closed arrays and strings, from the real model.
-    port = _free_port()
-    settings = {**local_llm.settings, "llm_max_tokens": "12", "extractor": "llm", "summarizer": "extractive",
-                "metrics_port": str(port)}
-    with ServerProcess(tmp_path / "data", settings=settings) as proc, \
-            MemoryClient(proc.target, timeout=RPC_TIMEOUT) as client:
+    with memserve_on_the_model(local_llm, tmp_path / "data", llm_max_tokens="12", extractor="llm",
+                               summarizer="extractive") as (client, port):
         client.write("cut", PASSAGES, wait_for_graph=True)
         assert client.stats("cut").namespaces[0].episode_count == len(PASSAGES)  # nothing lost, no worker died
         repairs = _repairs(port)
