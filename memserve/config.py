@@ -86,7 +86,13 @@ class Settings:
                                 "(offline default) or `hash:<dim>` (deterministic test embedder).",
                                 default="bundled:all-MiniLM-L6-v2")
     embedding_device: str = _doc("auto, cpu or cuda.", default="auto")
-    embedding_batch_size: int = _doc("Encoder batch size.", default=32)
+    embedding_batch_size: int = _doc("Encoder batch size: texts per forward pass (at least; see "
+                                     "`embedding_batch_chars`).", default=32)
+    embedding_batch_chars: int = _doc("Characters per text in a forward pass's cost budget: a batch of short "
+                                      "texts (graph phrases, facts) takes more than `embedding_batch_size` "
+                                      "texts (up to 1024) while texts x longest text stays within "
+                                      "`embedding_batch_size` x this (0: exactly `embedding_batch_size`).",
+                                      default=512)
     query_encoder_replica: bool = _doc("Load a second copy of the embedding model for queries (loaded in the "
                                        "background after start-up): queries then never wait for a write's "
                                        "encode. Costs the model's memory once more (~90 MB for MiniLM).",
@@ -181,7 +187,8 @@ _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_t
              "encode_chunk", "checkpoint_threshold_mb", "ppr_epsilon"}
 _NON_NEGATIVE = {"time_boost", "lexical_weight", "lexical_k1", "speaker_boost", "query_entity_weight", "port",
                  "metrics_port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
-                 "prune_max_bytes", "prune_interval_s", "api_keys_poll_s", "encode_chunk_chars"}
+                 "prune_max_bytes", "prune_interval_s", "api_keys_poll_s", "encode_chunk_chars",
+                 "embedding_batch_chars"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold", "lexical_b"}
 
 

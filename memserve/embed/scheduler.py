@@ -31,7 +31,7 @@ from typing import Self
 
 import numpy as np
 
-from .base import Embedder
+from .base import Embedder, cost_bounded_stop
 
 __all__ = ["EncoderScheduler"]
 
@@ -39,12 +39,13 @@ _SHUT_DOWN = "encoder is shut down"
 
 
 class _BulkJob:
-    __slots__ = ("future", "lengths", "next", "order", "out", "texts")
+    __slots__ = ("future", "next", "order", "out", "sorted_lengths", "texts")
 
     def __init__(self, texts: list[str], dim: int) -> None:
         self.texts = texts
-        self.lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
-        self.order = np.argsort(self.lengths, kind="stable")
+        lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
+        self.order = np.argsort(lengths, kind="stable")
+        self.sorted_lengths = lengths[self.order]
         self.out = np.empty((len(texts), dim), dtype=np.float32)
         self.next = 0
         self.future: Future[np.ndarray] = Future()
@@ -258,15 +259,10 @@ class EncoderScheduler:
     def _chunk_stop(self, job: _BulkJob) -> int:
         """End of the next chunk of ``job``: ``chunk_size`` texts, then more (up to ``max_chunk_texts``) while
         texts x longest text stays within the budget. Texts are sorted by length, so the next one is the longest."""
-        start, total = job.next, len(job.texts)
-        stop = min(start + self.chunk_size, total)
-        if self.chunk_chars is None or stop >= total:
-            return stop
-        budget = self.chunk_size * self.chunk_chars
-        limit = min(start + self.max_chunk_texts, total)
-        while stop < limit and (stop - start + 1) * max(1, job.lengths[job.order[stop]]) <= budget:
-            stop += 1
-        return stop
+        if self.chunk_chars is None:
+            return min(job.next + self.chunk_size, len(job.texts))
+        return cost_bounded_stop(job.sorted_lengths, job.next, self.chunk_size, self.chunk_size * self.chunk_chars,
+                                 self.max_chunk_texts)
 
     def _resolve(self, future: Future[np.ndarray], result: np.ndarray) -> None:
         with self._cond:  # close() may resolve the same future from another thread

@@ -97,7 +97,8 @@ class MemoryEngine:
 
     def _load_embedder(self) -> Embedder:
         s = self.settings
-        return make_embedder(s.embedding_model, device=s.embedding_device, batch_size=s.embedding_batch_size)
+        return make_embedder(s.embedding_model, device=s.embedding_device, batch_size=s.embedding_batch_size,
+                             batch_chars=s.embedding_batch_chars or None)
 
     def _start_query_lane(self) -> None:
         try:

@@ -30,6 +30,9 @@ def test_precedence_file_then_env_then_overrides(tmp_path: Path):
     ({"MEMSERVE_MAX_TEXT_BYTES": "0"}, "max_text_bytes"),
     ({"MEMSERVE_EXTRACTOR": "llm"}, "extractor"),
     ({"MEMSERVE_NO_SUCH_THING": "1"}, "no_such_thing"),
+    ({"MEMSERVE_EMBEDDING_BATCH_CHARS": "-1"}, "embedding_batch_chars"),
+    ({"MEMSERVE_EMBEDDING_BATCH_CHARS": "lots"}, "embedding_batch_chars"),
+    ({"MEMSERVE_EMBEDDING_BATCH_SIZE": "0"}, "embedding_batch_size"),
 ])
 def test_bad_settings_name_the_setting(env, field):
     with pytest.raises(ConfigError) as err:
