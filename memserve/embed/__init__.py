@@ -10,7 +10,7 @@ __all__ = ["Embedder", "EncoderScheduler", "HashEmbedder", "make_embedder", "nor
 
 
 def make_embedder(model: str, *, device: str = "auto", batch_size: int = 32,
-                  max_seq_length: int | None = None, batch_chars: int | None = 512) -> Embedder:
+                  max_seq_length: int | None = None, batch_chars: int | None = None) -> Embedder:
     """``hash:<dim>`` gives the deterministic test embedder; anything else is a sentence-transformers model
     (a local path, a cached model name, or ``bundled:all-MiniLM-L6-v2``, the offline default). ``batch_chars``:
     the cost budget per text of one forward pass (None: batches of exactly ``batch_size``)."""
