@@ -61,6 +61,23 @@ def percentile(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
+def time_queries(client, questions: list[str], progress: str | None = None) -> tuple[list[float], list[float]]:
+    """Dense queries on "bench": the first 20 warm up, the rest are timed. Returns (client-side ms, the server's
+    own ``total`` ms) per timed query; ``progress`` shows a bar with that label."""
+    from tqdm import tqdm
+
+    for q in questions[:20]:
+        client.query("bench", q, top_k=10, mode="dense")
+    lat, server_ms = [], []
+    timed = tqdm(questions[20:], desc=progress, file=sys.stderr) if progress else questions[20:]
+    for q in timed:
+        t = time.perf_counter()
+        r = client.query("bench", q, top_k=10, mode="dense")
+        lat.append((time.perf_counter() - t) * 1000)
+        server_ms.append(r.timings_ms.get("total", 0.0))
+    return lat, server_ms
+
+
 def bench_size(n: int, args, raw_rate: float) -> dict:
     from memserve_client import MemoryClient
     from tqdm import tqdm
@@ -90,14 +107,7 @@ def bench_size(n: int, args, raw_rate: float) -> dict:
                                                       t=rng.choice(THINGS), p=rng.choice(PLACES),
                                                       d=rng.choice(DAYS), m=rng.choice(MONTHS))
                          for _ in range(args.queries + 20)]
-            for q in questions[:20]:  # warm-up
-                client.query("bench", q, top_k=10, mode="dense")
-            lat, server_ms = [], []
-            for q in tqdm(questions[20:], desc="query", file=sys.stderr):
-                t = time.perf_counter()
-                r = client.query("bench", q, top_k=10, mode="dense")
-                lat.append((time.perf_counter() - t) * 1000)
-                server_ms.append(r.timings_ms.get("total", 0.0))
+            lat, server_ms = time_queries(client, questions, "query")
             stats = client.stats("bench").namespaces[0]
             rss_end = rss_mb(server.proc.pid)
             hnsw = {}
@@ -112,14 +122,7 @@ def bench_size(n: int, args, raw_rate: float) -> dict:
                         time.sleep(2.0)
                         bar.update(2)
                 waited = time.perf_counter() - t
-                for q in questions[:20]:
-                    client.query("bench", q, top_k=10, mode="dense")
-                lat_h, server_h = [], []
-                for q in questions[20:]:
-                    t = time.perf_counter()
-                    r = client.query("bench", q, top_k=10, mode="dense")
-                    lat_h.append((time.perf_counter() - t) * 1000)
-                    server_h.append(r.timings_ms.get("total", 0.0))
+                lat_h, server_h = time_queries(client, questions)
                 hnsw = {"hnsw_wait_s_after_ingest": round(waited, 1),
                         "query_p50_ms_hnsw": round(percentile(lat_h, 0.5), 2),
                         "query_p95_ms_hnsw": round(percentile(lat_h, 0.95), 2),
@@ -130,13 +133,7 @@ def bench_size(n: int, args, raw_rate: float) -> dict:
                 t = time.perf_counter()
                 result = client.prune("bench", max_episodes=args.prune_to)
                 prune_s = time.perf_counter() - t
-                for q in questions[:20]:
-                    client.query("bench", q, top_k=10, mode="dense")
-                lat_after = []
-                for q in questions[20:]:
-                    t = time.perf_counter()
-                    client.query("bench", q, top_k=10, mode="dense")
-                    lat_after.append((time.perf_counter() - t) * 1000)
+                lat_after, _ = time_queries(client, questions)
                 pruned = {"pruned_to": result.remaining_count, "prune_seconds": round(prune_s, 2),
                           "query_p50_ms_after_prune": round(percentile(lat_after, 0.5), 2),
                           "query_p95_ms_after_prune": round(percentile(lat_after, 0.95), 2)}
