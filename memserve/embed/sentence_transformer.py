@@ -75,9 +75,10 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # Sorting by length keeps padding per batch small: a large win for mixed-length batches.
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+        order = np.argsort(lengths, kind="stable")
         ordered = [texts[i] for i in order]
-        lengths = np.fromiter((len(t) for t in ordered), np.int64, len(ordered))
+        lengths = lengths[order]
         parts = []
         with self._lock:
             start = 0
