@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from memserve_client import EpisodeInput, MemoryClient
+from memserve_client import EpisodeInput, GraphOptions, MemoryClient
 
 from evals.server import ROOT, EvalServer
 
@@ -172,7 +172,8 @@ class ModeRun:
 
 
 def query_all(client: MemoryClient, namespace: str, texts: Sequence[str], modes: Sequence[str], top_k: int,
-              bar, keep_texts: int = 5, now: datetime | None = None) -> dict[str, ModeRun]:
+              bar, keep_texts: int = 5, now: datetime | None = None,
+              graph: GraphOptions | None = None) -> dict[str, ModeRun]:
     """Ask every question in every mode, timing each SDK call at the client.
 
     Modes are interleaved per question, in an order that rotates, so background work on the server (or noise
@@ -184,7 +185,7 @@ def query_all(client: MemoryClient, namespace: str, texts: Sequence[str], modes:
             mode = modes[(i + j) % len(modes)]
             run = runs[mode]
             started = time.perf_counter()
-            result = client.query(namespace, text, top_k=top_k, mode=mode, now=now)
+            result = client.query(namespace, text, top_k=top_k, mode=mode, now=now, graph=graph)
             run.latencies_s.append(time.perf_counter() - started)
             run.rankings.append([hit.episode.id for hit in result.hits])
             run.contexts.append([hit.episode.text for hit in result.hits[:keep_texts]])

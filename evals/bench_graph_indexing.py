@@ -11,7 +11,10 @@ configurations: ``before`` (encoder chunks of exactly ``encode_chunk`` texts, no
 issue 9), ``cost-batches`` (the defaults plus ``embedding_batch_chars=512``: forward passes of short texts
 bounded by cost, not by count; measured 9% slower than the defaults on 2 idle cores, so not the default),
 ``after`` (the defaults), and ``after, 2nd namespace`` (the same passages again on the ``after``
-server: phrase and fact vectors come from the shared cache). The floor is measured again at the end and the
+server: phrase and fact vectors come from the shared cache). ``encode``, ``compose`` and ``spans`` set
+``graph_vectors``: every phrase and fact text encoded; facts composed from their phrases' and predicate's
+vectors; and phrases also pooled from their episode's own forward pass (only predicates left to encode).
+The floor is measured again at the end and the
 mean of both runs is used, so a busy machine moves floor and ingest alike.
 
 **Linearity** (``--steps N``): ingests the whole corpus in steps of N passages and reports seconds per 1,000
@@ -39,6 +42,9 @@ CONFIGS = {
     "before": {"encode_chunk_chars": "0", "graph_embedding_cache": "false", "embedding_batch_chars": "0"},
     "cost-batches": {"embedding_batch_chars": "512"},
     "after": {},
+    "encode": {"graph_vectors": "encode"},  # every new phrase and fact text encoded
+    "compose": {"graph_vectors": "compose"},  # facts composed from their phrases' and predicate's vectors
+    "spans": {"graph_vectors": "spans"},  # ... and phrases pooled from their episode's own forward pass
 }
 
 

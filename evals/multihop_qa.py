@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: python evals/multihop_qa.py
 
-from memserve_client import EpisodeInput, Extraction, MemoryClient, Triple
+from memserve_client import EpisodeInput, Extraction, GraphOptions, MemoryClient, Triple
 
 from evals import _common as common
 from evals import metrics
@@ -68,9 +68,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--extractor", choices=EXTRACTORS, default="offline",
                         help="offline: the server's offline extractor; openie-file: attach the cached OpenIE "
                              "to each passage; llm: the server extracts with --llm (default offline)")
+    parser.add_argument("--graph-sweep", type=_sweep, action="append", default=[], metavar="NAME=V1,V2",
+                        help="also ask the graph modes again with each per-query value of a graph option "
+                             f"({', '.join(SWEEPABLE)}; reported as graph@NAME=V): a sweep over one index. A "
+                             "synonym_threshold below the server's changes nothing, so start the server at the "
+                             "lowest. Repeatable")
     common.add_server_args(parser)
     parser.add_argument("--plot", type=Path, metavar="PATH", help="draw recall@k per mode as a PNG")
     return parser
+
+
+SWEEPABLE = {"synonym_threshold": float, "fact_top_k": int, "passage_weight": float, "damping": float}
+
+
+def _sweep(value: str) -> tuple[str, list[float]]:
+    name, _, values = value.partition("=")
+    if name not in SWEEPABLE:
+        raise argparse.ArgumentTypeError(f"--graph-sweep: unknown option {name!r}; one of {', '.join(SWEEPABLE)}")
+    try:
+        out = [SWEEPABLE[name](v) for v in values.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--graph-sweep {name}: numbers like {name}=1,2, got {values!r}") from exc
+    if not out:
+        raise argparse.ArgumentTypeError(f"--graph-sweep {name}: no values given")
+    return name, out
 
 
 def resolve_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
@@ -106,8 +127,17 @@ def episodes_for(corpus: Corpus, openie: dict[str, OpenIE] | None) -> tuple[list
 
 def evaluate(client: MemoryClient, namespace: str, questions: list[Question], args: argparse.Namespace,
              reader: common.Reader | None) -> dict[str, dict[str, Any]]:
-    with common.progress(len(questions), "query", "q", args.quiet) as bar:
-        runs = common.query_all(client, namespace, [q.question for q in questions], args.modes, args.top_k, bar)
+    runs: dict[str, common.ModeRun] = {}
+    graph_modes = [m for m in args.modes if m in ("graph", "hybrid")]
+    sweeps = [None, *((name, v) for name, values in args.graph_sweep for v in values)]
+    for sweep in sweeps:  # per-query graph options: one index, several sweeps
+        modes = args.modes if sweep is None else graph_modes
+        options = None if sweep is None else GraphOptions(**{sweep[0]: sweep[1]})
+        tag = "" if sweep is None else f"@{sweep[0]}={sweep[1]}"
+        with common.progress(len(questions), f"query{tag}", "q", args.quiet) as bar:
+            got = common.query_all(client, namespace, [q.question for q in questions], modes, args.top_k, bar,
+                                   graph=options)
+        runs.update((m + tag, run) for m, run in got.items())
     golds = [q.gold for q in questions]
     results: dict[str, dict[str, Any]] = {}
     for mode, run in runs.items():

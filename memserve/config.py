@@ -139,6 +139,16 @@ class Settings:
     query_entity_weight: float = _doc("Seed weight (× specificity) of graph phrases the query names verbatim; "
                                       "0 turns it off (plain HippoRAG 2).", default=3.0)
     synonym_threshold: float = _doc("Cosine at or above which two phrases get a synonymy edge.", default=0.8)
+    graph_vectors: str = _doc("Where the graph's phrase and fact vectors come from. encode: every new phrase and "
+                              "fact text is encoded. compose: phrases are encoded, a fact's vector is the "
+                              "normalised sum of its subject, predicate and object vectors. spans: as compose, and a "
+                              "phrase found in its episode gets the mean of its tokens' vectors from the episode's "
+                              "own encode (only predicates and phrases not found are encoded).", default="encode")
+    graph_predicate_weight: float = _doc("graph_vectors=compose or spans: weight of the predicate's vector beside "
+                                         "the subject's and object's in a fact's vector.", default=1.0)
+    graph_token_stash_mb: int = _doc("graph_vectors=spans: memory (MB) for written episodes' token vectors waiting "
+                                     "for the graph worker; past it the oldest are dropped and their phrases "
+                                     "encoded instead.", default=256)
     # --- lexical channel and conversation signals (hybrid mode) ---------------------------------------------
     lexical_weight: float = _doc("Hybrid mode: weight of the normalised BM25 score beside the normalised dense "
                                  "score (1); with a graph the fused score also anchors and seeds it (0: no BM25).",
@@ -178,6 +188,7 @@ _CHOICES = {
     "summarizer": {"auto", "extractive", "llm", "none"},
     "default_query_mode": {"dense", "graph", "hybrid", "lexical"},
     "ppr_method": {"push", "power"},
+    "graph_vectors": {"compose", "encode", "spans"},
     "log_level": {"DEBUG", "INFO", "WARNING", "ERROR"},
     "log_format": {"text", "json"},
 }
@@ -190,7 +201,7 @@ _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_t
 _NON_NEGATIVE = {"time_boost", "lexical_weight", "lexical_k1", "speaker_boost", "query_entity_weight", "port",
                  "metrics_port", "shutdown_grace_s", "snapshot_interval_s", "llm_max_retries", "prune_max_episodes",
                  "prune_max_bytes", "prune_interval_s", "api_keys_poll_s", "encode_chunk_chars",
-                 "embedding_batch_chars"}
+                 "embedding_batch_chars", "graph_token_stash_mb", "graph_predicate_weight"}
 _UNIT_INTERVAL = {"ppr_damping", "passage_weight", "synonym_threshold", "lexical_b"}
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 import numpy as np
 
 from .base import normalize_rows
+from .spans import TokenVectors
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -37,3 +39,24 @@ class HashEmbedder:
             if not out[row].any():
                 out[row, 0] = 1.0
         return normalize_rows(out)
+
+    def _word_id(self, word: str) -> int:
+        return int.from_bytes(hashlib.blake2b(("t:" + word).encode(), digest_size=4).digest(), "little") >> 1
+
+    def _tokens(self, text: str) -> list[str]:
+        folded = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+        return [w.lower() for w in _WORD.findall(folded)]
+
+    def embed_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        """``embed(texts)`` and, per text, one token per word (accents folded, lowercased), each token's vector
+        being the word's own embedding: deterministic stand-ins for a model's contextual token vectors."""
+        tokens = []
+        for text in texts:
+            words = self._tokens(text)
+            vecs = self.embed(words) if words else np.zeros((0, self.dim), np.float32)
+            tokens.append(TokenVectors(np.asarray([self._word_id(w) for w in words], np.int32),
+                                       vecs.astype(np.float16)))
+        return self.embed(texts), tokens
+
+    def phrase_token_ids(self, phrases: list[str]) -> list[np.ndarray]:
+        return [np.asarray([self._word_id(w) for w in self._tokens(p)], np.int32) for p in phrases]

@@ -32,6 +32,7 @@ from typing import Self
 import numpy as np
 
 from .base import Embedder, cost_bounded_stop
+from .spans import TokenVectors, supports_tokens
 
 __all__ = ["EncoderScheduler"]
 
@@ -39,10 +40,12 @@ _SHUT_DOWN = "encoder is shut down"
 
 
 class _BulkJob:
-    __slots__ = ("future", "next", "order", "out", "sorted_lengths", "texts")
+    __slots__ = ("future", "next", "order", "out", "sorted_lengths", "texts", "tokens")
 
-    def __init__(self, texts: list[str], dim: int) -> None:
+    def __init__(self, texts: list[str], dim: int, tokens: bool = False) -> None:
         self.texts = texts
+        # Per text, its token vectors (embed/spans.py), when the caller asked for them.
+        self.tokens: list[TokenVectors | None] | None = [None] * len(texts) if tokens else None
         lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
         self.order = np.argsort(lengths, kind="stable")
         self.sorted_lengths = lengths[self.order]
@@ -115,15 +118,38 @@ class EncoderScheduler:
 
     def submit(self, texts: list[str]) -> Future[np.ndarray]:
         """Queue a bulk request; the future gives its (len(texts), dim) vectors in the original order."""
-        job = _BulkJob(list(texts), self.dim)
-        if not texts:
+        return self._submit(_BulkJob(list(texts), self.dim)).future
+
+    def _submit(self, job: _BulkJob) -> _BulkJob:
+        if not job.texts:
             job.future.set_result(job.out)
-            return job.future
+            return job
         with self._cond:
             self._check_open()
             self._bulk.append(job)
             self._cond.notify_all()
-        return job.future
+        return job
+
+    @property
+    def supports_tokens(self) -> bool:
+        """The inner embedder returns token vectors too (``embed_with_tokens``; embed/spans.py)."""
+        return supports_tokens(self.inner)
+
+    def embed_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        """A bulk request that also returns each text's token vectors from the same forward pass (requires
+        ``supports_tokens``). Chunked and scheduled like ``embed``."""
+        if not self.supports_tokens:
+            raise TypeError(f"embedder {self.name} does not return token vectors")
+        job = self._submit(_BulkJob(list(texts), self.dim, tokens=True))
+        vectors = job.future.result()
+        assert job.tokens is not None and all(t is not None for t in job.tokens)
+        return vectors, [t for t in job.tokens if t is not None]
+
+    def phrase_token_ids(self, phrases: list[str]) -> list[np.ndarray]:
+        """The inner embedder's ``phrase_token_ids`` (a tokenizer call, no forward pass: not queued)."""
+        if not self.supports_tokens:
+            raise TypeError(f"embedder {self.name} does not return token vectors")
+        return self.inner.phrase_token_ids(phrases)  # type: ignore[attr-defined]
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.submit_query(text).result()
@@ -236,7 +262,13 @@ class EncoderScheduler:
         stop = self._chunk_stop(job)
         rows = job.order[start:stop]
         try:
-            vectors = self.inner.embed([job.texts[i] for i in rows])
+            texts = [job.texts[i] for i in rows]
+            if job.tokens is None:
+                vectors = self.inner.embed(texts)
+            else:
+                vectors, tokens = self.inner.embed_with_tokens(texts)  # type: ignore[attr-defined]
+                for i, tv in zip(rows.tolist(), tokens, strict=True):
+                    job.tokens[i] = tv
         except Exception as exc:  # noqa: BLE001 - as above
             with self._cond:
                 self._inflight = None

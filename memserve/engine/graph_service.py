@@ -25,13 +25,14 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from ..config import Settings
+from ..embed.spans import TokenVectors, span_vector
 from ..extract import ExtractionResult, Extractor, OfflineExtractor, clean_triples, normalize_phrase
 from ..graph import export as graph_export
 from ..graph.kg import KnowledgeGraph
 from ..graph.restore import restore_graph
 from ..store import embedding_cache_repo, episodes_repo, extractions_repo, graph_repo
 from ..store.db import Database
-from ..types import EpisodeIn, QueryMode
+from ..types import Episode, EpisodeIn, QueryMode
 from .background import Settled, Worker
 from .graph_retrieval import (
     FactFilter,
@@ -44,6 +45,7 @@ from .graph_retrieval import (
     hybrid_retrieve,
 )
 from .rwlock import RWLock
+from .token_stash import TokenStash
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +79,20 @@ def client_extraction(ep: EpisodeIn) -> ExtractionResult | None:
 
 class GraphService:
     def __init__(self, settings: Settings, db: Database, embed: Callable[[list[str]], np.ndarray], dim: int,
-                 llm=None, model: str | None = None) -> None:
-        """``model``: the embedder's name, the key of the shared phrase/fact vector cache (None: no cache)."""
+                 llm=None, model: str | None = None,
+                 phrase_tokens: Callable[[list[str]], list[np.ndarray]] | None = None) -> None:
+        """``model``: the embedder's name, the key of the shared phrase/fact vector cache (None: no cache).
+        ``phrase_tokens``: the embedder's ``phrase_token_ids`` (embed/spans.py), when it returns token vectors;
+        with ``graph_vectors = "spans"`` new phrases are then pooled from their episode's tokens (``token_stash``,
+        filled by the write path) instead of encoded."""
         self._settings = settings
         self._model = model
+        self._phrase_tokens = phrase_tokens if settings.graph_vectors == "spans" else None
+        self.token_stash = (TokenStash(settings.graph_token_stash_mb * 1024 * 1024)
+                            if self._phrase_tokens is not None else None)
+        self.span_vectors = 0  # new phrases given a vector pooled from their episode's tokens (not encoded)
         self.embedding_cache_hits = 0  # phrase/fact strings read from the cache instead of encoded
+        self.encoded_texts = 0  # phrase/fact/predicate strings the encoder was asked for
         self.extractor_contract_violations = 0  # extract() calls that did not return one result per text
         self._db = db
         self._embed = embed
@@ -110,6 +121,8 @@ class GraphService:
     def _graph_options(self) -> dict[str, object]:
         """KnowledgeGraph settings, the same for a new graph and one loaded from DuckDB."""
         return {"synonym_threshold": self._settings.synonym_threshold,
+                "fact_vectors": "encode" if self._settings.graph_vectors == "encode" else "compose",
+                "predicate_weight": self._settings.graph_predicate_weight,
                 "max_synonyms": self._settings.synonym_max_neighbors,
                 "train_fact_ivf_inline": False, "fact_index_exact_max": self.fact_index_exact_max,
                 "train_phrase_ivf_inline": False, "phrase_index_exact_max": self.phrase_index_exact_max}
@@ -188,6 +201,8 @@ class GraphService:
                     self._graphs.pop(namespace, None)  # in-memory graph is ahead of the store: reload lazily
                 raise
         extractions_repo.delete(tx, namespace, seqs)
+        if self.token_stash is not None:
+            self.token_stash.forget(namespace, seqs)
         tx.execute("DELETE FROM extraction_jobs WHERE namespace = ? AND seq IN (SELECT unnest(?::BIGINT[]))",
                    [namespace, [int(s) for s in seqs]])
         self._worker.kick(namespace)  # the worker rebuilds the PPR matrix without the removed passages
@@ -195,6 +210,8 @@ class GraphService:
     def on_delete_namespace(self, tx, namespace: str) -> None:
         graph_repo.delete_namespace_graph(tx, namespace)
         extractions_repo.delete(tx, namespace)
+        if self.token_stash is not None:
+            self.token_stash.forget(namespace)
         with self._registry:
             self._graphs.pop(namespace, None)
 
@@ -271,18 +288,24 @@ class GraphService:
         failed = {seq: r.error for seq, r in fresh.items() if r.error}
         ready = {**{s: r for s, r in fresh.items() if not r.error}, **stored}
         items = sorted(ready.items())
+        taken = self._taken_tokens(cur, namespace, items, episodes)
         with self._lock(namespace).read():
-            texts = self._graph(namespace).texts_to_embed(items)
-        vectors = self._cached_vectors(cur, texts)
+            kg = self._graph(namespace)
+            texts = kg.texts_to_embed(items)
+            # Phrases pooled from their episode's tokens first (never cached: they depend on the episode).
+            vectors = self._span_vectors(kg, items, taken, set(texts)) if taken else {}
+        vectors.update(self._cached_vectors(cur, [t for t in texts if t not in vectors]))
         encoded: list[str] = [t for t in texts if t not in vectors]
         if encoded:
             vectors.update(zip(encoded, self._embed(encoded), strict=True))
+            self.encoded_texts += len(encoded)
 
         def embed_fn(batch_texts: list[str]) -> np.ndarray:
             missing = [t for t in batch_texts if t not in vectors]
             if missing:  # another passage added these phrases' neighbours since: embed what is left
                 vectors.update(zip(missing, self._embed(missing), strict=True))
                 encoded.extend(missing)
+                self.encoded_texts += len(missing)
             return np.stack([vectors[t] for t in batch_texts]) if batch_texts else np.zeros((0, self._dim), np.float32)
 
         with self._db.transaction() as tx:
@@ -333,6 +356,47 @@ class GraphService:
                 f"extractor {self.extractor_name} returned {len(single)} results for one text "
                 "(its contract: exactly one result per text, in order)")))
         return checked
+
+    def vector_sources(self) -> dict[str, int]:
+        """Graph strings given a vector since start, by where it came from: pooled from the episode's tokens
+        (``span``), read from the shared cache (``cache``), or encoded (``encoded``)."""
+        return {"span": self.span_vectors, "cache": self.embedding_cache_hits, "encoded": self.encoded_texts}
+
+    @property
+    def wants_tokens(self) -> bool:
+        """The write path should hand over episodes' token vectors (``stash_tokens``)."""
+        return self.token_stash is not None and self.extractor is not None
+
+    def stash_tokens(self, namespace: str, items: Sequence[tuple[int, str, TokenVectors]]) -> None:
+        """Written episodes' (seq, text, token vectors), for their phrases (see ``graph_vectors``)."""
+        if self.token_stash is not None:
+            self.token_stash.put(namespace, items)
+
+    def _taken_tokens(self, cur, namespace: str, items: Sequence[tuple[int, ExtractionResult]],
+                      episodes: Mapping[int, Episode]) -> dict[int, TokenVectors]:
+        if self.token_stash is None or not items or not len(self.token_stash):
+            return {}
+        seqs = [s for s, _ in items]
+        texts = {s: episodes[s].text for s in seqs if s in episodes}
+        missing = [s for s in seqs if s not in texts]
+        if missing:
+            texts.update((s, e.text) for s, e in episodes_repo.get_by_seqs(cur, namespace, missing).items())
+        return self.token_stash.take(namespace, texts)
+
+    def _span_vectors(self, kg: KnowledgeGraph, items: Sequence[tuple[int, ExtractionResult]],
+                      taken: Mapping[int, TokenVectors], wanted: set[str]) -> dict[str, np.ndarray]:
+        """Vectors for the new phrases of ``items`` found among their own episode's tokens."""
+        assert self._phrase_tokens is not None
+        per_passage = [(seq, [t for t in kg.new_phrases(r) if t in wanted]) for seq, r in items if seq in taken]
+        phrases = list(dict.fromkeys(t for _, ts in per_passage for t in ts))
+        token_ids = dict(zip(phrases, self._phrase_tokens(phrases), strict=True))
+        out: dict[str, np.ndarray] = {}
+        for seq, ts in per_passage:
+            for t in ts:
+                if t not in out and (vec := span_vector(taken[seq], token_ids[t])) is not None:
+                    out[t] = vec
+        self.span_vectors += len(out)
+        return out
 
     def _cached_vectors(self, cur, texts: list[str]) -> dict[str, np.ndarray]:
         """Vectors the shared cache holds for ``texts`` under this server's model (empty without a cache)."""

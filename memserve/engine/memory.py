@@ -16,6 +16,7 @@ import numpy as np
 from ..config import Settings
 from ..domain.clock import SystemClock
 from ..embed import Embedder, EncoderScheduler, make_embedder
+from ..embed.spans import TokenVectors
 from ..errors import (
     ConfigError,
     DeadlineExceeded,
@@ -82,7 +83,9 @@ class MemoryEngine:
         self.llm = self._make_llm(settings)
         self.hema = Hema(settings, self.db, self.clock, llm=self.llm)
         self.graph = GraphService(settings, self.db, self.embedder.embed, self.embedder.dim, llm=self.llm,
-                                  model=self.embedder.name if settings.graph_embedding_cache else None)
+                                  model=self.embedder.name if settings.graph_embedding_cache else None,
+                                  phrase_tokens=self.embedder.phrase_token_ids if self.embedder.supports_tokens
+                                  else None)
         self.stats_cache = StatsCache()
         self.lexical = LexicalRegistry(self.db, k1=settings.lexical_k1, b=settings.lexical_b,
                                        with_previous=settings.lexical_previous_turn)
@@ -239,15 +242,18 @@ class MemoryEngine:
                 rows.append(i)
         _check_deadline(deadline, "the deadline passed before the episodes were encoded; nothing was written")
         # Embedding is the slow part: do it before taking the write lock.
+        tokens: list[TokenVectors] | None = None
         if embeddings is not None:
             vectors = embeddings[rows] if fresh else None
+        elif fresh and self.graph.wants_tokens:  # the same forward pass gives the graph its phrase vectors
+            vectors, tokens = self.embedder.embed_with_tokens([ep.text for ep in fresh.values()])
         else:
             vectors = self.embedder.embed([ep.text for ep in fresh.values()]) if fresh else None
         born = None if create_times is None else {ids[i]: create_times[i] for i in rows}
         now = self.clock()
         stored: list[Episode] = []
         try:
-            self._commit_new(namespace, fresh, vectors, now, stored, deadline, born)
+            self._commit_new(namespace, fresh, vectors, now, stored, deadline, born, tokens)
         except BaseException:
             if stored:  # the transaction rolled back: take its vectors out of the indexes again
                 self.indexes.remove(namespace, np.array([e.seq for e in stored], dtype=np.int64))
@@ -279,7 +285,7 @@ class MemoryEngine:
 
     def _commit_new(self, namespace: str, fresh: dict[str, EpisodeIn], vectors, now: datetime,
                     stored: list[Episode], deadline: float | None,
-                    born: dict[str, datetime] | None = None) -> None:
+                    born: dict[str, datetime] | None = None, tokens: list[TokenVectors] | None = None) -> None:
         with self.db.transaction() as tx:
             _check_deadline(deadline, "the deadline passed before the episodes were committed; nothing was written")
             episodes_repo.ensure_namespace(tx, namespace, now)
@@ -299,6 +305,10 @@ class MemoryEngine:
                         create_time=born[id_] if born else now, text_bytes=len(ep.text.encode("utf-8", errors="surrogatepass"))))
                 vectors = vectors[keep]
                 episodes_repo.insert_episodes(tx, stored, vectors)
+                if tokens is not None:  # before the commit, so the worker cannot claim the job first; the stash
+                    # checks the text when taken, so a rolled-back write leaves nothing wrong behind
+                    self.graph.stash_tokens(namespace, [(e.seq, e.text, tokens[i])
+                                                        for e, i in zip(stored, keep, strict=True)])
                 self.graph.on_write(tx, namespace, [(e.seq, fresh[e.id]) for e in stored])
                 # Added under the write lock, so a delete of these episodes cannot slip in between the commit
                 # and the index update. Should the commit fail, write() takes the vectors out again.

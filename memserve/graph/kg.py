@@ -38,6 +38,7 @@ from .matrix import GraphMatrix, assemble
 from .ragged import RaggedTable
 
 EmbedFn = Callable[[list[str]], np.ndarray]
+FACT_VECTOR_MODES = ("encode", "compose")  # how a new fact gets its vector (KnowledgeGraph ``fact_vectors``)
 IVF_KINDS = ("fact", "phrase")  # the embedding indexes that switch to an IVF past a size (see embedding_index.py)
 _EMPTY = np.zeros(0, np.int64)
 
@@ -86,6 +87,19 @@ def _key_array(m: Mapping[int, object]) -> np.ndarray:
     return key_array() if key_array is not None else np.fromiter(m.keys(), np.int64, len(m))
 
 
+def _predicates(facts: Iterable[Fact]) -> list[str]:
+    """The distinct non-empty predicates of ``facts``, in first-seen order (what "compose" embeds)."""
+    return list(dict.fromkeys(f.predicate for f in facts if f.predicate))
+
+
+def compose_fact_vectors(subjects: np.ndarray, predicates: np.ndarray, objects: np.ndarray) -> np.ndarray:
+    """Unit vectors of subject + predicate + object, row by row (float32). Rows are the three parts' unit vectors;
+    an empty predicate is a zero row. A sum that cancels to zero stays zero (it then matches no query)."""
+    total = np.asarray(subjects, np.float64) + np.asarray(predicates, np.float64) + np.asarray(objects, np.float64)
+    norms = np.linalg.norm(total, axis=1, keepdims=True)
+    return (total / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
 def _pair_key(a: int, b: int) -> tuple[int, int]:
     return (a, b) if a < b else (b, a)
 
@@ -122,6 +136,8 @@ class KnowledgeGraph:
         train_fact_ivf_inline: bool = True,
         phrase_index_exact_max: int | None = None,
         train_phrase_ivf_inline: bool = True,
+        fact_vectors: str = "encode",
+        predicate_weight: float = 1.0,
     ) -> None:
         """``link_entities`` also links passages to NER entities that appear in no triple (HippoRAG 2 links only
         triple phrases). Phrases with fewer than ``min_synonym_chars`` letters/digits get no synonymy edges: very
@@ -131,8 +147,17 @@ class KnowledgeGraph:
         ``fact_ivf_job()`` / ``install_fact_ivf()`` off its lock instead (search stays exact until then).
         ``phrase_index_exact_max`` / ``train_phrase_ivf_inline``: the same for the synonym search of new phrases
         (``ivf_job("phrase")``); past it, synonym candidates come from an IVF range search, approximate, so an
-        incremental build no longer equals a from-scratch one exactly. None (the default) keeps it exact."""
+        incremental build no longer equals a from-scratch one exactly. None (the default) keeps it exact.
+        ``fact_vectors``: "encode" embeds each new fact's text ("subject predicate object"); "compose" sums the
+        unit vectors of its subject phrase, its predicate and its object phrase and normalises the sum
+        (``compose_fact_vectors``), so only phrases and predicates reach the encoder: facts are ~80% of the
+        tokens graph ingest would otherwise encode (README, "Graph ingest vs raw encode"). ``predicate_weight``
+        scales the predicate's vector in that sum."""
+        if fact_vectors not in FACT_VECTOR_MODES:
+            raise ValueError(f"fact_vectors must be one of {FACT_VECTOR_MODES}, got {fact_vectors!r}")
         self.dim = dim
+        self.fact_vectors_mode = fact_vectors
+        self.predicate_weight = predicate_weight
         self.synonym_threshold = synonym_threshold
         self.max_synonyms = max_synonyms
         self.min_synonym_chars = min_synonym_chars
@@ -252,12 +277,18 @@ class KnowledgeGraph:
             new_facts.update((f, x) for f, x in content.facts.items() if f not in self._facts)
         phrase_ids = sorted(new_phrases)
         fact_ids = sorted(new_facts)
-        texts = [new_phrases[p] for p in phrase_ids] + [new_facts[f].text for f in fact_ids]
+        composing = self.fact_vectors_mode == "compose"
+        second = (_predicates(new_facts[f] for f in fact_ids) if composing
+                  else [new_facts[f].text for f in fact_ids])
+        texts = [new_phrases[p] for p in phrase_ids] + second
         # Embed before changing anything, so a failing or malformed embed_fn leaves the graph as it was.
         vecs = np.asarray(embed_fn(texts), dtype=np.float32) if texts else np.zeros((0, self.dim), np.float32)
         if vecs.shape != (len(texts), self.dim):
             raise ValueError(f"embed_fn returned shape {vecs.shape}, expected ({len(texts)}, {self.dim})")
         phrase_vecs, fact_vecs = vecs[: len(phrase_ids)], vecs[len(phrase_ids) :]
+        if composing:  # before any change: the ends that already exist are read from the phrase index
+            fact_vecs = self._composed([new_facts[f] for f in fact_ids], dict(zip(phrase_ids, phrase_vecs,
+                                       strict=True)), dict(zip(second, fact_vecs, strict=True)))
         self._version += 1
         if replaced:
             keep_phrases = {p for c in contents.values() for p in c.phrases}
@@ -464,8 +495,17 @@ class KnowledgeGraph:
                 continue
             content = self._content(result)
             out.update((t, None) for p, t in content.phrases.items() if p not in self._phrase_text)
-            out.update((f.text, None) for fid, f in content.facts.items() if fid not in self._facts)
+            new_facts = [f for fid, f in content.facts.items() if fid not in self._facts]
+            if self.fact_vectors_mode == "compose":
+                out.update((t, None) for t in _predicates(new_facts))
+            else:
+                out.update((f.text, None) for f in new_facts)
         return list(out)
+
+    def new_phrases(self, result: _Extraction) -> list[str]:
+        """The normalised phrases of one extraction that are not in the graph yet (what ``add_passages`` would
+        embed for it), so a caller can give them vectors of its own (engine/graph_service.py, "spans")."""
+        return [t for p, t in self._content(result).phrases.items() if p not in self._phrase_text]
 
     def edges(self, min_synonym_similarity: float | None = None) -> Iterator[Edge]:
         """Every edge once, with canonical endpoint order (used by export and by equality tests). Computed from
@@ -577,6 +617,22 @@ class KnowledgeGraph:
         delta.removed_passages.extend(seqs)
         delta.removed_phrases.extend(sorted(dead_phrases))
         delta.removed_facts.extend(sorted(dead_facts))
+
+    def _composed(self, facts: Sequence[Fact], new_phrase_vecs: Mapping[int, np.ndarray],
+                  predicate_vecs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Composed vectors of ``facts`` (``fact_vectors="compose"``): their ends from this batch's new phrases
+        or, for phrases already in the graph, from the phrase index."""
+        if not facts:
+            return np.zeros((0, self.dim), np.float32)
+        ends = np.asarray([p for f in facts for p in (f.subject_id, f.object_id)], np.int64)
+        old = np.unique(ends[[int(p) not in new_phrase_vecs for p in ends.tolist()]])
+        known = dict(zip(old.tolist(), self._phrase_index.vectors(old), strict=True))
+        known.update(new_phrase_vecs)
+        zero = np.zeros(self.dim, np.float32)
+        return compose_fact_vectors(np.stack([known[f.subject_id] for f in facts]),
+                                    self.predicate_weight * np.stack([predicate_vecs.get(f.predicate, zero)
+                                                                      for f in facts]),
+                                    np.stack([known[f.object_id] for f in facts]))
 
     def _synonym_eligible(self, text: str) -> bool:
         return sum(ch.isalnum() for ch in text) >= self.min_synonym_chars

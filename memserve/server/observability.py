@@ -239,6 +239,15 @@ class EngineCollector(Collector):
         tokens.add_metric(["prompt"], float(usage.get("prompt_tokens", 0)))
         tokens.add_metric(["completion"], float(usage.get("completion_tokens", 0)))
         yield tokens
+        sources = CounterMetricFamily("memserve_graph_vectors", "Graph phrase, fact and predicate strings given a "
+                                      "vector, by source: span (pooled from the episode's own encode), cache "
+                                      "(the shared vector cache) or encoded.", labels=["source"])
+        for source, count in engine.graph.vector_sources().items():
+            sources.add_metric([source], float(count))
+        yield sources
+        stash = engine.graph.token_stash
+        yield GaugeMetricFamily("memserve_graph_token_stash_bytes", "Token vectors of written episodes waiting for "
+                                "the graph worker (graph_vectors=spans).", value=float(stash.nbytes if stash else 0))
         output = CounterMetricFamily("memserve_llm_output_repairs", "Model answers repaired or parts of them "
                                      "dropped while parsing, by kind.", labels=["kind"])
         for kind, count in sorted((stats.llm_output or {}).items()):

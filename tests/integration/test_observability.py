@@ -73,6 +73,10 @@ def test_metrics_endpoint_counts_rpcs_stages_ingest_and_engine_state(observed):
     assert m[("memserve_llm_calls_total", ())] == 0  # no LLM configured: present, zero
     assert m[("memserve_llm_tokens_total", (("kind", "prompt"),))] == 0
     assert ("memserve_llm_cost_usd_total", ()) in m
+    # Every phrase got its vector from somewhere; the sources are always all present.
+    sources = {src: m[("memserve_graph_vectors_total", (("source", src),))] for src in ("span", "cache", "encoded")}
+    assert sum(sources.values()) >= m[("memserve_graph_phrases", ns)]
+    assert m[("memserve_graph_token_stash_bytes", ())] == 0  # every waiting entry was taken by the worker
 
 
 def test_json_access_log_has_one_line_per_rpc_with_the_error_request_id(observed):

@@ -33,6 +33,10 @@ def test_precedence_file_then_env_then_overrides(tmp_path: Path):
     ({"MEMSERVE_EMBEDDING_BATCH_CHARS": "-1"}, "embedding_batch_chars"),
     ({"MEMSERVE_EMBEDDING_BATCH_CHARS": "lots"}, "embedding_batch_chars"),
     ({"MEMSERVE_EMBEDDING_BATCH_SIZE": "0"}, "embedding_batch_size"),
+    ({"MEMSERVE_GRAPH_VECTORS": "bogus"}, "graph_vectors"),
+    ({"MEMSERVE_GRAPH_VECTORS": ""}, "graph_vectors"),
+    ({"MEMSERVE_GRAPH_TOKEN_STASH_MB": "-1"}, "graph_token_stash_mb"),
+    ({"MEMSERVE_GRAPH_TOKEN_STASH_MB": "1.5"}, "graph_token_stash_mb"),
 ])
 def test_bad_settings_name_the_setting(env, field):
     with pytest.raises(ConfigError) as err:

@@ -300,3 +300,55 @@ def test_rejects_bad_chunk_budgets(inner: GatedEmbedder) -> None:
         EncoderScheduler(inner, chunk_size=4, chunk_chars=0)
     with pytest.raises(ValueError):
         EncoderScheduler(inner, chunk_size=4, max_chunk_texts=2)
+
+
+class GatedTokenEmbedder(GatedEmbedder):
+    """GatedEmbedder that also returns token vectors (HashEmbedder's), recording those calls as ("tokens", texts)."""
+
+    def embed_with_tokens(self, texts: list[str]):
+        vectors = self.embed(texts)  # gates, failures and the call record as for embed
+        with self._lock:
+            self.calls[-1] = ["tokens", *texts]
+        return vectors, self.reference.embed_with_tokens(texts)[1]
+
+    def phrase_token_ids(self, phrases: list[str]) -> list[np.ndarray]:
+        return self.reference.phrase_token_ids(phrases)
+
+
+def test_token_requests_are_chunked_in_order_and_a_query_still_overtakes() -> None:
+    inner = GatedTokenEmbedder(fail_on=frozenset({"bad"}))
+    with EncoderScheduler(inner, chunk_size=4) as sched:
+        assert sched.supports_tokens
+        entered, release = inner.hold(0)
+        texts = [f"token passage {i} " + "x" * (i % 3) for i in range(10)]  # unequal lengths: sorted, then put back
+        result: dict[str, object] = {}
+        worker = threading.Thread(target=lambda: result.update(out=sched.embed_with_tokens(texts)))
+        worker.start()
+        assert entered.wait(WAIT)
+        query = sched.submit_query("a query")
+        release.set()
+        assert np.allclose(query.result(WAIT), expected(["a query"])[0])
+        worker.join(WAIT)
+        vectors, tokens = result["out"]  # type: ignore[misc]
+        assert np.allclose(vectors, expected(texts))
+        want = HashEmbedder(DIM).embed_with_tokens(texts)[1]
+        assert [t.ids.tolist() for t in tokens] == [t.ids.tolist() for t in want]
+        assert inner.calls[1] == ["a query"] and all(c[0] == "tokens" for c in inner.calls[:1] + inner.calls[2:])
+        assert sched.phrase_token_ids(["token passage"])[0].tolist() == want[0].ids[:2].tolist()
+
+
+def test_a_failed_token_request_fails_its_caller_only() -> None:
+    inner = GatedTokenEmbedder(fail_on=frozenset({"bad"}))
+    with EncoderScheduler(inner, chunk_size=4) as sched:
+        with pytest.raises(ValueError, match="bad"):
+            sched.embed_with_tokens(["fine", "bad"])
+        vectors, tokens = sched.embed_with_tokens(["fine again"])
+        assert np.allclose(vectors, expected(["fine again"])) and len(tokens) == 1
+
+
+def test_token_requests_need_a_token_embedder(sched: EncoderScheduler) -> None:
+    assert not sched.supports_tokens
+    with pytest.raises(TypeError, match="token vectors"):
+        sched.embed_with_tokens(["x"])
+    with pytest.raises(TypeError, match="token vectors"):
+        sched.phrase_token_ids(["x"])

@@ -3,6 +3,7 @@ proof that it catches broken ones: each deliberately broken embedder below fails
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 from memserve.embed import Embedder, HashEmbedder, make_embedder, normalize_rows
+from memserve.embed.spans import TokenEmbedder, TokenVectors, span_vector, supports_tokens
+from memserve.extract.normalize import normalize_phrase
 
 TEXTS = ["Alice moved to Paris in 2019.", "Bob Jones joined Acme Robotics as chief engineer.",
          "The quarterly tax filing deadline is in April.", "Alice relocated to Paris in 2019."]
@@ -166,3 +169,78 @@ def test_the_contract_rejects_a_broken_embedder(broken: type[_Broken]) -> None:
         except AssertionError:
             failed.append(clause.__name__)
     assert failed, f"{broken.__name__} passed every clause of the contract"
+
+
+# -- token vectors (embed/spans.py): the same contract for every TokenEmbedder --------------------------------
+
+SPAN_TEXT = "Polish-Russian War\nPolish-Russian War is a 2009 film directed by Xawery Żuławski."
+
+
+def token_rows_match_embed(e: TokenEmbedder) -> None:
+    texts = [TEXTS[2] * 3, SPAN_TEXT, "Paris", ""]
+    vectors, tokens = e.embed_with_tokens(texts)
+    np.testing.assert_allclose(vectors, e.embed(texts), atol=1e-4)  # the sentence vectors are embed()'s
+    assert len(tokens) == len(texts)
+    for text, tv in zip(texts, tokens, strict=True):
+        assert isinstance(tv, TokenVectors) and tv.ids.dtype == np.int32 and tv.vectors.dtype == np.float16
+        assert tv.vectors.shape == (len(tv.ids), e.dim) and np.all(np.isfinite(tv.vectors))
+        assert (len(tv.ids) == 0) == (not any(ch.isalnum() for ch in text))  # only content tokens
+
+
+def token_rows_in_text_order(e: TokenEmbedder) -> None:
+    texts = [TEXTS[2] * 5, "Paris", TEXTS[1]]
+    _, together = e.embed_with_tokens(texts)
+    for i, text in enumerate(texts):
+        _, [alone] = e.embed_with_tokens([text])
+        np.testing.assert_array_equal(together[i].ids, alone.ids, err_msg=f"row {i}")
+
+
+def normalised_phrases_are_found_in_their_text(e: TokenEmbedder) -> None:
+    """The graph's phrases are normalised (lowercase, punctuation → space, accents folded): they must still be
+    found among the tokens of the text they came from, and a phrase from elsewhere must not."""
+    _, [tv] = e.embed_with_tokens([SPAN_TEXT])
+    found = [normalize_phrase(p) for p in ("Polish-Russian War", "Xawery Żuławski", "2009")]
+    ids = e.phrase_token_ids([*found, "warsaw"])
+    assert all(len(i) for i in ids) and all(i.dtype == np.int32 for i in ids)
+    vectors = [span_vector(tv, i) for i in ids]
+    assert all(v is not None for v in vectors[:3]) and vectors[3] is None
+    for v in vectors[:3]:
+        assert v is not None and abs(float(np.linalg.norm(v)) - 1) < 1e-4
+
+
+TOKEN_CONTRACT = [token_rows_match_embed, token_rows_in_text_order, normalised_phrases_are_found_in_their_text]
+
+
+@pytest.mark.parametrize(("impl", "clause"), [
+    pytest.param(impl, clause, id=f"{impl}-{clause.__name__}", marks=[pytest.mark.slow] if impl in SLOW else [])
+    for impl in IMPLEMENTATIONS for clause in TOKEN_CONTRACT])
+def test_token_contract(impl: str, clause: Callable[[TokenEmbedder], None]) -> None:
+    embedder = IMPLEMENTATIONS[impl]()
+    assert supports_tokens(embedder)
+    clause(embedder)  # type: ignore[arg-type]
+
+
+class TokensOutOfOrder(HashEmbedder):
+    """Returns each text's tokens, but in length order (the sorting optimisation without the un-sort)."""
+
+    def embed_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        vectors, tokens = super().embed_with_tokens(texts)
+        return vectors, sorted(tokens, key=lambda t: len(t.ids))
+
+
+class PunctuationTokensKept(HashEmbedder):
+    """Numbers punctuation as tokens too, so "polish russian war" never matches "polish - russian war"."""
+
+    def _tokens(self, text: str) -> list[str]:
+        return [w for w in re.findall(r"\w+|[^\w\s]", text.lower())]
+
+
+@pytest.mark.parametrize("broken", [TokensOutOfOrder, PunctuationTokensKept])
+def test_the_token_contract_rejects_a_broken_embedder(broken: type[HashEmbedder]) -> None:
+    failed = []
+    for clause in TOKEN_CONTRACT:
+        try:
+            clause(broken(64))
+        except AssertionError:
+            failed.append(clause.__name__)
+    assert failed, f"{broken.__name__} passed every clause of the token contract"

@@ -107,3 +107,64 @@ def test_failed_extraction_is_rejected() -> None:
     kg = KnowledgeGraph(64)
     with pytest.raises(ValueError):
         kg.add_passages([(1, ExtractionResult((), (), error="timeout"))], EMBED.embed)
+
+
+def _fact_vectors(kg: KnowledgeGraph) -> dict[int, np.ndarray]:
+    ids = sorted(kg.facts)
+    return dict(zip(ids, kg.fact_vectors(ids), strict=True))
+
+
+def test_composed_fact_vector_is_the_normalised_sum_of_its_parts() -> None:
+    kg = build(list(CORPUS.items()), fact_vectors="compose")
+    for fid, vec in _fact_vectors(kg).items():
+        fact = kg.facts[fid]
+        parts = EMBED.embed([kg.phrases[fact.subject_id], fact.predicate, kg.phrases[fact.object_id]])
+        want = parts.sum(axis=0)
+        np.testing.assert_allclose(vec, want / np.linalg.norm(want), atol=1e-5)
+
+
+def test_composing_embeds_phrases_and_predicates_but_no_fact_text() -> None:
+    kg = KnowledgeGraph(64, synonym_threshold=0.5, fact_vectors="compose")
+    kg.add_passages([(1, CORPUS[1])], EMBED.embed)
+    seen: list[str] = []
+
+    def spy(texts: list[str]) -> np.ndarray:
+        seen.extend(texts)
+        return EMBED.embed(texts)
+
+    assert kg.texts_to_embed([(3, CORPUS[3])]) == ["bob jones", "founded by", "born in"]
+    kg.add_passages([(3, CORPUS[3])], spy)
+    # "acme corp" and "paris" exist already: their vectors come from the phrase index, not the encoder.
+    assert sorted(seen) == ["bob jones", "born in", "founded by"]
+    assert not any(f.text in seen for f in kg.facts.values())
+
+
+def test_composed_graph_is_order_independent_and_survives_replacement() -> None:
+    items = list(CORPUS.items())
+    scratch = build(items, fact_vectors="compose")
+    incremental = KnowledgeGraph(64, synonym_threshold=0.5, fact_vectors="compose")
+    for seq, result in reversed(items):
+        incremental.add_passages([(seq, result)], EMBED.embed)
+    assert snapshot(incremental) == snapshot(scratch)
+    a, b = _fact_vectors(incremental), _fact_vectors(scratch)
+    assert a.keys() == b.keys()
+    for fid in a:
+        np.testing.assert_allclose(a[fid], b[fid], atol=1e-6)
+    # A fact search finds the composed fact its parts describe.
+    query = EMBED.embed(["alice smith works at acme corp"])[0]
+    best, _ = scratch.search_facts(query, 1)[0]
+    assert best.text == "alice smith works at acme corp"
+
+
+def test_unknown_fact_vector_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="fact_vectors"):
+        KnowledgeGraph(64, fact_vectors="average")
+
+
+def test_predicate_weight_scales_the_predicate_in_the_sum() -> None:
+    kg = build([(1, CORPUS[1])], fact_vectors="compose", predicate_weight=2.0)
+    for fid, vec in _fact_vectors(kg).items():
+        fact = kg.facts[fid]
+        s, p, o = EMBED.embed([kg.phrases[fact.subject_id], fact.predicate, kg.phrases[fact.object_id]])
+        want = s + 2.0 * p + o
+        np.testing.assert_allclose(vec, want / np.linalg.norm(want), atol=1e-5)
