@@ -85,15 +85,17 @@ class SentenceTransformerEmbedder:
     def phrase_token_ids(self, phrases: list[str]) -> list[np.ndarray]:
         if not phrases:
             return []
-        ids = self._model.tokenizer(phrases, add_special_tokens=False)["input_ids"]
         content = self._content_ids()
+        with self._lock:  # a fast tokenizer must not be used by two threads at once ("Already borrowed")
+            ids = self._model.tokenizer(phrases, add_special_tokens=False)["input_ids"]
         return [np.asarray([i for i in row if content[i]], np.int32) for row in ids]
 
     def _content_ids(self) -> np.ndarray:
         """Per token id: does it carry a letter or digit (not punctuation, not a special token)?"""
         if self._content is None:
             tok = self._model.tokenizer
-            names = tok.convert_ids_to_tokens(list(range(len(tok))))
+            with self._lock:
+                names = tok.convert_ids_to_tokens(list(range(len(tok))))
             content = np.fromiter((any(ch.isalnum() for ch in str(n).removeprefix("##")) for n in names), bool,
                                   len(names))
             content[list(tok.all_special_ids)] = False
