@@ -85,14 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     for w in weights:
         print(f"| spans, {w:g} | " + " | ".join(
             " / ".join(f"{recall(runs[w][d], 'hybrid', k):.1f}" for k in KS) for d in DATASETS) + " |")
-    print("\n| held out | weight chosen on the other two | held-out HYBRID R@2 / R@5 / R@10 | encode | "
-          "index s (spans / encode) |")
-    print("|---|---|---|---|---|")
+    print("\n| held out | weight chosen on the other two | held-out HYBRID R@2 / R@5 / R@10 | encode |")
+    print("|---|---|---|---|")
     for s in splits:
         d, w = s["held_out"], s["chosen_weight"]
         print(f"| {d} | {w:g} | " + " / ".join(f"{s['held_out_hybrid'][f'R@{k}']:.1f}" for k in KS) + " | "
-              + " / ".join(f"{recall(encode[d], 'hybrid', k):.1f}" for k in KS)
-              + f" | {runs[w][d]['index_seconds']:.0f} / {encode[d]['index_seconds']:.0f} |")
+              + " / ".join(f"{recall(encode[d], 'hybrid', k):.1f}" for k in KS) + " |")
     if args.json:
         args.json.write_text(json.dumps({
             "weights": weights, "splits": splits,

@@ -143,9 +143,11 @@ class Settings:
                               "fact text is encoded. compose: phrases are encoded, a fact's vector is the "
                               "normalised sum of its subject, predicate and object vectors. spans: as compose, and a "
                               "phrase found in its episode gets the mean of its tokens' vectors from the episode's "
-                              "own encode (only predicates and phrases not found are encoded).", default="encode")
+                              "own encode (only predicates and phrases not found are encoded). auto: spans with the "
+                              "offline extractor, encode with an LLM extractor.", default="auto")
     graph_predicate_weight: float = _doc("graph_vectors=compose or spans: weight of the predicate's vector beside "
-                                         "the subject's and object's in a fact's vector.", default=1.0)
+                                         "the subject's and object's in a fact's vector (chosen by "
+                                         "leave-one-dataset-out, evals/graph_vectors_cv.py).", default=0.5)
     graph_token_stash_mb: int = _doc("graph_vectors=spans: memory (MB) for written episodes' token vectors waiting "
                                      "for the graph worker; past it the oldest are dropped and their phrases "
                                      "encoded instead.", default=256)
@@ -188,7 +190,7 @@ _CHOICES = {
     "summarizer": {"auto", "extractive", "llm", "none"},
     "default_query_mode": {"dense", "graph", "hybrid", "lexical"},
     "ppr_method": {"push", "power"},
-    "graph_vectors": {"compose", "encode", "spans"},
+    "graph_vectors": {"auto", "compose", "encode", "spans"},
     "log_level": {"DEBUG", "INFO", "WARNING", "ERROR"},
     "log_format": {"text", "json"},
 }

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 CLIENT_SOURCE = "client"
+OFFLINE_SOURCE = "offline"  # the offline extractors' names start with it ("offline-regex-v2")
 
 
 def make_extractor(settings: Settings, llm) -> Extractor | None:
@@ -61,6 +62,22 @@ def make_extractor(settings: Settings, llm) -> Extractor | None:
 
         return LLMOpenIEExtractor(llm)
     return OfflineExtractor()
+
+
+def vector_mode(setting: str, source: str) -> str:
+    """How the graph gives vectors to what ``source`` extracted (an extractor's name, or "client"):
+    ``graph_vectors`` itself, or for "auto": "spans" for the offline extractor's passages, "encode" for an LLM's
+    (the server's or the client's). Offline extraction is fast, so encoding phrase and fact strings was most of
+    graph ingest, and spans remove it with recall up on MuSiQue and HotpotQA and level on 2Wiki; an LLM takes
+    seconds per passage, so encoding costs little beside it, and its triples lost 4.2 points of R@5 on MuSiQue when
+    composed (README, "Graph ingest vs raw encode")."""
+    if setting != "auto":
+        return setting
+    return "spans" if source.startswith(OFFLINE_SOURCE) else "encode"
+
+
+def _fact_mode(mode: str) -> str:
+    return "encode" if mode == "encode" else "compose"
 
 
 def job_stats(jobs: Mapping[str, int]) -> dict[str, int]:
@@ -87,7 +104,11 @@ class GraphService:
         filled by the write path) instead of encoded."""
         self._settings = settings
         self._model = model
-        self._phrase_tokens = phrase_tokens if settings.graph_vectors == "spans" else None
+        self.extractor = make_extractor(settings, llm)
+        offline = isinstance(self.extractor, OfflineExtractor)
+        # Would any passage get span-pooled phrases? Explicit spans, or auto with the offline extractor.
+        spans = settings.graph_vectors == "spans" or (settings.graph_vectors == "auto" and offline)
+        self._phrase_tokens = phrase_tokens if spans else None
         self.token_stash = (TokenStash(settings.graph_token_stash_mb * 1024 * 1024)
                             if self._phrase_tokens is not None else None)
         self.span_vectors = 0  # new phrases given a vector pooled from their episode's tokens (not encoded)
@@ -97,7 +118,6 @@ class GraphService:
         self._db = db
         self._embed = embed
         self._dim = dim
-        self.extractor = make_extractor(settings, llm)
         self._query_extractor = OfflineExtractor()
         self._graphs: dict[str, KnowledgeGraph] = {}
         self._locks: dict[str, RWLock] = {}
@@ -121,7 +141,7 @@ class GraphService:
     def _graph_options(self) -> dict[str, object]:
         """KnowledgeGraph settings, the same for a new graph and one loaded from DuckDB."""
         return {"synonym_threshold": self._settings.synonym_threshold,
-                "fact_vectors": "encode" if self._settings.graph_vectors == "encode" else "compose",
+                "fact_vectors": _fact_mode(self._settings.graph_vectors),
                 "predicate_weight": self._settings.graph_predicate_weight,
                 "max_synonyms": self._settings.synonym_max_neighbors,
                 "train_fact_ivf_inline": False, "fact_index_exact_max": self.fact_index_exact_max,
@@ -288,12 +308,19 @@ class GraphService:
         failed = {seq: r.error for seq, r in fresh.items() if r.error}
         ready = {**{s: r for s, r in fresh.items() if not r.error}, **stored}
         items = sorted(ready.items())
+        source = {**extractions_repo.sources(cur, namespace, list(stored)), **dict.fromkeys(fresh, self.extractor_name)}
+        groups: dict[str, list[tuple[int, ExtractionResult]]] = {}
+        for seq, result in items:
+            groups.setdefault(vector_mode(self._settings.graph_vectors, source.get(seq, CLIENT_SOURCE)), []).append(
+                (seq, result))
         taken = self._taken_tokens(cur, namespace, items, episodes)
         with self._lock(namespace).read():
             kg = self._graph(namespace)
-            texts = kg.texts_to_embed(items)
+            by_mode = {mode: kg.texts_to_embed(g, fact_vectors=_fact_mode(mode)) for mode, g in groups.items()}
+            texts = list(dict.fromkeys(t for ts in by_mode.values() for t in ts))
             # Phrases pooled from their episode's tokens first (never cached: they depend on the episode).
-            vectors = self._span_vectors(kg, items, taken, set(texts)) if taken else {}
+            vectors = (self._span_vectors(kg, groups["spans"], taken, set(by_mode["spans"]))
+                       if taken and "spans" in groups else {})
         vectors.update(self._cached_vectors(cur, [t for t in texts if t not in vectors]))
         encoded: list[str] = [t for t in texts if t not in vectors]
         if encoded:
@@ -314,8 +341,10 @@ class GraphService:
             with self._lock(namespace).write():
                 kg = self._graph(namespace)
                 try:
-                    delta = kg.add_passages(items, embed_fn)
-                    graph_repo.save_delta(tx, namespace, delta)
+                    for mode, group in sorted(groups.items()):  # one delta per vector mode (auto: per source)
+                        delta = kg.add_passages([(s, r) for s, r in group if s in live], embed_fn,
+                                                fact_vectors=_fact_mode(mode))
+                        graph_repo.save_delta(tx, namespace, delta)
                     if self._model is not None and encoded:
                         embedding_cache_repo.store(tx, self._model, encoded, np.stack([vectors[t] for t in encoded]))
                 except BaseException:

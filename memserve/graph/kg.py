@@ -138,7 +138,7 @@ class KnowledgeGraph:
         phrase_index_exact_max: int | None = None,
         train_phrase_ivf_inline: bool = True,
         fact_vectors: str = "encode",
-        predicate_weight: float = 1.0,
+        predicate_weight: float = 0.5,
     ) -> None:
         """``link_entities`` also links passages to NER entities that appear in no triple (HippoRAG 2 links only
         triple phrases). Phrases with fewer than ``min_synonym_chars`` letters/digits get no synonymy edges: very
@@ -153,7 +153,9 @@ class KnowledgeGraph:
         unit vectors of its subject phrase, its predicate and its object phrase and normalises the sum
         (``compose_fact_vectors``), so only phrases and predicates reach the encoder: facts are ~80% of the
         tokens graph ingest would otherwise encode (README, "Graph ingest vs raw encode"). ``predicate_weight``
-        scales the predicate's vector in that sum."""
+        scales the predicate's vector in that sum (0.5: chosen by leave-one-dataset-out on MuSiQue, 2Wiki and HotpotQA,
+        evals/graph_vectors_cv.py; 1 and 2 ranked facts by their relation words over the entities the question
+        names)."""
         if fact_vectors not in FACT_VECTOR_MODES:
             raise ValueError(f"fact_vectors must be one of {FACT_VECTOR_MODES}, got {fact_vectors!r}")
         self.dim = dim
@@ -261,9 +263,14 @@ class KnowledgeGraph:
 
     # ----------------------------------------------------------------- writing
 
-    def add_passages(self, items: Iterable[tuple[int, _Extraction]], embed_fn: EmbedFn) -> GraphDelta:
+    def add_passages(self, items: Iterable[tuple[int, _Extraction]], embed_fn: EmbedFn, *,
+                     fact_vectors: str | None = None) -> GraphDelta:
         """Add (or replace) passages. Only phrases and facts new to the graph are embedded, and only new phrases
-        are searched for synonyms (against all phrases, new ones included)."""
+        are searched for synonyms (against all phrases, new ones included). ``fact_vectors`` overrides the
+        graph's own mode for the facts these passages add (the owner picks it per extraction source)."""
+        mode = self.fact_vectors_mode if fact_vectors is None else fact_vectors
+        if mode not in FACT_VECTOR_MODES:
+            raise ValueError(f"fact_vectors must be one of {FACT_VECTOR_MODES}, got {mode!r}")
         contents: dict[int, _PassageContent] = {}
         for seq, result in items:
             if getattr(result, "error", None) is not None:
@@ -278,7 +285,7 @@ class KnowledgeGraph:
             new_facts.update((f, x) for f, x in content.facts.items() if f not in self._facts)
         phrase_ids = sorted(new_phrases)
         fact_ids = sorted(new_facts)
-        composing = self.fact_vectors_mode == "compose"
+        composing = mode == "compose"
         second = (_predicates(new_facts[f] for f in fact_ids) if composing
                   else [new_facts[f].text for f in fact_ids])
         texts = [new_phrases[p] for p in phrase_ids] + second
@@ -490,9 +497,11 @@ class KnowledgeGraph:
     def fact_search_approximate(self) -> bool:
         return self.search_approximate("fact")
 
-    def texts_to_embed(self, items: Iterable[tuple[int, _Extraction]]) -> list[str]:
-        """Phrase and fact texts these extractions would add (not yet in the graph), so a caller can embed them
-        before taking the graph's lock and hand ``add_passages`` a lookup instead of a slow encoder call."""
+    def texts_to_embed(self, items: Iterable[tuple[int, _Extraction]], *, fact_vectors: str | None = None) -> list[str]:
+        """Phrase and fact texts (predicates, when composing) these extractions would add (not yet in the graph),
+        so a caller can embed them before taking the graph's lock and hand ``add_passages`` a lookup instead of a
+        slow encoder call. ``fact_vectors``: as for ``add_passages``."""
+        composing = (self.fact_vectors_mode if fact_vectors is None else fact_vectors) == "compose"
         out: dict[str, None] = {}
         for _, result in items:
             if getattr(result, "error", None) is not None:
@@ -500,7 +509,7 @@ class KnowledgeGraph:
             content = self._content(result)
             out.update((t, None) for p, t in content.phrases.items() if p not in self._phrase_text)
             new_facts = [f for fid, f in content.facts.items() if fid not in self._facts]
-            if self.fact_vectors_mode == "compose":
+            if composing:
                 out.update((t, None) for t in _predicates(new_facts))
             else:
                 out.update((f.text, None) for f in new_facts)

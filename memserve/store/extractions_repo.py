@@ -38,6 +38,15 @@ def load(cur: duckdb.DuckDBPyConnection, namespace: str, seqs: Sequence[int]) ->
             for seq, ents, triples, dropped in rows}
 
 
+def sources(cur: duckdb.DuckDBPyConnection, namespace: str, seqs: Sequence[int]) -> dict[int, str]:
+    """seq → who made its stored extraction (an extractor's name, or "client")."""
+    if not seqs:
+        return {}
+    rows = cur.execute("SELECT seq, source FROM episode_extractions WHERE namespace = ? "
+                       "AND seq IN (SELECT unnest(?::BIGINT[]))", [namespace, [int(s) for s in seqs]]).fetchall()
+    return {int(seq): str(source) for seq, source in rows}
+
+
 def delete(cur: duckdb.DuckDBPyConnection, namespace: str, seqs: Sequence[int] | None = None) -> None:
     if seqs is None:
         cur.execute("DELETE FROM episode_extractions WHERE namespace = ?", [namespace])

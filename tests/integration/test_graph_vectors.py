@@ -12,7 +12,9 @@ import pytest
 from memserve.config import Settings
 from memserve.embed import HashEmbedder
 from memserve.embed.spans import TokenVectors, span_vector
+from memserve.engine.graph_service import vector_mode
 from memserve.engine.memory import MemoryEngine
+from memserve.extract import OfflineExtractor
 from memserve.extract.normalize import normalize_phrase
 from memserve.types import EpisodeIn, ExtractionIn, QueryIn, QueryMode, TripleIn
 
@@ -194,3 +196,28 @@ def test_no_graph_no_stash_and_deletes_drop_entries(make_engine) -> None:
     stash.put("ns", [(seq_b, TEXTS[1], HashEmbedder(DIM).embed_with_tokens([TEXTS[1]])[1][0])])
     spans.delete_namespace("ns")
     assert len(stash) == 0 and stash.nbytes == 0
+
+
+def test_auto_pools_what_the_offline_extractor_found_and_encodes_what_an_llm_wrote(make_engine) -> None:
+    engine = make_engine()  # the defaults: graph_vectors=auto, extractor=auto without an LLM (offline)
+    embedder = engine.embedder.inner
+    assert engine.graph.token_stash is not None
+    engine.write("ns", [EpisodeIn(TEXTS[0])], wait_for_graph=True)  # extracted here, offline: spans
+    engine.write("ns", [EpisodeIn(TEXTS[1], extraction=ExtractionIn(entities=(), triples=(  # a client's (LLM) triples
+        TripleIn("Xawery Żuławski", "is the son of", "Małgorzata Braunek"),)))], wait_for_graph=True)
+    kg = engine.graph._graph("ns")
+    facts = {f.text for f in kg.facts.values()}
+    assert "xawery zuławski is the son of małgorzata braunek" in facts
+    assert "xawery zuławski is the son of małgorzata braunek" in embedder.seen  # encoded, as before
+    assert not (facts - {"xawery zuławski is the son of małgorzata braunek"}) & set(embedder.seen)  # composed
+    assert "małgorzata braunek" in embedder.seen and "polish russian war" not in embedder.seen
+    assert engine.graph.span_vectors >= 2
+
+
+def test_vector_mode_per_source() -> None:
+    assert vector_mode("auto", OfflineExtractor.name) == "spans"
+    assert vector_mode("auto", "offline-regex") == "spans"  # what v1 stored
+    assert vector_mode("auto", "client") == "encode"
+    assert vector_mode("auto", "llm-openie:openai/gpt-4o-mini") == "encode"
+    for explicit in ("encode", "compose", "spans"):
+        assert vector_mode(explicit, "client") == explicit == vector_mode(explicit, OfflineExtractor.name)

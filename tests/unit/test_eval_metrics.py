@@ -179,3 +179,21 @@ def test_locomo_time_and_evidence_helpers():
     assert parse_locomo_time("12:48 am on 1 February, 2023").isoformat() == "2023-02-01T00:48:00+00:00"
     assert parse_locomo_time("sometime") is None
     assert split_evidence(["D8:6; D9:17", "D8:6", "D1:2,D1:3"]) == ("D8:6", "D9:17", "D1:2", "D1:3")
+
+
+def _run(r2: float, r5: float) -> dict:
+    return {"modes": {"hybrid": {"recall@2": r2, "recall@5": r5, "recall@10": r5},
+                      "graph": {"recall@2": r2, "recall@5": r5, "recall@10": r5}}, "index_seconds": 1.0}
+
+
+def test_graph_vectors_cv_never_lets_a_dataset_choose_its_own_weight() -> None:
+    from evals.graph_vectors_cv import leave_one_out
+
+    # musique alone prefers weight 2; the other two prefer 0.5. Held out, musique must get 0.5.
+    runs = {0.5: {"musique": _run(0.40, 0.60), "2wiki": _run(0.70, 0.90), "hotpotqa": _run(0.60, 0.90)},
+            2.0: {"musique": _run(0.50, 0.70), "2wiki": _run(0.60, 0.80), "hotpotqa": _run(0.50, 0.80)}}
+    splits = {s["held_out"]: s for s in leave_one_out(runs)}
+    assert splits["musique"]["chosen_weight"] == 0.5
+    assert splits["musique"]["held_out_hybrid"]["R@2"] == 40.0  # reported at the weight it did not choose
+    # Held out 2wiki: musique + hotpotqa sum to 2.5 at 0.5 and 2.5 at 2.0: the tie goes to the weight nearer 1.
+    assert splits["2wiki"]["chosen_weight"] == 0.5

@@ -115,7 +115,7 @@ def _fact_vectors(kg: KnowledgeGraph) -> dict[int, np.ndarray]:
 
 
 def test_composed_fact_vector_is_the_normalised_sum_of_its_parts() -> None:
-    kg = build(list(CORPUS.items()), fact_vectors="compose")
+    kg = build(list(CORPUS.items()), fact_vectors="compose", predicate_weight=1.0)
     for fid, vec in _fact_vectors(kg).items():
         fact = kg.facts[fid]
         parts = EMBED.embed([kg.phrases[fact.subject_id], fact.predicate, kg.phrases[fact.object_id]])
