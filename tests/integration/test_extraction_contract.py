@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from memserve.config import Settings
 from memserve.engine import stats as engine_stats
 from memserve.engine.memory import MemoryEngine
 from memserve.errors import ExtractionFailed
@@ -16,6 +15,7 @@ from memserve.extract import Extractor
 from memserve.store import extractions_repo
 from memserve.types import EpisodeIn
 from tests.fakes.broken_extractors import DroppingExtractor, SilentExtractor
+from tests.support.engines import engine_factory
 
 TEXTS = ["Alice Smith founded Acme Robotics in Berlin.", "Bob Jones joined Acme Robotics in Munich.",
          "Zalando is a fashion retailer based in Berlin."]
@@ -23,20 +23,16 @@ TEXTS = ["Alice Smith founded Acme Robotics in Berlin.", "Bob Jones joined Acme 
 
 @pytest.fixture()
 def engine_with(tmp_path) -> Iterator[Callable[[Extractor], MemoryEngine]]:
-    engines: list[MemoryEngine] = []
+    with engine_factory(tmp_path) as make:
+        count = iter(range(1_000))
 
-    def make(extractor: Extractor) -> MemoryEngine:
-        settings = Settings(data_dir=tmp_path / f"data{len(engines)}", embedding_model="hash:64",
-                            snapshot_interval_s=0, extractor="offline", summarizer="none")
-        engine = MemoryEngine(settings)
-        engine.graph.extractor = extractor
-        engine.start()
-        engines.append(engine)
-        return engine
+        def with_extractor(extractor: Extractor) -> MemoryEngine:
+            def use(engine: MemoryEngine) -> None:
+                engine.graph.extractor = extractor
 
-    yield make
-    for engine in engines:
-        engine.close(timeout=5)
+            return make(data=f"data{next(count)}", configure=use)
+
+        yield with_extractor
 
 
 def graph_stats(engine: MemoryEngine, ns: str) -> dict[str, int]:

@@ -9,7 +9,6 @@ import threading
 import numpy as np
 import pytest
 
-from memserve.config import Settings
 from memserve.embed import HashEmbedder
 from memserve.embed.spans import TokenVectors, span_vector
 from memserve.engine.graph_service import vector_mode
@@ -17,6 +16,7 @@ from memserve.engine.memory import MemoryEngine
 from memserve.extract import OfflineExtractor
 from memserve.extract.normalize import normalize_phrase
 from memserve.types import EpisodeIn, ExtractionIn, QueryIn, QueryMode, TripleIn
+from tests.support.engines import engine_factory
 
 DIM = 64
 TEXTS = [
@@ -71,19 +71,12 @@ class CountingPlainEmbedder:
 
 @pytest.fixture()
 def make_engine(tmp_path):
-    engines: list[MemoryEngine] = []
+    with engine_factory(tmp_path) as make:
+        def counted(embedder=None, data: str = "data", **overrides) -> MemoryEngine:
+            return make(data=data, embedder=embedder or CountingTokenEmbedder(), graph_embedding_cache=False,
+                        **overrides)
 
-    def make(embedder=None, data: str = "data", **overrides) -> MemoryEngine:
-        settings = Settings(data_dir=tmp_path / data, embedding_model="hash:64", snapshot_interval_s=0,
-                            extractor="offline", summarizer="none", graph_embedding_cache=False).replace(**overrides)
-        engine = MemoryEngine(settings, embedder=embedder or CountingTokenEmbedder())
-        engine.start()
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.close(timeout=5)
+        yield counted
 
 
 def graph_vectors(engine: MemoryEngine, ns: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
