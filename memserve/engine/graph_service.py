@@ -185,7 +185,8 @@ class GraphService:
     # -- writes ------------------------------------------------------------------------------------------
     def on_write(self, tx, namespace: str, items: Sequence[tuple[int, EpisodeIn]]) -> None:
         """Inside the write transaction: store client extractions, queue extraction jobs."""
-        given = [(seq, CLIENT_SOURCE, r) for seq, ep in items if (r := client_extraction(ep)) is not None]
+        given = [(seq, self._given_source(ep.text, r), r) for seq, ep in items
+                 if (r := client_extraction(ep)) is not None]
         extractions_repo.save(tx, namespace, given)
         queued = [seq for seq, ep in items if ep.extraction is not None or self.extractor is not None]
         graph_repo.enqueue_jobs(tx, namespace, queued)
@@ -385,6 +386,18 @@ class GraphService:
                 f"extractor {self.extractor_name} returned {len(single)} results for one text "
                 "(its contract: exactly one result per text, in order)")))
         return checked
+
+    def _given_source(self, text: str, given: ExtractionResult) -> str:
+        """Who made an extraction a client sent: the offline extractor's name when it is exactly what that
+        extractor finds in the text (an export of this or another server, moved with ``import-namespace``: under
+        ``graph_vectors = "auto"`` it must get the vectors it got there), else "client"."""
+        if not isinstance(self.extractor, OfflineExtractor):
+            return CLIENT_SOURCE
+        mine = self.extractor.extract_one(text)
+        same = (tuple(mine.entities) == tuple(given.entities)
+                and [(t.subject, t.predicate, t.object) for t in mine.triples]
+                == [(t.subject, t.predicate, t.object) for t in given.triples])
+        return self.extractor.name if same else CLIENT_SOURCE
 
     def vector_sources(self) -> dict[str, int]:
         """Graph strings given a vector since start, by where it came from: pooled from the episode's tokens

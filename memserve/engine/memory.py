@@ -245,6 +245,9 @@ class MemoryEngine:
         tokens: list[TokenVectors] | None = None
         if embeddings is not None:
             vectors = embeddings[rows] if fresh else None
+            if fresh and self.graph.wants_tokens:  # an import: the graph still pools phrases from the episodes' tokens,
+                # so the copy gets the vectors the source got (one forward pass; its sentence vectors are dropped)
+                _, tokens = self.embedder.embed_with_tokens([ep.text for ep in fresh.values()])
         elif fresh and self.graph.wants_tokens:  # the same forward pass gives the graph its phrase vectors
             vectors, tokens = self.embedder.embed_with_tokens([ep.text for ep in fresh.values()])
         else:

@@ -15,6 +15,7 @@ from memserve.engine.graph_service import vector_mode
 from memserve.engine.memory import MemoryEngine
 from memserve.extract import OfflineExtractor
 from memserve.extract.normalize import normalize_phrase
+from memserve.store import extractions_repo
 from memserve.types import EpisodeIn, ExtractionIn, QueryIn, QueryMode, TripleIn
 from tests.support.engines import engine_factory
 
@@ -214,3 +215,22 @@ def test_vector_mode_per_source() -> None:
     assert vector_mode("auto", "llm-openie:openai/gpt-4o-mini") == "encode"
     for explicit in ("encode", "compose", "spans"):
         assert vector_mode(explicit, "client") == explicit == vector_mode(explicit, OfflineExtractor.name)
+
+
+def test_an_extraction_the_offline_extractor_would_make_keeps_its_source(make_engine) -> None:
+    """What import-namespace brings from another server: the offline extractor's own output, sent as a client's.
+    It must get the vectors it got there (auto: spans), while a real client's triples are encoded."""
+    engine = make_engine()
+    offline = OfflineExtractor().extract_one(TEXTS[0])
+    as_sent = ExtractionIn(entities=tuple(offline.entities),
+                           triples=tuple(TripleIn(t.subject, t.predicate, t.object) for t in offline.triples))
+    engine.write("ns", [EpisodeIn(TEXTS[0], id="moved", extraction=as_sent),
+                        EpisodeIn(TEXTS[1], id="client", extraction=ExtractionIn(entities=(), triples=(
+                            TripleIn("Xawery Żuławski", "is the son of", "Małgorzata Braunek"),)))],
+                 wait_for_graph=True)
+    seqs = {e.id: e.seq for e in (engine.get("ns", "moved"), engine.get("ns", "client"))}
+    sources = extractions_repo.sources(engine.db.reader(), "ns", list(seqs.values()))
+    assert sources == {seqs["moved"]: OfflineExtractor.name, seqs["client"]: "client"}
+    seen = engine.embedder.inner.seen
+    assert "polish russian war" not in seen  # pooled from the moved episode's tokens
+    assert "xawery zuławski is the son of małgorzata braunek" in seen  # the client's fact, encoded
