@@ -227,7 +227,8 @@ class MemoryEngine:
         """Validate, embed and commit. Returns the result and the seqs of every episode named (new or not).
         ``deadline`` (time.monotonic()) is checked before the encode and again before the commit, so a call
         the client has given up on never lands after its DEADLINE_EXCEEDED. An import passes the episodes'
-        ``embeddings`` (row i for episodes[i]; nothing is encoded) and original ``create_times``."""
+        ``embeddings`` (row i for episodes[i]; not encoded again, though the graph may still take the texts' token
+        vectors, see below) and original ``create_times``."""
         check_namespace(namespace)
         check_episodes(episodes, self.settings)
         ids = [episode_id(ep) for ep in episodes]

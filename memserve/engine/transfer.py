@@ -1,5 +1,7 @@
 """Moving one namespace between servers: export pages of episodes with their embeddings and extractions;
-import them as they were (no encoding, no extraction), so the copy answers queries exactly like the source.
+import them as they were (embeddings not encoded again, no extraction), so the copy answers queries exactly like
+the source. (With ``graph_vectors`` spans the importing server still runs the model for the token vectors its
+graph pools phrase vectors from; see MemoryEngine.store.)
 
 Only what DuckDB holds as the source of truth travels: episodes (ids, fields, event and create times),
 embeddings and extractions. The graph, the indexes and the compact memory are derived and rebuilt by the
