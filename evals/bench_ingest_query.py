@@ -61,9 +61,11 @@ def percentile(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def time_queries(client, questions: list[str], progress: str | None = None) -> tuple[list[float], list[float]]:
+def time_queries(client, questions: list[str], progress: str | None = None,
+                 stages: dict[str, list[float]] | None = None) -> tuple[list[float], list[float]]:
     """Dense queries on "bench": the first 20 warm up, the rest are timed. Returns (client-side ms, the server's
-    own ``total`` ms) per timed query; ``progress`` shows a bar with that label."""
+    own ``total`` ms) per timed query; ``progress`` shows a bar with that label; ``stages`` collects the server's
+    per-stage milliseconds (embed, dense, fetch, context) by stage name."""
     from tqdm import tqdm
 
     for q in questions[:20]:
@@ -75,7 +77,14 @@ def time_queries(client, questions: list[str], progress: str | None = None) -> t
         r = client.query("bench", q, top_k=10, mode="dense")
         lat.append((time.perf_counter() - t) * 1000)
         server_ms.append(r.timings_ms.get("total", 0.0))
+        if stages is not None:
+            for name, ms in r.timings_ms.items():
+                stages.setdefault(name, []).append(ms)
     return lat, server_ms
+
+
+def stage_p50s(stages: dict[str, list[float]]) -> dict[str, float]:
+    return {name: round(percentile(ms, 0.5), 3) for name, ms in sorted(stages.items())}
 
 
 def bench_size(n: int, args, raw_rate: float) -> dict:
@@ -107,7 +116,8 @@ def bench_size(n: int, args, raw_rate: float) -> dict:
                                                       t=rng.choice(THINGS), p=rng.choice(PLACES),
                                                       d=rng.choice(DAYS), m=rng.choice(MONTHS))
                          for _ in range(args.queries + 20)]
-            lat, server_ms = time_queries(client, questions, "query")
+            stages: dict[str, list[float]] = {}
+            lat, server_ms = time_queries(client, questions, "query", stages)
             stats = client.stats("bench").namespaces[0]
             rss_end = rss_mb(server.proc.pid)
             hnsw = {}
@@ -122,11 +132,13 @@ def bench_size(n: int, args, raw_rate: float) -> dict:
                         time.sleep(2.0)
                         bar.update(2)
                 waited = time.perf_counter() - t
-                lat_h, server_h = time_queries(client, questions)
+                stages_h: dict[str, list[float]] = {}
+                lat_h, server_h = time_queries(client, questions, stages=stages_h)
                 hnsw = {"hnsw_wait_s_after_ingest": round(waited, 1),
                         "query_p50_ms_hnsw": round(percentile(lat_h, 0.5), 2),
                         "query_p95_ms_hnsw": round(percentile(lat_h, 0.95), 2),
                         "server_total_p50_ms_hnsw": round(percentile(server_h, 0.5), 2),
+                        "server_stage_p50_ms_hnsw": stage_p50s(stages_h),
                         "rss_mb_hnsw": round(rss_mb(server.proc.pid), 1)}
             pruned = {}
             if args.prune_to and args.prune_to < n:
@@ -141,7 +153,8 @@ def bench_size(n: int, args, raw_rate: float) -> dict:
     return {"episodes": n, "ingest_seconds": round(ingest_s, 2), "ingest_eps_per_s": round(rate, 1),
             "raw_encode_per_s": round(raw_rate, 1), "server_vs_raw": round(rate / raw_rate, 3),
             "query_p50_ms": round(percentile(lat, 0.5), 2), "query_p95_ms": round(percentile(lat, 0.95), 2),
-            "server_total_p50_ms": round(percentile(server_ms, 0.5), 2), "index_type": stats.index_type,
+            "server_total_p50_ms": round(percentile(server_ms, 0.5), 2), "server_stage_p50_ms": stage_p50s(stages),
+            "index_type": stats.index_type,
             "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1), **hnsw, **pruned}
 
 
@@ -183,6 +196,12 @@ def main() -> int:
             print(f"| {r['episodes']} | {'hnsw' if 'query_p50_ms_hnsw' in r else r['index_type']} | {p50} | "
                   f"{r.get('query_p95_ms_hnsw', r['query_p95_ms'])} | {p50 / small['query_p50_ms']:.2f}x | "
                   f"{r.get('hnsw_wait_s_after_ingest', '')} |")
+    print("\n| episodes | index | server stage p50 ms |")
+    print("|---|---|---|")
+    for r in rows:
+        for key, index in (("server_stage_p50_ms", r["index_type"]), ("server_stage_p50_ms_hnsw", "hnsw")):
+            if key in r:
+                print(f"| {r['episodes']} | {index} | " + ", ".join(f"{k} {v}" for k, v in r[key].items()) + " |")
     if any("pruned_to" in r for r in rows):
         print("\n| episodes | pruned to | prune s | p50 ms before | p50 ms after | p95 ms before | p95 ms after |")
         print("|---|---|---|---|---|---|---|")
