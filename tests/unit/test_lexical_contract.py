@@ -17,6 +17,7 @@ from memserve.lexical import (
     make_lexical_index,
     tokenize,
 )
+from memserve.lexical.bm25 import top_k
 
 BACKENDS = ["inverted", "brute"]
 WORDS = ["apple", "banana", "cherry", "dog", "eagle", "fern", "grape", "hill", "iris", "jazz", "kite", "lemon", "moon", "nest",
@@ -78,6 +79,49 @@ def test_inverted_agrees_with_brute_force_and_the_formula_through_adds_and_remov
             assert dict(zip(seqs.tolist(), scores.tolist(), strict=True)) == pytest.approx(want, rel=1e-9)
             assert list(scores) == sorted(scores, reverse=True)
     assert len(inv) == len(brute) == len(live)
+
+
+@pytest.mark.parametrize("spread", [1, 1000])  # dense seqs sum by offset, sparse ones through np.unique
+@pytest.mark.parametrize("seed", range(4))
+def test_cached_term_arrays_follow_every_add_and_remove(seed, spread):
+    """With every term's arrays kept between queries (cache_min_df=1), queries interleaved with adds, re-adds and
+    removes still agree with brute force exactly, ranks and ties at the cut included, with and without allowed."""
+    rng = random.Random(seed)
+    corpus = [LexicalDoc(d.seq * spread, d.session_id, d.tokens) for d in random_corpus(rng, 60)]
+    rng.shuffle(corpus)
+    inv, brute = InvertedBM25(cache_min_df=1), BruteForceBM25()
+    live: set[int] = set()
+    for step in range(30):
+        if step % 3 == 2 and live:
+            gone = set(rng.sample(sorted(live), min(len(live), rng.randrange(1, 5))))
+            inv.remove(gone)
+            brute.remove(gone)
+            live -= gone
+        else:
+            chunk = [corpus[i] for i in rng.sample(range(len(corpus)), 4)]  # may re-add a live or removed doc
+            inv.add(chunk)
+            brute.add(chunk)
+            live |= {d.seq for d in chunk}
+        for _ in range(3):
+            query = [rng.choice(WORDS) for _ in range(rng.randrange(1, 4))]
+            k = rng.choice([1, 3, 10, 100])
+            allowed = set(rng.sample(sorted(live), len(live) // 2)) if live and rng.random() < 0.3 else None
+            got, want = inv.search(query, k, allowed), brute.search(query, k, allowed)
+            assert got[0].tolist() == want[0].tolist()
+            assert got[1] == pytest.approx(want[1], rel=1e-12)
+    assert inv._arrays  # the cached path was the one exercised
+
+
+def test_top_k_breaks_ties_at_the_cut_by_seq_as_a_full_sort_does():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        seqs = rng.permutation(1000)[:n].astype(np.int64)
+        vals = rng.integers(1, 4, n).astype(np.float64)  # many ties
+        k = int(rng.integers(1, n + 3))
+        full = np.lexsort((seqs, -vals))[:k]
+        got = top_k(seqs, vals, k)
+        assert got[0].tolist() == seqs[full].tolist() and got[1].tolist() == vals[full].tolist()
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
