@@ -6,7 +6,9 @@
 Pre-computed vectors (384-d, clustered like sentence embeddings, fixed seed; no model), so this measures the
 index alone: single-query search latency with one FAISS thread (as the server searches), recall@10 of the
 approximate index against exact search over the same vectors, build time of the HNSW graph (done in the
-background by the server, while the flat index serves), resident memory growth and the snapshot's size on disk.
+background by the server, while the flat index serves), resident memory growth and the snapshot's size on disk,
+and the dense pool (``--pool``, default the ``dense_pool`` setting) that the graph and HYBRID modes take (its
+latency and its overlap with exact search).
 The end-to-end query adds the query encode (~20 ms with MiniLM on 2 cores) on top of these figures.
 """
 
@@ -24,23 +26,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evals.synthetic import clustered as _clustered
+from memserve.config import Settings
 from memserve.engine.index_registry import single_query_threads
 from memserve.vector import FaissIndex
 
 DIM = 384
 
 
-def clustered(n: int, seed: int, clusters: int = 1000) -> np.ndarray:
-    """Points around fixed cluster centres (the same centres for every seed: queries come from the data's
-    distribution, as real queries do), unit norm."""
-    centres = np.random.default_rng(12345).standard_normal((clusters, DIM)).astype(np.float32)
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, DIM), np.float32)
-    for start in range(0, n, 100_000):  # bounded temporaries at 1M
-        m = min(100_000, n - start)
-        x = centres[rng.integers(0, clusters, m)] + 0.35 * rng.standard_normal((m, DIM)).astype(np.float32)
-        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out
+def clustered(n: int, seed: int) -> np.ndarray:
+    return _clustered(n, DIM, seed)
 
 
 def rss_mb() -> float:
@@ -51,12 +46,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def p50_ms(index: FaissIndex, queries: np.ndarray) -> tuple[float, list]:
+def p50_ms(index: FaissIndex, queries: np.ndarray, k: int = 10) -> tuple[float, list]:
     times, hits = [], []
     with single_query_threads():
         for q in queries:
             t0 = time.perf_counter()
-            hits.append(index.search(q[None, :], 10)[0])
+            hits.append(index.search(q[None, :], k)[0])
             times.append((time.perf_counter() - t0) * 1000)
     return float(np.percentile(times, 50)), hits
 
@@ -65,6 +60,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--pool", type=int, default=Settings().dense_pool,
+                        help="the dense pool the graph and HYBRID modes take (default: the dense_pool setting)")
+    parser.add_argument("--pool-queries", type=int, default=50, help="queries timed for the top-5000 pool")
     parser.add_argument("--threshold", type=int, default=FaissIndex(DIM).hnsw_threshold)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
@@ -77,7 +75,8 @@ def main() -> int:
         flat = FaissIndex(DIM, hnsw_threshold=None, use_gpu=False)
         flat.add(np.arange(n), vectors)
         flat_p50, exact_hits = p50_ms(flat, queries)
-        row = {"n": n, "flat_p50_ms": round(flat_p50, 3)}
+        flat_pool_p50, exact_pool = p50_ms(flat, queries[:args.pool_queries], args.pool)
+        row = {"n": n, "flat_p50_ms": round(flat_p50, 3), "flat_pool_p50_ms": round(flat_pool_p50, 3)}
         if n > args.threshold:
             index = FaissIndex(DIM, hnsw_threshold=args.threshold, migrate_inline=False, use_gpu=False)
             index.add(np.arange(n), vectors)
@@ -88,11 +87,15 @@ def main() -> int:
             del job
             row["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
             approx_p50, hits = p50_ms(index, queries)
+            pool_p50, pool_hits = p50_ms(index, queries[:args.pool_queries], args.pool)
             row.update(kind=index.kind, p50_ms=round(approx_p50, 3), recall_at_10=round(float(np.mean(
-                [len(set(h.ids) & set(e.ids)) / 10 for h, e in zip(hits, exact_hits, strict=True)])), 4))
+                [len(set(h.ids) & set(e.ids)) / 10 for h, e in zip(hits, exact_hits, strict=True)])), 4),
+                pool_p50_ms=round(pool_p50, 3), pool_recall=round(float(np.mean(
+                    [len(set(h.ids) & set(e.ids)) / len(e.ids) for h, e in zip(pool_hits, exact_pool, strict=True)])), 4))
         else:
             index = flat
-            row.update(kind="flat", p50_ms=row["flat_p50_ms"], recall_at_10=1.0)
+            row.update(kind="flat", p50_ms=row["flat_p50_ms"], recall_at_10=1.0, pool_p50_ms=row["flat_pool_p50_ms"],
+                       pool_recall=1.0)
         row["rss_growth_mb"] = round(rss_mb() - base, 1)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "ns.faiss"
@@ -104,12 +107,13 @@ def main() -> int:
         del index, vectors
     ten_k = next((r for r in rows if r["n"] == 10_000), rows[0])
     print(f"\n| vectors | index | p50 ms | x p50 at {ten_k['n']} | exact flat p50 ms | recall@10 | HNSW build s | "
-          "RSS growth MB | snapshot MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"RSS growth MB | snapshot MB | top-{args.pool} pool p50 ms (exact flat) | pool recall |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         r["ratio_to_10k"] = round(r["p50_ms"] / ten_k["p50_ms"], 2)
         print(f"| {r['n']} | {r['kind']} | {r['p50_ms']} | {r['ratio_to_10k']} | {r['flat_p50_ms']} | "
-              f"{r['recall_at_10']} | {r.get('hnsw_build_s', '')} | {r['rss_growth_mb']} | {r['disk_mb']} |")
+              f"{r['recall_at_10']} | {r.get('hnsw_build_s', '')} | {r['rss_growth_mb']} | {r['disk_mb']} | "
+              f"{r['pool_p50_ms']} ({r['flat_pool_p50_ms']}) | {r['pool_recall']} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"dim": DIM, "threshold": args.threshold, "vectors": "clustered random",

@@ -4,11 +4,12 @@ Graphs are synthetic (evals/synthetic.py ``graph_columns``: passages of 4 triple
 Zipf-drawn shared ones, ~0.3 synonymy candidates per phrase, random unit vectors), built in-process with
 ``KnowledgeGraph.restore_columns`` — the server's start-up path, so no embedder runs and no synonym search is
 done — then the PPR matrix is built and installed as the server's worker does. The dense pool is FAISS flat
-inner product over random passage vectors (top 5000, as the server's graph modes take), so DENSE and GRAPH are
+inner product over random passage vectors (``--passage-index server``: memserve's own index, HNSW past its
+threshold), the top ``dense_pool`` (``dense_pool_hnsw`` on HNSW) as the server's graph modes take, so DENSE and GRAPH are
 measured on the same data in the same process. Each size runs in a fresh subprocess (clean RSS).
 
 Per size: p50/p95 of each GRAPH/HYBRID stage (fact_search, seed, ppr, fuse, total) with push and power PPR,
-the DENSE query (top 10) and the dense pool (top 5000), RSS per node and per edge (beyond the vectors), the
+the DENSE query (top 10) and the dense pool, RSS per node and per edge (beyond the vectors), the
 graph's columns on disk (as .npz: what a snapshot holds, not the server's DuckDB tables), and build time.
 
     nice -n 10 python evals/bench_graph_scale.py                 # 50k, 100k, 300k, 1M phrases
@@ -32,10 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evals.synthetic import graph_columns  # noqa: E402
+from evals.synthetic import clustered, graph_columns  # noqa: E402
 
 DIM = 32
-DENSE_POOL = 5000
 STAGES = ("fact_search", "seed", "ppr", "fuse", "total")
 
 
@@ -52,10 +52,14 @@ WARM_UP_PHRASES = 2000
 
 
 def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float | None = None,
-             methods: tuple[str, ...] = ("push", "power"), warm_up: bool = True) -> dict:
+             methods: tuple[str, ...] = ("push", "power"), warm_up: bool = True, dim: int = DIM,
+             passage_index: str = "flat", pool: int | None = None, clustered_passages: bool = False,
+             other_pools: tuple[int, ...] = ()) -> dict:
     """Build a graph of ``phrases`` phrase nodes and time its queries. ``warm_up``: first build and query a
     2,000-phrase graph and drop it, so the per-node memory excludes what any graph costs once per process
-    (imports, allocator arenas, first-use buffers); that fixed cost is reported on its own."""
+    (imports, allocator arenas, first-use buffers); that fixed cost is reported on its own. ``dim``: the
+    vectors' dimension (MiniLM's is 384). ``passage_index``: "flat" (exact FAISS inner product) or "server"
+    (memserve's own ``FaissIndex``, HNSW past its threshold as a server namespace becomes, built before timing)."""
     import types
 
     import faiss
@@ -72,13 +76,15 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     if warm_up:
         gc.collect()
         before = _rss()
-        one_size(WARM_UP_PHRASES, 3, seed, clock, epsilon, methods, warm_up=False)
+        one_size(WARM_UP_PHRASES, 3, seed, clock, epsilon, methods, warm_up=False, dim=dim,
+                 passage_index=passage_index, pool=pool, clustered_passages=clustered_passages)
         gc.collect()
         fixed = _rss() - before
     gc.collect()
     rss0 = _rss()
     t = build_clock()
-    columns, passage_vecs = graph_columns(phrases, DIM, seed)
+    columns, passage_vecs = graph_columns(phrases, dim, seed, clustered_passages=clustered_passages)
+    query_vecs = clustered(queries + 3, dim, seed + 1) if clustered_passages else None
     gen_s = build_clock() - t
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "graph.npz"
@@ -86,8 +92,9 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
         disk = path.stat().st_size
     vector_bytes = columns.phrase_vectors.nbytes + columns.fact_vectors.nbytes
     t = build_clock()
-    kg = KnowledgeGraph.restore_columns(DIM, columns)
+    kg = KnowledgeGraph.restore_columns(dim, columns)
     restore_s = build_clock() - t
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # builds use every core, as the server's worker does
     t = build_clock()
     job = kg.fact_ivf_job()
     if job is not None:
@@ -101,35 +108,52 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     del columns
     gc.collect()
 
-    dense_index = faiss.IndexFlatIP(DIM)
-    dense_index.add(passage_vecs)
     seqs = np.asarray(sorted(kg.passages), np.int64)
+    t = build_clock()
+    search = _passage_search(passage_index, passage_vecs, seqs)
+    passage_index_s = build_clock() - t
+    faiss.omp_set_num_threads(1)
+    if pool is None:  # as the server picks it (engine/retrieval.py): the index kind decides
+        from memserve.config import Settings
+
+        defaults = Settings()
+        pool = defaults.dense_pool_hnsw if search.kind.endswith("hnsw") else defaults.dense_pool
     rng = np.random.default_rng(seed + 1)
     has_method = "ppr_method" in gr.GraphParams.__dataclass_fields__  # False on code before local PPR
     methods = methods if has_method else ("power",)
     phrase_ids = np.asarray(list(kg.phrases.keys())[:2000])
     out: dict = {"phrases": len(kg.phrases), "facts": len(kg.facts), "passages": len(seqs), "nodes": nodes,
                  "edges": edges, "generate_s": gen_s, "restore_s": restore_s, "fact_ivf_s": ivf_s,
-                 "matrix_s": matrix_s, "disk_bytes": disk, "vector_bytes": vector_bytes, "modes": {}}
+                 "matrix_s": matrix_s, "disk_bytes": disk, "vector_bytes": vector_bytes, "dim": dim,
+                 "dense_pool_size": pool,
+                 "clustered_passages": clustered_passages,
+                 "passage_index": search.kind, "passage_index_s": passage_index_s, "modes": {}}
     timings: dict[str, dict[str, list[float]]] = {}
     dense_ms: list[float] = []
     pool_ms: list[float] = []
+    other_pool_ms: dict[int, list[float]] = {}
     for i in range(queries + 3):  # 3 warm-up queries
-        q = rng.standard_normal(DIM).astype(np.float32)
-        q /= np.linalg.norm(q)
+        if query_vecs is not None:  # queries from the passages' distribution, as real queries are
+            q = query_vecs[i]
+        else:
+            q = rng.standard_normal(dim).astype(np.float32)
+            q /= np.linalg.norm(q)
         t = now()
-        dense_index.search(q[None, :], 10)
+        search(q, 10)
         d_ms = (now() - t) * 1e3
         t = now()
-        scores, ids = dense_index.search(q[None, :], DENSE_POOL)
+        pool_ids, scores = search(q, pool)
         p_ms = (now() - t) * 1e3
-        pool_ids = seqs[ids[0]]
-        dense_scores = gr.ScoreArrays(pool_ids, scores[0]) if hasattr(gr, "ScoreArrays") else dict(
-            zip(pool_ids.tolist(), scores[0].tolist(), strict=True))
+        dense_scores = gr.ScoreArrays(pool_ids, scores) if hasattr(gr, "ScoreArrays") else dict(
+            zip(pool_ids.tolist(), scores.tolist(), strict=True))
         named = (kg.phrases[int(phrase_ids[rng.integers(0, len(phrase_ids))])],)
         if i >= 3:
             dense_ms.append(d_ms)
             pool_ms.append(p_ms)
+            for size in other_pools:  # what a smaller or larger dense_pool would cost (the search alone)
+                t = now()
+                search(q, size)
+                other_pool_ms.setdefault(size, []).append((now() - t) * 1e3)
         for method in methods:
             extra: dict = {"ppr_method": method} if has_method else {}
             if has_method and epsilon is not None:
@@ -151,20 +175,53 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
                 row["query"].append(wall + p_ms)  # what a HYBRID/GRAPH query costs beyond embedding
     out["dense"] = _pct(dense_ms)
     out["dense_pool"] = _pct(pool_ms)
+    out["other_pools"] = {str(size): _pct(ms) for size, ms in other_pool_ms.items()}
     for name, row in timings.items():
         out["modes"][name] = {stage: _pct(vals) for stage, vals in row.items()}
     gc.collect()
-    rss = _rss() - rss0 - passage_vecs.nbytes - dense_index.ntotal * DIM * 4
+    rss = _rss() - rss0 - passage_vecs.nbytes - search.nbytes
     out["rss_bytes"] = rss
     out["fixed_rss_bytes"] = fixed  # the warm-up graph's process-wide cost, not counted per node
     out["rss_per_node_beyond_vectors"] = (rss - vector_bytes) / nodes
     # The fact IVF (past 50k facts) keeps a second copy of every fact vector in its lists: vectors too, but not in
     # vector_bytes, which counts each vector once.
-    ivf_copy = len(kg.facts) * (DIM * 4 + 8) if kg.fact_search_approximate else 0
+    ivf_copy = len(kg.facts) * (dim * 4 + 8) if kg.fact_search_approximate else 0
     out["ivf_copy_bytes"] = ivf_copy
     out["rss_per_node_beyond_all_vector_copies"] = (rss - vector_bytes - ivf_copy) / nodes
     out["rss_per_edge_beyond_vectors"] = (rss - vector_bytes) / max(edges, 1)
     return out
+
+
+class _PassageSearch:
+    """Top-k over the passage vectors, returning (seqs, scores): exact flat, or the server's own index."""
+
+    def __init__(self, kind: str, index, seqs: np.ndarray, nbytes: int, raw: bool) -> None:
+        self.kind, self._index, self._seqs, self.nbytes, self._raw = kind, index, seqs, nbytes, raw
+
+    def __call__(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._raw:  # a bare FAISS index: positions, not seqs
+            scores, ids = self._index.search(q[None, :], k)
+            found = ids[0] >= 0  # FAISS pads with -1 past the end
+            return self._seqs[ids[0][found]], scores[0][found]
+        hits = self._index.search(q[None, :], k)[0]
+        return hits.ids, hits.scores
+
+
+def _passage_search(kind: str, vecs: np.ndarray, seqs: np.ndarray) -> _PassageSearch:
+    import faiss
+
+    if kind == "flat":
+        flat = faiss.IndexFlatIP(vecs.shape[1])
+        flat.add(vecs)
+        return _PassageSearch("flat", flat, seqs, flat.ntotal * vecs.shape[1] * 4, raw=True)
+    from memserve.vector import FaissIndex
+
+    index = FaissIndex(vecs.shape[1], migrate_inline=False, use_gpu=False)
+    index.add(seqs, vecs)
+    if index.migration_due():  # what the server's registry does in the background past hnsw_threshold
+        job = index.migration_job()
+        index.install_migration(job, job.run())
+    return _PassageSearch(f"server {index.kind}", index, seqs, index.nbytes(), raw=False)
 
 
 def _exponent(sizes: list[int], values: list[float]) -> float | None:
@@ -207,7 +264,8 @@ def table(runs: list[dict]) -> str:
                + " | disk MB | build s |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in runs:
-        cells = [f"{r['phrases']:,}", f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['dense']['p50']:.2f}"]
+        cells = [f"{r['phrases']:,}", f"{r['nodes']:,}", f"{r['edges']:,}",
+                 f"{r['dense']['p50']:.2f} ({r.get('passage_index', 'flat')}, pool {r.get('dense_pool_size', 5000)})"]
         for n in names:
             m = r["modes"][n]
             cells.append(f"{m['total']['p50']:.1f}/{m['total']['p95']:.1f} (ppr {m['ppr']['p50']:.1f})")
@@ -236,7 +294,7 @@ def plot(runs: list[dict], path: Path) -> None:
         ax.plot(x, [r["modes"][name]["ppr"]["p50"] for r in runs], marker=".", linestyle=":",
                 label=f"{name} ppr")
     ax.plot(x, [r["dense"]["p50"] for r in runs], marker="s", color="black", label="dense top-10")
-    ax.plot(x, [r["dense_pool"]["p50"] for r in runs], marker="s", color="grey", label="dense pool top-5000")
+    ax.plot(x, [r["dense_pool"]["p50"] for r in runs], marker="s", color="grey", label="dense pool")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("graph nodes (phrases + passages)")
@@ -263,11 +321,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="push,power", help="PPR methods to time (power at 1M: ~1.5 s a query)")
     parser.add_argument("--encode-model", help="also time the query encode with this embedder (e.g. "
                         "bundled:all-MiniLM-L6-v2) and report HYBRID vs DENSE with it, as a real query pays")
+    parser.add_argument("--dim", type=int, default=DIM, help=f"vector dimension (default {DIM}; MiniLM: 384)")
+    parser.add_argument("--passage-index", choices=("flat", "server"), default="flat",
+                        help="flat: exact FAISS over the passages; server: memserve's FaissIndex, HNSW past its "
+                             "threshold as a server namespace becomes (default flat)")
+    parser.add_argument("--pool", type=int, help="dense pool of the graph modes (default: as the server picks it, "
+                        "dense_pool_hnsw on an HNSW index, else dense_pool)")
+    parser.add_argument("--other-pools", default="", help="also time the dense search alone at these pool "
+                        "sizes (comma-separated), to price a different dense_pool setting")
+    parser.add_argument("--clustered-passages", action="store_true",
+                        help="passage and query vectors around 1,000 centres, as sentence embeddings are (an HNSW "
+                             "index's cost depends on it; default: random unit vectors)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(one_size(args.one, args.queries, args.seed, args.clock, args.epsilon,
-                                  tuple(args.methods.split(",")))))
+                                  tuple(args.methods.split(",")), dim=args.dim, passage_index=args.passage_index,
+                                  pool=args.pool, clustered_passages=args.clustered_passages,
+                                  other_pools=tuple(int(p) for p in args.other_pools.split(",") if p))))
         return 0
     sizes = [20_000, 50_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     queries = 30 if args.quick else args.queries
@@ -282,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--queries", str(queries),
                                "--seed", str(args.seed), "--clock", args.clock, "--methods", args.methods,
+                               "--dim", str(args.dim), "--passage-index", args.passage_index,
+                               *(["--pool", str(args.pool)] if args.pool else []),
+                               *(["--clustered-passages"] if args.clustered_passages else []),
+                               "--other-pools", args.other_pools,
                                *(["--epsilon", str(args.epsilon)] if args.epsilon else [])],
                               capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
@@ -293,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {size:,} phrases: " + ", ".join(
             f"{n} {m['total']['p50']:.1f} ms" for n, m in runs[-1]["modes"].items())
             + f", dense {runs[-1]['dense']['p50']:.2f} ms", flush=True)
-        result = {"machine": f"{os.cpu_count()} cores (shared)", "clock": args.clock, "dim": DIM,
+        result = {"machine": f"{os.cpu_count()} cores (shared)", "clock": args.clock, "dim": args.dim,
+                  "passage_index": args.passage_index, "dense_pool_size": args.pool or "server default",
+                  "clustered_passages": args.clustered_passages,
                   "ppr_epsilon": args.epsilon,
                   "queries": queries, "runs": runs, **summarise(runs)}
         args.json.parent.mkdir(parents=True, exist_ok=True)

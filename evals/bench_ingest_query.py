@@ -44,6 +44,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def dir_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
 def raw_encode_rate(texts: list[str], model: str, batch_size: int) -> float:
     from memserve.embed import make_embedder
 
@@ -149,13 +153,40 @@ def bench_size(n: int, args, raw_rate: float) -> dict:
                 pruned = {"pruned_to": result.remaining_count, "prune_seconds": round(prune_s, 2),
                           "query_p50_ms_after_prune": round(percentile(lat_after, 0.5), 2),
                           "query_p95_ms_after_prune": round(percentile(lat_after, 0.95), 2)}
+            restart = {}
+            if args.restart:
+                # Last (after any pruning): a graceful stop snapshots the index; the restart loads it.
+                restart["disk_mb"] = round(dir_mb(server.data_dir), 1)
+                t = time.perf_counter()
+                server.stop()
+                restart["stop_s"] = round(time.perf_counter() - t, 1)
+                restart["disk_mb_after_stop"] = round(dir_mb(server.data_dir), 1)
+                t = time.perf_counter()
+                server.start()
+                restart["start_s"] = round(time.perf_counter() - t, 1)
+                with MemoryClient(server.target, timeout=600) as again:
+                    after = again.stats("bench").namespaces[0]
+                    lat_r, _ = time_queries(again, questions)
+                restart.update(episodes_after_restart=after.episode_count, index_type_after_restart=after.index_type,
+                               query_p50_ms_after_restart=round(percentile(lat_r, 0.5), 2),
+                               rss_mb_after_restart=round(rss_mb(server.proc.pid), 1))
     rate = n / ingest_s
     return {"episodes": n, "ingest_seconds": round(ingest_s, 2), "ingest_eps_per_s": round(rate, 1),
             "raw_encode_per_s": round(raw_rate, 1), "server_vs_raw": round(rate / raw_rate, 3),
             "query_p50_ms": round(percentile(lat, 0.5), 2), "query_p95_ms": round(percentile(lat, 0.95), 2),
             "server_total_p50_ms": round(percentile(server_ms, 0.5), 2), "server_stage_p50_ms": stage_p50s(stages),
             "index_type": stats.index_type,
-            "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1), **hnsw, **pruned}
+            "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1), **hnsw, **restart, **pruned}
+
+
+def sub_table(rows: list[dict], marker: str, headers: list[str], keys: list[str]) -> None:
+    """A markdown table of ``keys`` for the rows that have ``marker`` (none: nothing printed)."""
+    rows = [r for r in rows if marker in r]
+    if rows:
+        print("\n| episodes | " + " | ".join(headers) + " |")
+        print("|---|" + "---|" * len(headers))
+        for r in rows:
+            print(f"| {r['episodes']} | " + " | ".join(str(r[k]) for k in keys) + " |")
 
 
 def main() -> int:
@@ -171,6 +202,9 @@ def main() -> int:
     parser.add_argument("--wait-hnsw", type=int, default=0, metavar="S",
                         help="past --hnsw-threshold, wait up to S seconds for the server's background HNSW build "
                              "and measure the queries again on it (0: do not wait)")
+    parser.add_argument("--restart", action="store_true",
+                        help="after measuring, stop the server gracefully, start it again on the same data and "
+                             "measure the queries again (and the data directory's size on disk)")
     parser.add_argument("--hnsw-threshold", type=int, default=50_000,
                         help="the server's hnsw_threshold (pass the same with --set if you change it)")
     parser.add_argument("--json", type=Path)
@@ -202,13 +236,14 @@ def main() -> int:
         for key, index in (("server_stage_p50_ms", r["index_type"]), ("server_stage_p50_ms_hnsw", "hnsw")):
             if key in r:
                 print(f"| {r['episodes']} | {index} | " + ", ".join(f"{k} {v}" for k, v in r[key].items()) + " |")
-    if any("pruned_to" in r for r in rows):
-        print("\n| episodes | pruned to | prune s | p50 ms before | p50 ms after | p95 ms before | p95 ms after |")
-        print("|---|---|---|---|---|---|---|")
-        for r in rows:
-            if "pruned_to" in r:
-                print(f"| {r['episodes']} | {r['pruned_to']} | {r['prune_seconds']} | {r['query_p50_ms']} | "
-                      f"{r['query_p50_ms_after_prune']} | {r['query_p95_ms']} | {r['query_p95_ms_after_prune']} |")
+    sub_table(rows, "start_s", ["disk MB", "stop s", "start s", "episodes after", "index after", "p50 ms after",
+                                "RSS MB after"],
+              ["disk_mb_after_stop", "stop_s", "start_s", "episodes_after_restart", "index_type_after_restart",
+               "query_p50_ms_after_restart", "rss_mb_after_restart"])
+    sub_table(rows, "pruned_to", ["pruned to", "prune s", "p50 ms before", "p50 ms after", "p95 ms before",
+                                  "p95 ms after"],
+              ["pruned_to", "prune_seconds", "query_p50_ms", "query_p50_ms_after_prune", "query_p95_ms",
+               "query_p95_ms_after_prune"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         import subprocess

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sys
 import time
@@ -52,10 +53,12 @@ def _extractions(dataset: str, texts: list[str], ids: list[str]):
 
 
 def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_embedder: str,
-                graph_embedder: str) -> dict:
+                graph_embedder: str, methods: tuple[str, ...] = ("exact", "power", "push"),
+                pools: tuple[int, ...] = (DENSE_POOL,)) -> dict:
     from memserve.engine.graph_retrieval import (
         GraphParams,
         HybridParams,
+        ScoreArrays,
         graph_retrieve,
         hybrid_retrieve,
     )
@@ -94,7 +97,8 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_em
     # "exact": power iteration in float64 to tol 1e-10 on a float64 copy of the matrix, to tell whether a gap
     # between push and "power" (the server's float32 power iteration, stopped at an L1 change of 1e-6) comes
     # from push's epsilon or from the float32 reference itself.
-    variants = [("exact", None), ("power", None)] + [("push", e) for e in epsilons]
+    variants = [(m, None) for m in ("exact", "power") if m in methods]
+    variants += [("push", e) for e in epsilons] if "push" in methods else []
     matrix32 = kg.matrix()
     matrix64 = dataclasses.replace(matrix32, ppr=PPRMatrix.from_adjacency(matrix32.ppr.adjacency))
     rows: dict[str, dict] = {}
@@ -112,25 +116,28 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_em
               + (f"  ppr p50 {out['ppr_ms_p50']:.2f} ms" if ppr_ms else ""), flush=True)
 
     dense_ranked = []
-    pools = []
+    tops = []
     for qv in qvecs:
         d = pvecs @ qv
-        top = np.argsort(-d, kind="stable")[:DENSE_POOL]
+        top = np.argsort(-d, kind="stable")[:max(pools)]
         dense_ranked.append(top[:10].tolist())
-        pools.append(dict(zip(top.tolist(), d[top].tolist(), strict=True)))
+        tops.append((top, d[top]))
     score("dense", dense_ranked, [])
-    for mode, fn in (("graph", graph_retrieve), ("hybrid", hybrid_retrieve)):
-        for method, eps in variants:
-            kg.install_matrix(matrix64 if method == "exact" else matrix32)
-            gp = GraphParams(top_k=10, ppr_method="power" if method == "exact" else method, ppr_epsilon=eps or 1e-5)
-            params = gp if mode == "graph" else HybridParams(graph=gp)
-            ranked, ms = [], []
-            for qv, pool, phrases in zip(gvecs, pools, qphrases, strict=True):
-                result = fn(qv, kg, pool, params, query_phrases=phrases)  # type: ignore[arg-type]
-                ranked.append([h.seq for h in result.hits])
-                if "ppr" in result.timings_ms:
-                    ms.append(result.timings_ms["ppr"])
-            score(f"{mode}/{method}" + (f"@{eps:g}" if eps else ""), ranked, ms)
+    for (mode, fn), (method, eps), pool_size in itertools.product(
+            (("graph", graph_retrieve), ("hybrid", hybrid_retrieve)), variants, pools):
+        # The dense pool: the top ``pool_size`` passages seed the walk (the server's dense_pool setting).
+        pool_of = [ScoreArrays(top[:pool_size], scores[:pool_size]) for top, scores in tops]
+        kg.install_matrix(matrix64 if method == "exact" else matrix32)
+        gp = GraphParams(top_k=10, ppr_method="power" if method == "exact" else method, ppr_epsilon=eps or 1e-5)
+        params = gp if mode == "graph" else HybridParams(graph=gp)
+        ranked, ms = [], []
+        for qv, pool, phrases in zip(gvecs, pool_of, qphrases, strict=True):
+            result = fn(qv, kg, pool, params, query_phrases=phrases)  # type: ignore[arg-type]
+            ranked.append([h.seq for h in result.hits])
+            if "ppr" in result.timings_ms:
+                ms.append(result.timings_ms["ppr"])
+        score(f"{mode}/{method}" + (f"@{eps:g}" if eps else "") + (f" pool {pool_size}" if len(pools) > 1 else ""),
+              ranked, ms)
     return {"passages": len(texts), "phrases": len(kg.phrases), "facts": len(kg.facts), "edges": kg.edge_count,
             "questions": len(questions), "rows": rows}
 
@@ -142,10 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="first N questions (the corpus is always indexed whole)")
     parser.add_argument("--dense-embedder", default="minilm", help="minilm (cached) or an embedder spec")
     parser.add_argument("--graph-embedder", default="hash:64", help="minilm (cached) or an embedder spec")
+    parser.add_argument("--methods", default="exact,power,push", help="PPR variants: exact, power, push")
+    parser.add_argument("--pools", default=str(DENSE_POOL),
+                        help="dense pool sizes: the top-N dense passages that seed the walk (default %(default)s)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     eps = [float(e) for e in args.epsilons.split(",")]
-    results = {name: run_dataset(name, eps, args.limit, args.dense_embedder, args.graph_embedder)
+    pools = tuple(int(p) for p in args.pools.split(","))
+    results = {name: run_dataset(name, eps, args.limit, args.dense_embedder, args.graph_embedder,
+                                 tuple(args.methods.split(",")), pools)
                for name in args.datasets.split(",")}
     results["embedders"] = {"dense": args.dense_embedder, "graph": args.graph_embedder}
     if args.json:

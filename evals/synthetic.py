@@ -36,13 +36,29 @@ def turn(rng: random.Random, a: str, b: str) -> str:
                                         m=rng.choice(MONTHS))
 
 
-def graph_columns(phrases: int, dim: int, seed: int = 0) -> tuple[GraphColumns, np.ndarray]:
+def clustered(n: int, dim: int, seed: int, clusters: int = 1000, spread: float = 0.35) -> np.ndarray:
+    """Unit vectors around fixed cluster centres, as sentence embeddings are (the same centres for every seed:
+    queries come from the data's distribution, as real queries do). Bounded temporaries at 1M rows."""
+    centres = np.random.default_rng(12345).standard_normal((clusters, dim)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        x = centres[rng.integers(0, clusters, m)] + spread * rng.standard_normal((m, dim)).astype(np.float32)
+        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def graph_columns(phrases: int, dim: int, seed: int = 0,
+                  clustered_passages: bool = False) -> tuple[GraphColumns, np.ndarray]:
     """A synthetic knowledge graph of about ``phrases`` phrases as restore columns, and passage vectors.
 
     Passage j introduces 3 new entities and mentions 2 shared ones drawn with density ~ x^-3/4 over the
     entity range (a few hubs that grow with the corpus, as "United States" does in Wikipedia), in 4 triples
     (new0–new1, new1–shared0, new2–shared1, new0–new2). ~0.3 synonymy candidates per phrase join random pairs
-    with cosine in [0.8, 1). All vectors are random unit vectors. Same arguments, same graph."""
+    with cosine in [0.8, 1). All vectors are random unit vectors (``clustered_passages``: the passage vectors are
+``clustered``, as real passage embeddings are and as an HNSW index's cost depends on). Same arguments, same
+graph."""
     rng = np.random.default_rng(seed)
     passages = max(1, phrases // 3)
     new = (np.arange(passages * 3, dtype=np.int64) % phrases).reshape(passages, 3)
@@ -76,4 +92,4 @@ def graph_columns(phrases: int, dim: int, seed: int = 0) -> tuple[GraphColumns, 
         synonym_a=phrase_id[a], synonym_b=phrase_id[b], synonym_similarity=0.8 + 0.2 * rng.random(len(a)),
         passages=seqs,
     )
-    return columns, unit(passages)
+    return columns, clustered(passages, dim, seed) if clustered_passages else unit(passages)

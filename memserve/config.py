@@ -131,6 +131,12 @@ class Settings:
     ppr_epsilon: float = _doc("Forward-push residual threshold per unit of weighted degree; L1 error <= "
                               "damping × epsilon × volume of the nodes reached.", default=1e-5)
     fact_top_k: int = _doc("Facts kept as PPR seeds.", default=5)
+    dense_pool: int = _doc("Graph and hybrid modes: the top dense candidates that seed PPR's passage nodes and "
+                           "enter fusion, while the namespace's index is exact (a full scan: any pool costs what "
+                           "the top 10 do).", default=5000)
+    dense_pool_hnsw: int = _doc("The same once the namespace's index is HNSW, whose search costs in proportion "
+                                "to the pool: lower it to trade recall for speed in large namespaces (README, "
+                                "Graph at scale).", default=5000)
     passage_weight: float = _doc("Reset weight of every passage node, times its normalised dense score.",
                                  default=0.05)
     adaptive_passage_weight: bool = _doc("Raise the passage weight towards 1 in namespaces whose graph has few "
@@ -197,7 +203,8 @@ _CHOICES = {
 _POSITIVE = {"max_message_bytes", "max_text_bytes", "max_batch_episodes", "max_top_k", "embedding_batch_size",
              "hnsw_threshold", "llm_timeout_s", "llm_max_concurrency", "extraction_batch", "summary_segment_size",
              "llm_max_tokens",
-             "token_budget", "prune_half_life_days", "fact_top_k", "synonym_max_neighbors",
+             "token_budget", "prune_half_life_days", "fact_top_k", "dense_pool", "dense_pool_hnsw",
+             "synonym_max_neighbors",
              "max_metadata_entries", "max_concurrent_rpcs", "rpc_threads", "background_threads",
              "encode_chunk", "checkpoint_threshold_mb", "ppr_epsilon"}
 _NON_NEGATIVE = {"time_boost", "lexical_weight", "lexical_k1", "speaker_boost", "query_entity_weight", "port",

@@ -28,9 +28,11 @@ from .time_hints import time_window
 
 Lap = Callable[[str, float], float]  # query()'s stopwatch: records a stage's milliseconds, returns "now"
 
-# Dense candidates that seed PPR in the graph modes (HippoRAG 2 seeds every passage; past this many the
-# prior's tail weighs nothing next to the phrase seeds).
-DENSE_POOL = 5000
+# BM25 candidates that HYBRID fuses. The dense candidates are the dense_pool setting (HippoRAG 2 seeds every
+# passage; past a few thousand the prior's tail weighs nothing next to the phrase seeds).
+LEXICAL_POOL = 5000
+# Index kinds whose search cost grows with k (a beam as wide as the pool), unlike an exact scan.
+_BEAM_KINDS = frozenset({"hnsw"})
 
 
 class Retriever:
@@ -72,7 +74,8 @@ class Retriever:
             # The graph modes seed every passage with its dense score (HippoRAG 2), and fusion normalises dense
             # scores over the namespace: take a wide dense pool.
             wide = use_graph or fusing
-            k = q.top_k if not wide else min(len(index), max(q.top_k, DENSE_POOL)) or 1
+            pool = s.dense_pool_hnsw if index.kind in _BEAM_KINDS else s.dense_pool
+            k = q.top_k if not wide else min(len(index), max(q.top_k, pool)) or 1
             with single_query_threads():
                 dense = index.search(qvec, k, allowed=allowed)[0]
         t = lap("dense", t)
@@ -165,7 +168,7 @@ class Retriever:
         Returns the fused scores and the BM25 scores, by seq."""
         s = self.settings
         keep = None if allowed is None else set(allowed.tolist())
-        lex_seqs, lex_scores = self.lexical.search(q.namespace, q.text, DENSE_POOL, keep)
+        lex_seqs, lex_scores = self.lexical.search(q.namespace, q.text, LEXICAL_POOL, keep)
         t = lap("lexical", t)
         channels = [(dense.ids, dense.scores.astype(np.float64), 1.0), (lex_seqs, lex_scores, s.lexical_weight)]
         lifts: list[tuple[Collection[int], float]] = []

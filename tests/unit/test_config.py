@@ -37,6 +37,11 @@ def test_precedence_file_then_env_then_overrides(tmp_path: Path):
     ({"MEMSERVE_GRAPH_VECTORS": ""}, "graph_vectors"),
     ({"MEMSERVE_GRAPH_TOKEN_STASH_MB": "-1"}, "graph_token_stash_mb"),
     ({"MEMSERVE_GRAPH_TOKEN_STASH_MB": "1.5"}, "graph_token_stash_mb"),
+    ({"MEMSERVE_DENSE_POOL": "0"}, "dense_pool"),
+    ({"MEMSERVE_DENSE_POOL": "-5"}, "dense_pool"),
+    ({"MEMSERVE_DENSE_POOL": "many"}, "dense_pool"),
+    ({"MEMSERVE_DENSE_POOL": "2.5"}, "dense_pool"),
+    ({"MEMSERVE_DENSE_POOL_HNSW": "0"}, "dense_pool_hnsw"),
 ])
 def test_bad_settings_name_the_setting(env, field):
     with pytest.raises(ConfigError) as err:
