@@ -110,6 +110,8 @@ class InvertedBM25:
             idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
             if keep is not None:
                 mask = np.isin(seqs, keep)
+                if not mask.any():
+                    continue
                 seqs, tf, dl = seqs[mask], tf[mask], dl[mask]
             seq_parts.append(seqs)
             score_parts.append(idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avg)))

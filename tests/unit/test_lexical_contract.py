@@ -152,6 +152,9 @@ def test_allowed_restricts_and_k_truncates_with_deterministic_ties(kind):
     index.add([LexicalDoc(s, "", ("jazz",)) for s in range(1, 6)])
     assert index.search(["jazz"], 3)[0].tolist() == [1, 2, 3]
     assert index.search(["jazz"], 10, allowed={2, 4})[0].tolist() == [2, 4]
+    index.add([LexicalDoc(6, "", ("jazz", "blue"))])
+    assert index.search(["jazz", "blue"], 10, allowed={99})[0].size == 0  # every posting of both filtered out
+    assert index.search(["jazz", "blue"], 10, allowed=set())[0].size == 0
     assert index.search(["nothing"], 10)[0].size == 0
     assert make_lexical_index(kind).search(["jazz"], 10)[0].size == 0
 
