@@ -71,3 +71,43 @@ def test_background_ivf_recall_at_fact_top_k_against_exact():
         hits = sum(len(set(exact.search(q, k)[1]) & set(candidate.search(q, k)[1])) for q in queries)
         assert hits / (k * len(queries)) >= 0.95
         assert not set(np.concatenate([candidate.search(q, k)[1] for q in queries[:50]])) & set(ids[:500].tolist())
+
+
+def test_list_by_list_fill_builds_the_index_add_with_ids_would():
+    """_fill writes each inverted list once (no growth slack); the index must be the one add_with_ids builds:
+    same lists in the same order, same search results, and removes and adds afterwards work the same."""
+    import faiss
+
+    from memserve.graph.embedding_index import _fill
+
+    rng = np.random.default_rng(3)
+    dim, n, nlist = 24, 3_000, 40
+    vecs = rng.standard_normal((n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = rng.permutation(10 * n)[:n].astype(np.int64)
+    built = []
+    for way in ("fill", "add_with_ids"):
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(vecs)
+        if way == "fill":
+            _fill(ivf, ids, vecs, nprobe=8)
+        else:
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            ivf.add_with_ids(vecs, ids)
+            ivf.nprobe = 8
+        built.append(ivf)
+    fill, reference = built
+    assert fill.ntotal == reference.ntotal == n
+    for list_no in range(nlist):
+        size = fill.invlists.list_size(list_no)
+        assert size == reference.invlists.list_size(list_no)
+        got = faiss.rev_swig_ptr(fill.invlists.get_ids(list_no), size).copy() if size else np.zeros(0)
+        want = faiss.rev_swig_ptr(reference.invlists.get_ids(list_no), size).copy() if size else np.zeros(0)
+        assert np.array_equal(got, want)
+    queries = vecs[:50]
+    for ivf in built:  # the same edits on both, through the direct map _fill built from the lists
+        assert ivf.remove_ids(ids[:30]) == 30
+        ivf.add_with_ids(vecs[:10], ids[:10])
+    assert [np.array_equal(a, b) for a, b in zip(fill.search(queries, 10), reference.search(queries, 10),
+                                                  strict=True)] == [True, True]
+    assert fill.ntotal == reference.ntotal == n - 20
