@@ -131,6 +131,14 @@ def git_sha() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory (VmRSS) of a process, this one by default, in MB; nan where /proc reports none."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def git_dirty() -> bool | None:
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,

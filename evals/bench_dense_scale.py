@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -26,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.synthetic import clustered as _clustered
+from evals._common import rss_mb
+from evals.synthetic import clustered
 from memserve.config import Settings
 from memserve.engine.index_registry import single_query_threads
 from memserve.vector import FaissIndex
@@ -34,16 +34,10 @@ from memserve.vector import FaissIndex
 DIM = 384
 
 
-def clustered(n: int, seed: int) -> np.ndarray:
-    return _clustered(n, DIM, seed)
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def overlap(hits: list, exact: list) -> float:
+    """Mean share of the exact top-k that the approximate search found, over the queries."""
+    return round(float(np.mean([len(set(h.ids) & set(e.ids)) / len(e.ids) for h, e in zip(hits, exact,
+                                                                                          strict=True)])), 4)
 
 
 def p50_ms(index: FaissIndex, queries: np.ndarray, k: int = 10) -> tuple[float, list]:
@@ -68,10 +62,10 @@ def main() -> int:
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
     rows = []
-    queries = clustered(args.queries, seed=1)
+    queries = clustered(args.queries, DIM, seed=1)
     for n in [int(s) for s in args.sizes.split(",")]:
         base = rss_mb()
-        vectors = clustered(n, seed=0)
+        vectors = clustered(n, DIM, seed=0)
         flat = FaissIndex(DIM, hnsw_threshold=None, use_gpu=False)
         flat.add(np.arange(n), vectors)
         flat_p50, exact_hits = p50_ms(flat, queries)
@@ -88,10 +82,8 @@ def main() -> int:
             row["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
             approx_p50, hits = p50_ms(index, queries)
             pool_p50, pool_hits = p50_ms(index, queries[:args.pool_queries], args.pool)
-            row.update(kind=index.kind, p50_ms=round(approx_p50, 3), recall_at_10=round(float(np.mean(
-                [len(set(h.ids) & set(e.ids)) / 10 for h, e in zip(hits, exact_hits, strict=True)])), 4),
-                pool_p50_ms=round(pool_p50, 3), pool_recall=round(float(np.mean(
-                    [len(set(h.ids) & set(e.ids)) / len(e.ids) for h, e in zip(pool_hits, exact_pool, strict=True)])), 4))
+            row.update(kind=index.kind, p50_ms=round(approx_p50, 3), recall_at_10=overlap(hits, exact_hits),
+                       pool_p50_ms=round(pool_p50, 3), pool_recall=overlap(pool_hits, exact_pool))
         else:
             index = flat
             row.update(kind="flat", p50_ms=row["flat_p50_ms"], recall_at_10=1.0, pool_p50_ms=row["flat_pool_p50_ms"],

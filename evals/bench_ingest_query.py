@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evals._common import git_sha, markdown_table, rss_mb
 from evals.synthetic import DAYS, MONTHS, NAMES, PLACES, TEMPLATES, THINGS, turn
 
 
@@ -35,13 +36,6 @@ def make_texts(n: int, seed: int = 7) -> list[str]:
         text = turn(rng, a, b)
         out.append(f"{text} (note {i})")
     return out
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def dir_mb(path: Path) -> float:
@@ -183,10 +177,8 @@ def sub_table(rows: list[dict], marker: str, headers: list[str], keys: list[str]
     """A markdown table of ``keys`` for the rows that have ``marker`` (none: nothing printed)."""
     rows = [r for r in rows if marker in r]
     if rows:
-        print("\n| episodes | " + " | ".join(headers) + " |")
-        print("|---|" + "---|" * len(headers))
-        for r in rows:
-            print(f"| {r['episodes']} | " + " | ".join(str(r[k]) for k in keys) + " |")
+        print("\n" + markdown_table(["episodes", *headers], [[str(r["episodes"]), *(str(r[k]) for k in keys)]
+                                                             for r in rows]))
 
 
 def main() -> int:
@@ -246,10 +238,7 @@ def main() -> int:
                "query_p95_ms_after_prune"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        import subprocess
-
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        args.json.write_text(json.dumps({"git_sha": sha or "unknown", "embedding_model": args.embedding_model,
+        args.json.write_text(json.dumps({"git_sha": git_sha(), "embedding_model": args.embedding_model,
                                          "cpus": os.cpu_count(), "results": rows}, indent=2))
     return 0
 

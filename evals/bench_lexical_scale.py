@@ -21,16 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evals._common import git_sha, rss_mb
 from evals.datasets import MULTIHOP_DATASETS, SHARED_DATA, load_json, parse_corpus, parse_questions
 from memserve.engine.retrieval import LEXICAL_POOL
 from memserve.lexical import LexicalDoc, make_lexical_index, tokenize
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,12 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['passages']:,} | {r['build_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['ratio_to_smallest']} | "
               f"{r['rss_growth_mb']} |")
     if args.json:
-        import subprocess
-
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parents[1]).stdout.strip()
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"git_sha": sha, "k": args.k, "queries": len(questions),
+        args.json.write_text(json.dumps({"git_sha": git_sha(), "k": args.k, "queries": len(questions),
                                          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                          "rows": rows}, indent=2))
     return 0
