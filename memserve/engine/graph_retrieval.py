@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from memserve.domain.graph import Fact
+from memserve.domain.ranking import top_k
 from memserve.graph.ids import phrase_id as make_phrase_id
 from memserve.graph.kg import KnowledgeGraph
 from memserve.graph.ppr import PPRMatrix, personalized_pagerank
@@ -421,21 +422,8 @@ def _scored(kg: KnowledgeGraph, fact: Fact, score: float) -> ScoredFact:
 def _top(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
     """The k best (seq, score), best first, ties by seq ascending."""
     arrays = ScoreArrays.of(scores)
-    return _top_arrays(arrays.seqs, arrays.scores, k)
-
-
-def _top_arrays(seqs: np.ndarray, values: np.ndarray, k: int) -> list[tuple[int, float]]:
-    n = len(seqs)
-    if k <= 0 or n == 0:
-        return []
-    if k < n:
-        # Everything at least as good as the k-th best value: ties at the boundary are then broken by seq.
-        kth = values[np.argpartition(values, n - k)[n - k]]
-        pick = np.flatnonzero(values >= kth)
-    else:
-        pick = np.arange(n)
-    order = pick[np.lexsort((seqs[pick], -values[pick]))][:k]
-    return list(zip(seqs[order].tolist(), values[order].tolist(), strict=True))
+    seqs, values = top_k(arrays.seqs, arrays.scores, k)
+    return list(zip(seqs.tolist(), values.tolist(), strict=True))
 
 
 def _explain(kg: KnowledgeGraph, ranked: list[tuple[int, float]], scores: _Scores) -> tuple[GraphHit, ...]:

@@ -6,7 +6,8 @@ Chosen over bm25s/tantivy/DuckDB FTS: bm25s and DuckDB FTS rebuild the whole ind
 adds a native dependency and commit latency. Postings are dicts (cheap incremental updates); a query scores each
 term's postings as arrays. A term with at least ``cache_min_df`` postings keeps its arrays between queries until
 an add or remove touches it, so the common terms of a large namespace are scored in NumPy, not a Python loop
-(README.md, "Graph at scale": top 5000 of 100k passages in 4 ms instead of 24).
+(README.md, "Graph at scale": top 5000 of 333k passages in 4.9 ms instead of 82.8). Every score is > 0 (idf
+and tf are), so every document a query term reaches is a candidate.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
 
+from ..domain.ranking import top_k
 from .base import LexicalDoc
 from .context import ContextDocs
 
@@ -133,16 +135,3 @@ def sum_by_seq(seqs: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarr
     unique, inverse = np.unique(seqs, return_inverse=True)
     return unique, np.bincount(inverse, weights=vals, minlength=len(unique))
 
-
-def top_k(seqs: np.ndarray, vals: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best (seq, score) pairs, best first, ties by seq: what a full ``lexsort`` would give, but only the
-    candidates at or above the k-th score are sorted."""
-    positive = vals > 0
-    if not positive.all():
-        seqs, vals = seqs[positive], vals[positive]
-    if k < len(vals):
-        kth = np.partition(vals, len(vals) - k)[len(vals) - k]  # the k-th largest score
-        within = vals >= kth  # every tie at the cut competes, so ties break by seq exactly as a full sort
-        seqs, vals = seqs[within], vals[within]
-    order = np.lexsort((seqs, -vals))[:k]
-    return seqs[order], vals[order]

@@ -10,6 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from memserve.domain.ranking import top_k
 from memserve.lexical import (
     BruteForceBM25,
     InvertedBM25,
@@ -17,7 +18,6 @@ from memserve.lexical import (
     make_lexical_index,
     tokenize,
 )
-from memserve.lexical.bm25 import top_k
 
 BACKENDS = ["inverted", "brute"]
 WORDS = ["apple", "banana", "cherry", "dog", "eagle", "fern", "grape", "hill", "iris", "jazz", "kite", "lemon", "moon", "nest",
