@@ -5,7 +5,8 @@ Zipf-drawn shared ones, ~0.3 synonymy candidates per phrase, random unit vectors
 ``KnowledgeGraph.restore_columns`` — the server's start-up path, so no embedder runs and no synonym search is
 done — then the PPR matrix is built and installed as the server's worker does. The dense pool is FAISS flat
 inner product over random passage vectors (``--passage-index server``: memserve's own index, HNSW past its
-threshold), the top ``dense_pool`` (``dense_pool_hnsw`` on HNSW) as the server's graph modes take, so DENSE and GRAPH are
+threshold), the top ``dense_pool`` as the server's graph modes take (on HNSW the top ``dense_pool_hnsw``, normalised
+down to the index's estimate of the score at rank ``dense_pool``, timed with the pool), so DENSE and GRAPH are
 measured on the same data in the same process. Each size runs in a fresh subprocess (clean RSS).
 
 Per size: p50/p95 of each GRAPH/HYBRID stage (fact_search, seed, ppr, fuse, total) with push and power PPR,
@@ -113,11 +114,14 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     search = _passage_search(passage_index, passage_vecs, seqs)
     passage_index_s = build_clock() - t
     faiss.omp_set_num_threads(1)
-    if pool is None:  # as the server picks it (engine/retrieval.py): the index kind decides
-        from memserve.config import Settings
+    from memserve.config import Settings
 
-        defaults = Settings()
-        pool = defaults.dense_pool_hnsw if search.kind.endswith("hnsw") else defaults.dense_pool
+    floor_rank = Settings().dense_pool
+    if pool is None:  # as the server picks it (engine/retrieval.py): the index kind decides
+        pool = min(Settings().dense_pool_hnsw, floor_rank) if search.kind.endswith("hnsw") else floor_rank
+    # A pool shorter than dense_pool is normalised down to the score at rank dense_pool, read (estimated, on
+    # HNSW) from the index as the server's query does; timed with the pool.
+    floor_rank = floor_rank if pool < floor_rank else 0
     rng = np.random.default_rng(seed + 1)
     has_method = "ppr_method" in gr.GraphParams.__dataclass_fields__  # False on code before local PPR
     methods = methods if has_method else ("power",)
@@ -125,13 +129,14 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     out: dict = {"phrases": len(kg.phrases), "facts": len(kg.facts), "passages": len(seqs), "nodes": nodes,
                  "edges": edges, "generate_s": gen_s, "restore_s": restore_s, "fact_ivf_s": ivf_s,
                  "matrix_s": matrix_s, "disk_bytes": disk, "vector_bytes": vector_bytes, "dim": dim,
-                 "dense_pool_size": pool,
+                 "dense_pool_size": pool, "floor_rank": floor_rank or None,
                  "clustered_passages": clustered_passages,
                  "passage_index": search.kind, "passage_index_s": passage_index_s, "modes": {}}
     timings: dict[str, dict[str, list[float]]] = {}
     dense_ms: list[float] = []
     pool_ms: list[float] = []
     other_pool_ms: dict[int, list[float]] = {}
+    agreement: list[dict[str, float]] = []
     for i in range(queries + 3):  # 3 warm-up queries
         if query_vecs is not None:  # queries from the passages' distribution, as real queries are
             q = query_vecs[i]
@@ -143,6 +148,7 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
         d_ms = (now() - t) * 1e3
         t = now()
         pool_ids, scores = search(q, pool)
+        floor = search.score_at_rank(q, floor_rank) if floor_rank and len(pool_ids) == pool else None
         p_ms = (now() - t) * 1e3
         dense_scores = gr.ScoreArrays(pool_ids, scores) if hasattr(gr, "ScoreArrays") else dict(
             zip(pool_ids.tolist(), scores.tolist(), strict=True))
@@ -158,6 +164,8 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
             extra: dict = {"ppr_method": method} if has_method else {}
             if has_method and epsilon is not None:
                 extra["ppr_epsilon"] = epsilon
+            if floor is not None:
+                extra["dense_floor"] = floor
             params = gr.GraphParams(top_k=10, **extra)
             for mode in ("graph", "hybrid"):
                 t = now()
@@ -173,6 +181,11 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
                 for stage in STAGES:
                     row[stage].append(result.timings_ms.get(stage, 0.0))
                 row["query"].append(wall + p_ms)  # what a HYBRID/GRAPH query costs beyond embedding
+        if floor is not None and i >= 3:  # untimed: the short pool against the exact pool of floor_rank
+            agreement.append(_against_exact_pool(gr, kg, q, named, search, seqs, passage_vecs, pool_ids, floor_rank,
+                                                 gr.GraphParams(top_k=10, ppr_method=methods[0], dense_floor=floor)))
+    if agreement:
+        out["short_pool_vs_exact"] = {k: float(np.mean([a[k] for a in agreement])) for k in agreement[0]}
     out["dense"] = _pct(dense_ms)
     out["dense_pool"] = _pct(pool_ms)
     out["other_pools"] = {str(size): _pct(ms) for size, ms in other_pool_ms.items()}
@@ -192,6 +205,30 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     return out
 
 
+def _against_exact_pool(gr, kg, q: np.ndarray, named: tuple, search, seqs: np.ndarray, vecs: np.ndarray,
+                        pool_ids: np.ndarray, rank: int, params) -> dict[str, float]:
+    """HYBRID from the short pool against HYBRID from the exact top ``rank``: the share of their top 10 in
+    common, with the short pool normalised down to the estimated score at ``rank`` (what the server does), with
+    its own lowest score as the zero (a plain short pool), and for the index's own pool of ``rank`` (the old
+    default); plus the share of the exact pool's prior mass the short pool holds."""
+    import dataclasses
+
+    scores = vecs @ q
+    top = np.argpartition(-scores, rank - 1)[:rank]
+    plain = gr.HybridParams(graph=dataclasses.replace(params, dense_floor=None))
+
+    def top10(ids: np.ndarray, hybrid) -> set[int]:
+        pool = gr.ScoreArrays(ids, scores[np.searchsorted(seqs, ids)])
+        return {h.seq for h in gr.hybrid_retrieve(q, kg, pool, hybrid, query_phrases=named).hits}
+
+    want = top10(seqs[top], plain)
+    weights = (scores[top] - scores[top].min()) / max(float(scores[top].max() - scores[top].min()), 1e-12)
+    return {"overlap_short_pool_with_zero": len(top10(pool_ids, gr.HybridParams(graph=params)) & want) / 10,
+            "overlap_short_pool_plain": len(top10(pool_ids, plain) & want) / 10,
+            "overlap_index_pool_of_rank": len(top10(search(q, rank)[0], plain) & want) / 10,
+            "prior_mass_kept": float(weights[np.isin(seqs[top], pool_ids)].sum() / max(float(weights.sum()), 1e-12))}
+
+
 class _PassageSearch:
     """Top-k over the passage vectors, returning (seqs, scores): exact flat, or the server's own index."""
 
@@ -205,6 +242,10 @@ class _PassageSearch:
             return self._seqs[ids[0][found]], scores[0][found]
         hits = self._index.search(q[None, :], k)[0]
         return hits.ids, hits.scores
+
+    def score_at_rank(self, q: np.ndarray, rank: int) -> float | None:
+        """The server index's score at ``rank`` (its estimate, on HNSW); a bare FAISS index has none."""
+        return None if self._raw else self._index.score_at_rank(q, rank)
 
 
 def _passage_search(kind: str, vecs: np.ndarray, seqs: np.ndarray) -> _PassageSearch:
@@ -265,7 +306,8 @@ def table(runs: list[dict]) -> str:
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in runs:
         cells = [f"{r['phrases']:,}", f"{r['nodes']:,}", f"{r['edges']:,}",
-                 f"{r['dense']['p50']:.2f} ({r.get('passage_index', 'flat')}, pool {r.get('dense_pool_size', 5000)})"]
+                 f"{r['dense']['p50']:.2f} ({r.get('passage_index', 'flat')}, pool {r.get('dense_pool_size', 5000)}"
+                 + (f", zero at rank {r['floor_rank']})" if r.get("floor_rank") else ")")]
         for n in names:
             m = r["modes"][n]
             cells.append(f"{m['total']['p50']:.1f}/{m['total']['p95']:.1f} (ppr {m['ppr']['p50']:.1f})")

@@ -54,7 +54,7 @@ def _extractions(dataset: str, texts: list[str], ids: list[str]):
 
 def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_embedder: str,
                 graph_embedder: str, methods: tuple[str, ...] = ("exact", "power", "push"),
-                pools: tuple[int, ...] = (DENSE_POOL,)) -> dict:
+                pools: tuple[int, ...] = (DENSE_POOL,), floor_rank: int | None = None) -> dict:
     from memserve.engine.graph_retrieval import (
         GraphParams,
         HybridParams,
@@ -105,38 +105,45 @@ def run_dataset(dataset: str, epsilons: list[float], limit: int | None, dense_em
 
     def score(name: str, ranked_per_q: list[list[int]], ppr_ms: list[float]) -> None:
         out = {}
-        for k in (2, 5):
+        for k in (2, 5, 10):
             out[f"R@{k}"] = 100 * float(np.mean([
                 np.mean([bool(g & set(r[:k])) for g in gold]) for r, gold in zip(ranked_per_q, golds, strict=True)]))
         if ppr_ms:
             out["ppr_ms_p50"] = float(np.median(ppr_ms))
             out["ppr_ms_p95"] = float(np.percentile(ppr_ms, 95))
         rows[name] = out
-        print(f"  {name:<22} R@2 {out['R@2']:5.1f}  R@5 {out['R@5']:5.1f}"
+        print(f"  {name:<22} R@2 {out['R@2']:5.1f}  R@5 {out['R@5']:5.1f}  R@10 {out['R@10']:5.1f}"
               + (f"  ppr p50 {out['ppr_ms_p50']:.2f} ms" if ppr_ms else ""), flush=True)
 
     dense_ranked = []
     tops = []
     for qv in qvecs:
         d = pvecs @ qv
-        top = np.argsort(-d, kind="stable")[:max(pools)]
+        top = np.argsort(-d, kind="stable")[:max(*pools, floor_rank or 0)]
         dense_ranked.append(top[:10].tolist())
         tops.append((top, d[top]))
     score("dense", dense_ranked, [])
     for (mode, fn), (method, eps), pool_size in itertools.product(
             (("graph", graph_retrieve), ("hybrid", hybrid_retrieve)), variants, pools):
         # The dense pool: the top ``pool_size`` passages seed the walk (the server's dense_pool setting).
+        # With --floor-rank, a shorter pool keeps the score at that rank as its prior's zero (the server's HNSW
+        # pool: dense_pool_hnsw candidates, normalised down to the score at rank dense_pool).
         pool_of = [ScoreArrays(top[:pool_size], scores[:pool_size]) for top, scores in tops]
+        floors = [float(scores[min(floor_rank, len(scores)) - 1]) if floor_rank and pool_size < floor_rank else None
+                  for _, scores in tops]
         kg.install_matrix(matrix64 if method == "exact" else matrix32)
-        gp = GraphParams(top_k=10, ppr_method="power" if method == "exact" else method, ppr_epsilon=eps or 1e-5)
-        params = gp if mode == "graph" else HybridParams(graph=gp)
         ranked, ms = [], []
-        for qv, pool, phrases in zip(gvecs, pool_of, qphrases, strict=True):
+        for qv, pool, phrases, floor in zip(gvecs, pool_of, qphrases, floors, strict=True):
+            gp = GraphParams(top_k=10, ppr_method="power" if method == "exact" else method,
+                             ppr_epsilon=eps or 1e-5, dense_floor=floor)
+            params = gp if mode == "graph" else HybridParams(graph=gp)
             result = fn(qv, kg, pool, params, query_phrases=phrases)  # type: ignore[arg-type]
             ranked.append([h.seq for h in result.hits])
             if "ppr" in result.timings_ms:
                 ms.append(result.timings_ms["ppr"])
-        score(f"{mode}/{method}" + (f"@{eps:g}" if eps else "") + (f" pool {pool_size}" if len(pools) > 1 else ""),
+        floored = f" (zero at {floor_rank})" if floor_rank and pool_size < floor_rank else ""
+        score(f"{mode}/{method}" + (f"@{eps:g}" if eps else "")
+              + (f" pool {pool_size}{floored}" if len(pools) > 1 else ""),
               ranked, ms)
     return {"passages": len(texts), "phrases": len(kg.phrases), "facts": len(kg.facts), "edges": kg.edge_count,
             "questions": len(questions), "rows": rows}
@@ -152,12 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="exact,power,push", help="PPR variants: exact, power, push")
     parser.add_argument("--pools", default=str(DENSE_POOL),
                         help="dense pool sizes: the top-N dense passages that seed the walk (default %(default)s)")
+    parser.add_argument("--floor-rank", type=int,
+                        help="pools shorter than this normalise their prior down to the score at this rank, as the "
+                             "server's HNSW pool does (dense_pool); default: each pool's own lowest score")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     eps = [float(e) for e in args.epsilons.split(",")]
     pools = tuple(int(p) for p in args.pools.split(","))
     results = {name: run_dataset(name, eps, args.limit, args.dense_embedder, args.graph_embedder,
-                                 tuple(args.methods.split(",")), pools)
+                                 tuple(args.methods.split(",")), pools, args.floor_rank)
                for name in args.datasets.split(",")}
     results["embedders"] = {"dense": args.dense_embedder, "graph": args.graph_embedder}
     if args.json:

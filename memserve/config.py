@@ -131,12 +131,14 @@ class Settings:
     ppr_epsilon: float = _doc("Forward-push residual threshold per unit of weighted degree; L1 error <= "
                               "damping × epsilon × volume of the nodes reached.", default=1e-5)
     fact_top_k: int = _doc("Facts kept as PPR seeds.", default=5)
-    dense_pool: int = _doc("Graph and hybrid modes: the top dense candidates that seed PPR's passage nodes and "
-                           "enter fusion, while the namespace's index is exact (a full scan: any pool costs what "
-                           "the top 10 do).", default=5000)
-    dense_pool_hnsw: int = _doc("The same once the namespace's index is HNSW, whose search costs in proportion "
-                                "to the pool: lower it to trade recall for speed in large namespaces (README, "
-                                "Graph at scale).", default=5000)
+    dense_pool: int = _doc("Graph and hybrid modes: the dense candidates that seed PPR's passage nodes and enter "
+                           "fusion, each weighted by its score min-max normalised down to the score at this rank. "
+                           "An exact index returns all of them (a full scan: any pool costs what the top 10 "
+                           "do).", default=5000)
+    dense_pool_hnsw: int = _doc("How many of them an HNSW index returns: its beam is as wide as the pool, so the "
+                                "search costs in proportion to it. The score at rank dense_pool is then estimated "
+                                "from a sample of the namespace's vectors, so the weights keep their scale and "
+                                "only the lightest candidates go (README, Graph at scale).", default=2000)
     passage_weight: float = _doc("Reset weight of every passage node, times its normalised dense score.",
                                  default=0.05)
     adaptive_passage_weight: bool = _doc("Raise the passage weight towards 1 in namespaces whose graph has few "

@@ -56,6 +56,9 @@ class GraphParams:
     # Exponent on the min-max normalised dense score in the reset vector: > 1 concentrates the dense prior on
     # the best dense passages instead of spreading it over the whole corpus.
     dense_power: float = 1.0
+    # The dense score that normalises to 0 in the prior and in the anchor blend: the score at rank dense_pool,
+    # when the dense scores handed in stop short of that rank (an HNSW pool). None: their lowest score.
+    dense_floor: float | None = None
     # Per-query override: keep only synonymy edges at least this similar (None: the graph's own threshold).
     synonym_threshold: float | None = None
     # Phrases named in the query itself (entity spans found by the offline extractor) seed PPR directly with
@@ -187,7 +190,8 @@ def fused_retrieve(
     # The anchor slots blend dense and fused by the same trust: the best dense passage on documents (chosen on
     # MuSiQue splits over the best fused one, evals/hybrid_ab.py), the best fused turn on chats.
     dense = ScoreArrays.of(dense_scores)
-    anchor = ScoreArrays(*fusion.after_graph(dense.seqs, dense.scores, fused, scores.trust))
+    anchor = ScoreArrays(*fusion.after_graph(dense.seqs, dense.scores, fused, scores.trust,
+                                             params.graph.dense_floor))
     ranked = anchor_fuse(blended, anchor, params.dense_anchor, params.graph.top_k)
     scores.timings_ms["fuse"] = (time.perf_counter() - fuse_start) * 1e3
     hits = _explain(kg, ranked, scores)
@@ -291,7 +295,7 @@ def _graph_scores(
     outside_seqs = np.zeros(0, np.int64)
     outside_weights = np.zeros(0, np.float64)
     if dense_scores:
-        seqs, prior = _dense_prior(dense_scores, params.dense_power, passage_weight)
+        seqs, prior = _dense_prior(dense_scores, params.dense_power, passage_weight, params.dense_floor)
         nodes, found = matrix.passage_node.lookup(seqs)
         if stale:
             found &= kg.has_passages(seqs)
@@ -398,12 +402,12 @@ class ScoreArrays(Mapping[int, float]):
 _PassageScores = ScoreArrays  # the name the graph scores had before dense scores used the same class
 
 
-def _dense_prior(dense_scores: Mapping[int, float], power: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """(seqs, reset weights): min-max normalised dense scores ** power x weight."""
+def _dense_prior(dense_scores: Mapping[int, float], power: float, weight: float,
+                 floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(seqs, reset weights): dense scores min-max normalised (down to ``floor`` if given) ** power x weight."""
     arrays = ScoreArrays.of(dense_scores)
-    seqs, values = arrays.seqs, arrays.scores
-    lo, hi = float(values.min()), float(values.max())
-    normalised = np.ones(len(values)) if hi - lo <= 1e-12 else (values - lo) / (hi - lo)
+    seqs = arrays.seqs
+    normalised = fusion.normalise(arrays.scores, floor)
     if power != 1.0:
         normalised = np.power(normalised, power)
     return seqs, normalised * weight

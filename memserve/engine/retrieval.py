@@ -74,10 +74,15 @@ class Retriever:
             # The graph modes seed every passage with its dense score (HippoRAG 2), and fusion normalises dense
             # scores over the namespace: take a wide dense pool.
             wide = use_graph or fusing
-            pool = s.dense_pool_hnsw if index.kind in _BEAM_KINDS else s.dense_pool
+            pool = min(s.dense_pool_hnsw, s.dense_pool) if index.kind in _BEAM_KINDS else s.dense_pool
             k = q.top_k if not wide else min(len(index), max(q.top_k, pool)) or 1
             with single_query_threads():
                 dense = index.search(qvec, k, allowed=allowed)[0]
+                # A beam index returns fewer than dense_pool candidates: the score at rank dense_pool (estimated)
+                # stays the prior's zero, so the pool's size decides who is seeded, not how much each weighs.
+                floor = None
+                if wide and len(dense.ids) == k < min(len(index), s.dense_pool):
+                    floor = index.score_at_rank(qvec, s.dense_pool, allowed)
         t = lap("dense", t)
         dense_scores = ScoreArrays(dense.ids, dense.scores)  # arrays, not a per-passage dict
         cosines: dict[int, float] = {}  # hits beyond the dense pool (graph or lexical): from stored embeddings
@@ -86,7 +91,7 @@ class Retriever:
         prior: Mapping[int, float] = dense_scores
         lexical_scores: dict[int, float] = {}
         if fusing:
-            prior, lexical_scores = self._fuse(q, allowed, dense, lap, t)
+            prior, lexical_scores = self._fuse(q, allowed, dense, floor, lap, t)
             t = time.perf_counter()
         # (seq, ranking score, graph score, facts, phrases)
         ranked: list[tuple[int, float, float, tuple[FactOut, ...], tuple[str, ...]]] = []
@@ -100,7 +105,7 @@ class Retriever:
                 passage_weight=s.passage_weight if g.passage_weight is None else g.passage_weight,
                 synonym_threshold=g.synonym_threshold, query_entity_weight=s.query_entity_weight,
                 adaptive_passage_weight=s.adaptive_passage_weight, ppr_method=s.ppr_method,
-                ppr_epsilon=s.ppr_epsilon,
+                ppr_epsilon=s.ppr_epsilon, dense_floor=floor,
                 top_k=q.top_k if allowed is None else q.top_k * 10 + 100)
             with single_query_threads():
                 # Seeded on the dense scores, never on the fused prior; HYBRID blends the fused scores in after
@@ -162,7 +167,7 @@ class Retriever:
         speaker = q.speaker or named_speaker(q.text, self.lexical.speakers(q.namespace))
         return self.lexical.speaker_seqs(q.namespace, speaker) if speaker else set()
 
-    def _fuse(self, q: QueryIn, allowed: np.ndarray | None, dense: Hits, lap: Lap,
+    def _fuse(self, q: QueryIn, allowed: np.ndarray | None, dense: Hits, floor: float | None, lap: Lap,
               t: float) -> tuple[dict[int, float], dict[int, float]]:
         """Normalised dense + weighted normalised BM25, then the speaker and time lifts (engine/fusion.py).
         Returns the fused scores and the BM25 scores, by seq."""
@@ -170,7 +175,8 @@ class Retriever:
         keep = None if allowed is None else set(allowed.tolist())
         lex_seqs, lex_scores = self.lexical.search(q.namespace, q.text, LEXICAL_POOL, keep)
         t = lap("lexical", t)
-        channels = [(dense.ids, dense.scores.astype(np.float64), 1.0), (lex_seqs, lex_scores, s.lexical_weight)]
+        channels = [fusion.Channel(dense.ids, dense.scores.astype(np.float64), 1.0, floor),
+                    fusion.Channel(lex_seqs, lex_scores, s.lexical_weight)]
         lifts: list[tuple[Collection[int], float]] = []
         if s.speaker_boost > 0:
             lifts.append((self._speaker_seqs(q), s.speaker_boost))

@@ -66,6 +66,13 @@ class VectorIndex(Protocol):
         """
         ...
 
+    def score_at_rank(self, query: FloatArray, rank: int, allowed: IdArray | None = None) -> float | None:
+        """For one query vector, the score of the ``rank``-th best live (and allowed) id, or the lowest score
+        when fewer ids are live. Exact where a search scans everything; estimated from a uniform sample of the
+        stored vectors where a search is a beam (HNSW), which would have to be ``rank`` wide to see that far.
+        None when no id is live and allowed. The graph modes use it as the zero of their dense prior."""
+        ...
+
     def ids(self) -> IdArray:
         """Live ids, ascending."""
         ...
@@ -120,6 +127,25 @@ def check_query(query: npt.ArrayLike, dim: int, k: int) -> FloatArray:
         shape = np.shape(query)
         raise ValueError(f"query must have shape ({dim},) or (m, {dim}) for this index of dim {dim}, got {shape}")
     return np.ascontiguousarray(arr)
+
+
+def check_rank(query: npt.ArrayLike, dim: int, rank: int) -> FloatArray:
+    """One query row for ``score_at_rank``."""
+    queries = check_query(query, dim, rank)
+    if queries.shape[0] != 1:
+        raise ValueError(f"score_at_rank takes one query vector, got {queries.shape[0]}")
+    return queries[0]
+
+
+def score_at_rank_of(scores: npt.NDArray[np.float32], rank: int, population: int) -> float | None:
+    """The score at ``rank`` among ``population`` ids, read from ``scores``: all of them (exact) or a uniform
+    sample (the rank scaled to the sample, so the estimate's own rank lands within a few percent of ``rank``
+    once a few dozen sampled scores lie above it)."""
+    m = int(scores.size)
+    if m == 0:
+        return None
+    position = min(m, max(1, round(min(rank, population) * m / max(population, m)))) - 1
+    return float(-np.partition(-scores, position)[position])
 
 
 def empty_hits(m: int) -> list[Hits]:

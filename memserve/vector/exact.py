@@ -18,8 +18,10 @@ from memserve.vector.base import (
     check_ids,
     check_new_ids,
     check_query,
+    check_rank,
     check_vectors,
     empty_hits,
+    score_at_rank_of,
     write_atomically,
 )
 
@@ -76,6 +78,11 @@ class ExactIndex:
             order = np.lexsort((ids, -row))[:k]
             hits.append(Hits(row[order].astype(np.float32), ids[order]))
         return hits
+
+    def score_at_rank(self, query: npt.ArrayLike, rank: int, allowed: npt.ArrayLike | None = None) -> float | None:
+        q = check_rank(query, self._dim, rank)
+        vectors = self._vectors if allowed is None else self._vectors[np.isin(self._ids, check_ids(allowed))]
+        return score_at_rank_of(vectors @ q, rank, len(vectors))
 
     def clone(self) -> ExactIndex:
         # add() and remove() always build new arrays, never write into these: sharing them is a copy.

@@ -19,6 +19,18 @@ def test_a_flat_channel_counts_fully_and_a_zero_weight_not_at_all():
     assert fusion.fuse([(np.array([4]), np.array([3.0]), 0.0)]) == {}
 
 
+def test_a_floor_is_the_score_that_normalises_to_zero():
+    scores = np.array([0.9, 0.5, 0.3])
+    assert fusion.normalise(scores, 0.1) == pytest.approx([1.0, 0.5, 0.25])  # not 1, 1/3, 0
+    assert fusion.normalise(scores, 0.7) == pytest.approx([1.0, 0.0, 0.0])  # an estimate above some: clipped
+    assert fusion.normalise(scores, 0.9) == pytest.approx([1.0, 1 / 3, 0.0])  # not below the best: ignored
+    assert fusion.normalise(scores, None) == pytest.approx([1.0, 1 / 3, 0.0])
+    dense = fusion.Channel(np.array([1, 2, 3]), scores, 1.0, floor=0.1)
+    assert fusion.fuse([dense]) == pytest.approx({1: 1.0, 2: 0.5, 3: 0.25})
+    _, values = fusion.after_graph(np.array([1, 2, 3]), scores, {}, 1.0, graph_floor=0.1)
+    assert values.tolist() == pytest.approx([1.0, 0.5, 0.25])
+
+
 def test_boost_lifts_favoured_by_a_fraction_of_the_spread():
     out = fusion.boost({1: 1.0, 2: 0.9, 3: 0.0}, {2}, 0.2)
     assert out == pytest.approx({1: 1.0, 2: 1.1, 3: 0.0})

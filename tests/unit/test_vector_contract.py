@@ -155,6 +155,35 @@ def test_dim_mismatch_raises(filled: VectorIndex) -> None:
         filled.search(np.ones(DIM, np.float32), 0)
 
 
+def _nth_best(vectors: np.ndarray, query: np.ndarray, rank: int) -> float:
+    scores = np.sort(vectors @ query)[::-1]
+    return float(scores[min(rank, scores.size) - 1])
+
+
+def test_score_at_rank_is_exact_below_the_sample_size(filled: VectorIndex, data: np.ndarray) -> None:
+    """Under ~4,000 vectors every implementation reads every score (an HNSW index samples all of them)."""
+    query = unit_vectors(1, seed=6)[0]
+    for rank in (1, 7, 150, N, N + 50):  # past the last id: the lowest score
+        assert filled.score_at_rank(query, rank) == pytest.approx(_nth_best(data, query, rank), abs=1e-5)
+    filled.remove(np.arange(0, N, 2) * 10)  # removed ids no longer count
+    assert filled.score_at_rank(query, 10) == pytest.approx(_nth_best(data[1::2], query, 10), abs=1e-5)
+    allowed = np.concatenate([np.arange(1, 200, 4) * 10, np.arange(0, 60, 2) * 10, [123_456]])
+    live = np.arange(1, 200, 4)  # the removed and unknown allowed ids are ignored
+    assert filled.score_at_rank(query, 5, allowed) == pytest.approx(_nth_best(data[live], query, 5), abs=1e-5)
+    assert filled.score_at_rank(query, 5, np.array([], np.int64)) is None
+
+
+def test_score_at_rank_rejects_bad_queries(index: VectorIndex, data: np.ndarray) -> None:
+    assert index.score_at_rank(data[0], 3) is None  # empty index
+    index.add(np.array([1, 2]), data[:2])
+    with pytest.raises(ValueError, match="k must be"):
+        index.score_at_rank(data[0], 0)
+    with pytest.raises(ValueError, match="one query vector"):
+        index.score_at_rank(data[:2], 3)
+    with pytest.raises(ValueError, match=f"dim {DIM}"):
+        index.score_at_rank(np.ones(DIM + 1, np.float32), 3)
+
+
 def test_save_load_round_trip(filled: VectorIndex, data: np.ndarray, tmp_path: Path) -> None:
     filled.remove(np.arange(0, 40) * 10)
     path = tmp_path / "ns.index"

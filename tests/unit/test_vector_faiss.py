@@ -183,3 +183,29 @@ def test_clone_during_a_migration_carries_no_job() -> None:
     twin = index.clone()
     assert not twin.install_migration(job, job.run())
     assert index.install_migration(job, job.run())
+
+
+def test_hnsw_score_at_rank_estimate_lands_near_the_rank() -> None:
+    """Past the sample size HNSW estimates: the estimate's true rank among the live (allowed) vectors stays
+    within 25% of the rank asked for, and the sample follows rebuilds, deletes and growth."""
+    n, dim = 20_000, 32
+    data = clustered(n + 10_000, dim, seed=11)
+    index = make_index("hnsw", dim)
+    index.add(np.arange(n), data[:n])
+    queries = data[n: n + 10]
+
+    def true_rank(vectors: np.ndarray, query: np.ndarray, score: float | None) -> int:
+        assert score is not None
+        return int(np.count_nonzero(vectors @ query >= score - 1e-6))
+
+    for q in queries:
+        for rank in (1000, 5000):
+            assert 0.75 * rank <= true_rank(data[:n], q, index.score_at_rank(q, rank)) <= 1.25 * rank
+    allowed = np.arange(0, n, 2)  # the allowed half: rank 1000 of 10,000
+    for q in queries[:3]:
+        assert 750 <= true_rank(data[allowed], q, index.score_at_rank(q, 1000, allowed)) <= 1250
+    index.remove(np.arange(n // 2))  # half deleted (then compacted): ranks count the live half only
+    index.add(np.arange(n, n + 10_000), data[n:])  # and grown by 10,000 new vectors
+    live = data[n // 2:]
+    for q in queries[:3]:
+        assert 750 <= true_rank(live, q, index.score_at_rank(q, 1000)) <= 1250
