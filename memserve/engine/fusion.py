@@ -88,7 +88,8 @@ def after_graph(graph_seqs: np.ndarray, graph_scores: np.ndarray, fused: Mapping
     fused_seqs = np.fromiter(fused.keys(), np.int64, len(fused))
     fused_scores = np.fromiter(fused.values(), np.float64, len(fused))
     seqs = np.concatenate([np.asarray(graph_seqs, np.int64), fused_seqs])
-    parts = [normalise(np.asarray(graph_scores, np.float64), graph_floor) * trust, normalise(fused_scores) * (1.0 - trust)]
+    parts = [normalise(np.asarray(graph_scores, np.float64), graph_floor) * trust,
+             normalise(fused_scores) * (1.0 - trust)]
     values = np.concatenate(parts)
     if trust >= 1.0:  # the fused side weighs nothing: its candidates are not the graph's to rank
         seqs, values = seqs[: len(graph_seqs)], values[: len(graph_seqs)]

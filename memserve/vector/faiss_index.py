@@ -54,7 +54,7 @@ if faiss.cvar.distance_compute_blas_threshold > 20:
 
 # HNSW with a selective filter needs a wider beam to find k matches; beyond this it is cheaper to be exact.
 _MAX_EF = 1024
-# Vectors an HNSW index samples (uniformly) to estimate score_at_rank: 6 MB at 384-d, ~0.3 ms a query. Among
+# Vectors an HNSW index samples (uniformly) to estimate score_at_rank: 6 MB at 384-d, ~0.15 ms a query. Among
 # 333k vectors rank 5000 is the sample's ~61st score, which lands within ~13% of rank 5000 (one binomial
 # standard deviation). Redrawn once the index has grown by a quarter, so new vectors are represented.
 _RANK_SAMPLE = 4096
