@@ -115,10 +115,12 @@ def one_size(phrases: int, queries: int, seed: int, clock: str, epsilon: float |
     passage_index_s = build_clock() - t
     faiss.omp_set_num_threads(1)
     from memserve.config import Settings
+    from memserve.engine.retrieval import dense_pool_size
 
-    floor_rank = Settings().dense_pool
-    if pool is None:  # as the server picks it (engine/retrieval.py): the index kind decides
-        pool = min(Settings().dense_pool_hnsw, floor_rank) if search.kind.endswith("hnsw") else floor_rank
+    defaults = Settings()
+    floor_rank = defaults.dense_pool
+    if pool is None:  # as the server picks it: the index kind decides
+        pool = dense_pool_size(defaults, search.kind.removeprefix("server "))
     # A pool shorter than dense_pool is normalised down to the score at rank dense_pool, read (estimated, on
     # HNSW) from the index as the server's query does; timed with the pool.
     floor_rank = floor_rank if pool < floor_rank else 0

@@ -35,6 +35,14 @@ LEXICAL_POOL = 5000
 _BEAM_KINDS = frozenset({"hnsw"})
 
 
+def dense_pool_size(settings: Settings, index_kind: str) -> int:
+    """The dense candidates the graph modes and HYBRID take from an index of this kind: ``dense_pool`` from an
+    exact scan, no more than ``dense_pool_hnsw`` from a beam (HNSW), whose search costs in proportion to it."""
+    if index_kind in _BEAM_KINDS:
+        return min(settings.dense_pool_hnsw, settings.dense_pool)
+    return settings.dense_pool
+
+
 class Retriever:
     def __init__(self, settings: Settings, db: Database, embedder: EncoderScheduler, indexes: IndexRegistry,
                  graph: GraphService, hema: Hema, lexical: LexicalRegistry, clock: Callable[[], datetime]) -> None:
@@ -74,7 +82,7 @@ class Retriever:
             # The graph modes seed every passage with its dense score (HippoRAG 2), and fusion normalises dense
             # scores over the namespace: take a wide dense pool.
             wide = use_graph or fusing
-            pool = min(s.dense_pool_hnsw, s.dense_pool) if index.kind in _BEAM_KINDS else s.dense_pool
+            pool = dense_pool_size(s, index.kind)
             k = q.top_k if not wide else min(len(index), max(q.top_k, pool)) or 1
             with single_query_threads():
                 dense = index.search(qvec, k, allowed=allowed)[0]

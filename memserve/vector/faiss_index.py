@@ -218,8 +218,7 @@ class FaissIndex:
         queries = check_query(query, self._dim, k)
         mask: BoolArray | None = None
         if allowed is not None:
-            found, slots = self._slots.find(np.unique(check_ids(allowed)))
-            slots = slots[found]
+            slots = self._live_slots(allowed)
             if slots.size <= self.exact_filter_max:
                 return self._search_exact(queries, k, slots)
             mask = np.zeros(self._slots.total, bool)
@@ -245,9 +244,8 @@ class FaissIndex:
         q = check_rank(query, self._dim, rank)
         selected: BoolArray | None = None
         if allowed is not None:
-            found, slots = self._slots.find(np.unique(check_ids(allowed)))
             selected = np.zeros(self._slots.total, bool)
-            selected[slots[found]] = True
+            selected[self._live_slots(allowed)] = True
         population = len(self) if selected is None else int(np.count_nonzero(selected))
         if not self._is_hnsw:
             live = self._slots.alive if selected is None else selected
@@ -270,6 +268,11 @@ class FaissIndex:
         sample = _RankSample(total, slots, np.ascontiguousarray(self._vectors()[slots]))
         self._rank_sample = sample
         return sample
+
+    def _live_slots(self, allowed: npt.ArrayLike) -> IdArray:
+        """The slots of the live ids among ``allowed`` (unknown and removed ids ignored)."""
+        found, slots = self._slots.find(np.unique(check_ids(allowed)))
+        return slots[found]
 
     def _search_params(self, mask: BoolArray | None, n_selected: int, k: int) -> Any:
         sel = None if mask is None else faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
